@@ -1,0 +1,41 @@
+# Every target does its own set-up: a .venv in the checkout with effscale installed.
+# TORCH pins the torch build installed first (the CPU wheel on this team's machines);
+# override it, e.g. `make test TORCH=torch`, to let pip choose.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH ?= torch==2.13.0
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-slow lint format figures bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)  ## the main job on the embedded data
+	$(BIN)/effscale compound --model efficientnet-b0 --phi 0..7 --cost-only
+	$(BIN)/effscale table efficientnet
+
+test: $(STAMP)  ## fast tests (slow ones excluded)
+	$(BIN)/python -m pytest -q
+
+test-slow: $(STAMP)  ## only the slow tests
+	$(BIN)/python -m pytest -q -m slow
+
+lint: $(STAMP)
+	$(BIN)/ruff check effscale tests bench
+	$(BIN)/ruff format --check effscale tests bench
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix effscale tests bench
+	$(BIN)/ruff format effscale tests bench
+
+bench: $(STAMP)
+	$(BIN)/python bench/cost_table.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

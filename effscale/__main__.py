@@ -1,0 +1,3 @@
+from effscale.cli import main
+
+main()

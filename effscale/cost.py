@@ -1,0 +1,169 @@
+"""Cost of a variant: FLOPs, parameters and activations, in the paper's convention.
+
+One FLOP is one multiply-add of a convolution or a linear / matmul layer; batch norm,
+activations, pooling and element-wise ops are not counted. With this convention
+EfficientNet-B0 counts 0.386 G and ResNet-50 4.089 G, as torchvision publishes. fvcore's
+``FlopCountAnalysis`` counts batch norm and pooling by default (B0: 0.4017 G), so those op
+handles are replaced with handles that return 0 (``set_op_handle(name, None)`` does not
+remove a built-in handle in fvcore 0.1.5). Activations are fvcore's
+``ActivationCountAnalysis``: output elements of conv and linear layers, as pycls reports.
+
+Counting traces a real forward pass at batch 1, so costs are cached on disk by the
+resolved spec, resolution and class count.
+"""
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, replace
+
+import torch
+
+from effscale import io
+from effscale.scaling import Variant
+from effscale.zoo import resolve_spec
+from effscale.zoo.net import Net
+
+COST_VERSION = 1  # bump when the counting convention changes; old cache entries then miss
+
+# fvcore's built-in handles for ops that are not multiply-adds of conv / linear / matmul.
+NOT_COUNTED = (
+    "aten::batch_norm",
+    "aten::group_norm",
+    "aten::layer_norm",
+    "aten::instance_norm",
+    "aten::upsample_nearest2d",
+    "aten::upsample_bilinear2d",
+    "aten::adaptive_avg_pool2d",
+    "aten::grid_sampler",
+)
+
+
+@dataclass(frozen=True)
+class Cost:
+    flops: int  # multiply-adds at batch 1
+    params: int  # every parameter, as torchvision's num_params
+    activations: int  # output elements of conv and linear layers at batch 1
+
+    @property
+    def gflops(self) -> float:
+        return self.flops / 1e9
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _not_counted(inputs, outputs) -> int:
+    return 0
+
+
+def count_model(model: torch.nn.Module, resolution: int) -> Cost:
+    """Count any image model at batch 1 and a square input of ``resolution`` pixels."""
+    from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
+
+    x = torch.zeros(1, 3, resolution, resolution, device=next(model.parameters()).device)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            flops = FlopCountAnalysis(model, x)
+            for op in NOT_COUNTED:
+                flops.set_op_handle(op, _not_counted)
+            flops.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+            acts = ActivationCountAnalysis(model, x)
+            acts.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+            total_flops, total_acts = int(flops.total()), int(acts.total())
+    finally:
+        model.train(was_training)
+    params = sum(p.numel() for p in model.parameters())
+    return Cost(total_flops, params, total_acts)
+
+
+def _cache_key(spec_dict: dict, resolution: int, num_classes: int) -> str:
+    blob = json.dumps([COST_VERSION, spec_dict, resolution, num_classes], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def count_cost(variant: Variant, num_classes: int = 1000, cache: bool = True) -> Cost:
+    """The cost of a variant, from the on-disk cache when it was counted before."""
+    spec = resolve_spec(variant)
+    spec_dict = spec.to_dict()
+    for key in ("name", "reference", "dropout", "drop_path"):  # no effect on eval cost
+        spec_dict.pop(key)
+    path = (
+        io.cache_dir() / "cost" / f"{_cache_key(spec_dict, variant.resolution, num_classes)}.json"
+    )
+    if cache and path.exists():
+        try:
+            return Cost(**json.loads(path.read_text()))
+        except (ValueError, TypeError):
+            pass  # a damaged entry is recounted and replaced
+    # Build without initialising weights: counting needs shapes, not values.
+    with torch.device("meta"):
+        model = Net(spec, num_classes)
+    model = model.to_empty(device="cpu")
+    cost = count_model(model, variant.resolution)
+    if cache:
+        io.write_json(path, cost.to_dict())
+    return cost
+
+
+def describe(variant: Variant, num_classes: int = 1000) -> dict:
+    """One result row: the variant, its cost, and its FLOPs ratio to the unscaled base.
+
+    ``target_flops_ratio`` is d x w^2 x r^2, what the paper's Equation 3 aims at;
+    ``realised_flops_ratio`` is counted FLOPs over the base's, after all rounding.
+    """
+    base = replace(variant, d=1.0, w=1.0, r=1.0, resolution=variant.base_resolution)
+    cost, base_cost = count_cost(variant, num_classes), count_cost(base, num_classes)
+    return {
+        **variant.to_dict(),
+        "flops": cost.flops,
+        "gflops": round(cost.gflops, 4),
+        "params": cost.params,
+        "activations": cost.activations,
+        "target_flops_ratio": round(variant.target_flops_ratio, 4),
+        "realised_flops_ratio": round(cost.flops / base_cost.flops, 4),
+    }
+
+
+def backbone_costs(pattern: str = "*") -> list[dict]:
+    """Each registered backbone at its native resolution and 1000 classes."""
+    from effscale.zoo import base_variant, get_spec, list_backbones
+
+    rows = []
+    for name in list_backbones(pattern):
+        spec = get_spec(name)
+        cost = count_cost(base_variant(name))
+        rows.append(
+            {
+                "model": name,
+                "family": spec.family,
+                "resolution": spec.resolution,
+                "blocks": spec.depth,
+                "params": cost.params,
+                "gflops": round(cost.gflops, 4),
+                "activations": cost.activations,
+                "reference": spec.reference,
+            }
+        )
+    return rows
+
+
+def compound_costs(
+    backbone: str,
+    phi: str | list[float],
+    *,
+    base_resolution: int | None = None,
+    num_classes: int = 1000,
+    **kwargs,
+) -> list[dict]:
+    """Per phi: the compound variant, its cost and its target vs realised FLOPs ratio."""
+    from effscale.scaling import compound_variants, parse_range
+    from effscale.zoo import get_spec
+
+    phis = parse_range(phi) if isinstance(phi, str) else list(phi)
+    base_resolution = base_resolution or get_spec(backbone).resolution
+    return [
+        {"phi": p, **describe(v, num_classes)}
+        for p, v in compound_variants(backbone, phis, base_resolution=base_resolution, **kwargs)
+    ]

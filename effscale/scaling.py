@@ -1,0 +1,280 @@
+"""Scaling rules: depth, width, resolution and the compound coefficient.
+
+Tan & Le, "EfficientNet: Rethinking Model Scaling for Convolutional Neural Networks",
+ICML 2019 (arXiv 1905.11946), Equation 3: d = alpha^phi, w = beta^phi, r = gamma^phi with
+alpha * beta^2 * gamma^2 ~= 2, so FLOPs grow by about 2^phi. Rounding follows the official
+code (tensorflow/tpu models/official/efficientnet): ``round_filters`` snaps channels to
+multiples of 8 without losing more than 10 %, ``round_repeats`` takes the ceiling.
+Rules act on specs, never on built modules.
+"""
+
+import math
+import re
+from dataclasses import dataclass, replace
+
+from effscale.errors import EffscaleError
+from effscale.spec import BackboneSpec
+
+ALPHA, BETA, GAMMA = 1.2, 1.1, 1.15  # the paper's Step 1 result for B0
+
+# The official B0-B7 table (efficientnet_builder.py, efficientnet_params):
+# name: (width_coefficient, depth_coefficient, resolution, dropout_rate).
+# It is not Equation 3 at integer phi: B1 is (w 1.0, d 1.1, 240 px), phi = 1 gives
+# (w 1.1, d 1.2, r 1.15). Both are offered, named apart.
+EFFICIENTNET_PARAMS = {
+    "efficientnet-b0": (1.0, 1.0, 224, 0.2),
+    "efficientnet-b1": (1.0, 1.1, 240, 0.2),
+    "efficientnet-b2": (1.1, 1.2, 260, 0.3),
+    "efficientnet-b3": (1.2, 1.4, 300, 0.3),
+    "efficientnet-b4": (1.4, 1.8, 380, 0.4),
+    "efficientnet-b5": (1.6, 2.2, 456, 0.4),
+    "efficientnet-b6": (1.8, 2.6, 528, 0.5),
+    "efficientnet-b7": (2.0, 3.1, 600, 0.5),
+}
+
+DIMENSIONS = ("depth", "width", "resolution")
+
+
+# --------------------------------------------------------------------------------------
+# Rounding (official code)
+# --------------------------------------------------------------------------------------
+
+
+def round_filters(channels: int, width: float, divisor: int = 8) -> int:
+    """Channels x width, snapped to a multiple of ``divisor`` and never 10 % below."""
+    if width == 1.0:
+        return channels
+    scaled = channels * width
+    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * scaled:
+        rounded += divisor
+    return int(rounded)
+
+
+def round_repeats(repeats: int, depth: float) -> int:
+    """Repeats x depth, rounded up (the official ``round_repeats``)."""
+    return int(math.ceil(depth * repeats))
+
+
+def round_resolution(base: int, r: float, multiple: int = 4) -> int:
+    """Base resolution x r, rounded to the nearest multiple of ``multiple`` (r = 1: base)."""
+    if r == 1.0:
+        return base
+    return max(multiple, int(round(base * r / multiple)) * multiple)
+
+
+def scale_spec(spec: BackboneSpec, d: float = 1.0, w: float = 1.0) -> BackboneSpec:
+    """Scale every stage's repeats by d and every channel count (stem and head too) by w."""
+    if d == 1.0 and w == 1.0:
+        return spec
+    stages = tuple(
+        replace(
+            s,
+            repeats=round_repeats(s.repeats, d),
+            channels=round_filters(s.channels, w),
+            mid=round_filters(s.mid, w) if s.mid else 0,
+        )
+        for s in spec.stages
+    )
+    return replace(
+        spec,
+        stages=stages,
+        stem_channels=round_filters(spec.stem_channels, w),
+        head_channels=round_filters(spec.head_channels, w) if spec.head_channels else 0,
+    )
+
+
+def compound(phi: float, alpha: float = ALPHA, beta: float = BETA, gamma: float = GAMMA):
+    """Equation 3: (d, w, r) = (alpha^phi, beta^phi, gamma^phi)."""
+    return alpha**phi, beta**phi, gamma**phi
+
+
+def flops_ratio(d: float, w: float, r: float) -> float:
+    """The FLOPs growth a regular conv net would see: d x w^2 x r^2 (the paper's target)."""
+    return d * w * w * r * r
+
+
+# --------------------------------------------------------------------------------------
+# Variants
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A backbone at multipliers (d, w, r) of its base design and base resolution.
+
+    ``resolution`` is the realised input size in pixels after rounding; ``small_input``
+    says whether the stem was adapted for small images (see zoo.spec.adapt_small_input).
+    """
+
+    backbone: str
+    d: float = 1.0
+    w: float = 1.0
+    r: float = 1.0
+    resolution: int = 224
+    base_resolution: int = 224
+    small_input: bool = False
+
+    @property
+    def target_flops_ratio(self) -> float:
+        return flops_ratio(self.d, self.w, self.r)
+
+    @property
+    def label(self) -> str:
+        parts = [f"d={self.d:g}", f"w={self.w:g}", f"{self.resolution}px"]
+        if self.small_input:
+            parts.append("small-input stem")
+        return f"{self.backbone} ({', '.join(parts)})"
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.backbone,
+            "d": self.d,
+            "w": self.w,
+            "r": self.r,
+            "resolution": self.resolution,
+            "base_resolution": self.base_resolution,
+            "small_input": self.small_input,
+        }
+
+
+SMALL_INPUT_BELOW = 64  # px: below this base resolution the stem is adapted by default
+
+
+def make_variant(
+    backbone: str,
+    d: float = 1.0,
+    w: float = 1.0,
+    r: float = 1.0,
+    *,
+    base_resolution: int,
+    resolution: int | None = None,
+    multiple: int = 4,
+    small_input: bool | None = None,
+) -> Variant:
+    """A validated variant; ``resolution`` (px) overrides ``base_resolution x r``."""
+    for name, value in (("depth", d), ("width", w), ("resolution multiplier", r)):
+        if not value > 0 or not math.isfinite(value):
+            raise EffscaleError(
+                f"{name} must be a positive number, got {value:g}",
+                "multipliers are relative to the base design, 1 = unscaled",
+            )
+    if base_resolution < 1:
+        raise EffscaleError(f"base resolution must be positive, got {base_resolution}")
+    if multiple < 1:
+        raise EffscaleError(f"resolution multiple must be at least 1, got {multiple}")
+    if resolution is None:
+        resolution = round_resolution(base_resolution, r, multiple)
+    else:
+        if resolution < 1:
+            raise EffscaleError(f"resolution must be positive, got {resolution} px")
+        r = resolution / base_resolution
+    if small_input is None:
+        small_input = base_resolution < SMALL_INPUT_BELOW
+    return Variant(
+        backbone,
+        float(d),
+        float(w),
+        float(r),
+        int(resolution),
+        int(base_resolution),
+        bool(small_input),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Ranges: "1..7", "0..2:0.5", "1,1.4,2", "3"
+# --------------------------------------------------------------------------------------
+
+_NUM = r"-?\d+(?:\.\d*)?|-?\.\d+"
+_RANGE = re.compile(rf"^\s*({_NUM})\s*\.\.\s*({_NUM})\s*(?::\s*({_NUM}))?\s*$")
+
+
+def parse_range(text: str) -> list[float]:
+    """Parse ``a..b`` (step 1, inclusive), ``a..b:step`` or a comma list into numbers."""
+    text = str(text).strip()
+    if not text:
+        raise EffscaleError("empty range", "write 1..7, 0..2:0.5 or 1,1.4,2")
+    m = _RANGE.match(text)
+    if m:
+        start, stop = float(m.group(1)), float(m.group(2))
+        step = float(m.group(3)) if m.group(3) else 1.0
+        if step <= 0:
+            raise EffscaleError(f"range step must be positive in {text!r}", "write 0..2:0.5")
+        n = int(math.floor((stop - start) / step + 1e-9)) + 1
+        values = [round(start + i * step, 10) for i in range(max(n, 0))]
+        if not values:
+            raise EffscaleError(
+                f"range {text!r} is empty",
+                f"write the smaller end first: {m.group(2)}..{m.group(1)}",
+            )
+        return values
+    try:
+        values = [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise EffscaleError(
+            f"cannot read {text!r} as a range", "write 1..7, 0..2:0.5 or 1,1.4,2"
+        ) from None
+    if not values:
+        raise EffscaleError(f"range {text!r} is empty", "write 1..7, 0..2:0.5 or 1,1.4,2")
+    if not all(math.isfinite(v) for v in values):
+        raise EffscaleError(f"range {text!r} holds a value that is not a finite number")
+    return values
+
+
+def compound_variants(
+    backbone: str,
+    phis: list[float],
+    *,
+    base_resolution: int,
+    alpha: float = ALPHA,
+    beta: float = BETA,
+    gamma: float = GAMMA,
+    table: str = "formula",
+    multiple: int = 4,
+    small_input: bool | None = None,
+) -> list[tuple[float, Variant]]:
+    """Variants along phi, by Equation 3 (``formula``) or the published B0-B7 (``official``).
+
+    The official table is defined on B0, at integer phi 0..7; its resolutions (240 ... 600
+    px at a 224 base) scale with the base resolution.
+    """
+    if table not in ("formula", "official"):
+        raise EffscaleError(f"unknown compound table {table!r}", "use formula or official")
+    if alpha < 1 or beta < 1 or gamma < 1:
+        raise EffscaleError(
+            f"alpha, beta, gamma must be at least 1, got {alpha:g}, {beta:g}, {gamma:g}",
+            "Equation 3 scales up every dimension; scale down with a negative phi",
+        )
+    out = []
+    for phi in phis:
+        if table == "official":
+            name = f"efficientnet-b{int(phi)}"
+            if backbone != "efficientnet-b0":
+                raise EffscaleError(
+                    f"the official table scales efficientnet-b0, not {backbone}",
+                    "drop --table official to use Equation 3",
+                )
+            if phi != int(phi) or name not in EFFICIENTNET_PARAMS:
+                raise EffscaleError(
+                    f"the official table has B0-B7 only, got phi={phi:g}", "use --phi 0..7"
+                )
+            w, d, px, _ = EFFICIENTNET_PARAMS[name]
+            r = px / 224
+        else:
+            d, w, r = compound(phi, alpha, beta, gamma)
+        out.append(
+            (
+                phi,
+                make_variant(
+                    backbone,
+                    d,
+                    w,
+                    r,
+                    base_resolution=base_resolution,
+                    multiple=multiple,
+                    small_input=small_input,
+                ),
+            )
+        )
+    return out

@@ -1,0 +1,169 @@
+"""Backbones: specs, the registry, and the builder that turns a variant into a module."""
+
+from dataclasses import replace
+
+from effscale.errors import EffscaleError
+from effscale.scaling import ALPHA, BETA, GAMMA, Variant, compound, make_variant, scale_spec
+from effscale.spec import BackboneSpec, StageSpec, adapt_small_input
+from effscale.zoo import efficientnet, mobilenet, resnet  # noqa: F401  (registers them)
+from effscale.zoo.layers import register_block
+from effscale.zoo.net import Net
+from effscale.zoo.registry import get_spec, list_backbones, register_backbone
+
+__all__ = [
+    "BackboneSpec",
+    "StageSpec",
+    "Net",
+    "register_backbone",
+    "register_block",
+    "list_backbones",
+    "get_spec",
+    "resolve_spec",
+    "build_model",
+    "base_variant",
+    "variant_for",
+    "stage_table",
+]
+
+
+def resolve_spec(variant: Variant) -> BackboneSpec:
+    """The spec a variant builds: base spec, scaled by (d, w), stem adapted if asked."""
+    spec = scale_spec(get_spec(variant.backbone), d=variant.d, w=variant.w)
+    if variant.small_input:
+        spec = adapt_small_input(spec)
+    if variant.resolution < spec.total_stride:
+        raise EffscaleError(
+            f"{variant.resolution} px is too small for {variant.backbone}, whose total "
+            f"stride is {spec.total_stride}",
+            f"use at least {spec.total_stride} px",
+        )
+    return spec
+
+
+def build_model(variant: Variant, num_classes: int = 1000, **overrides) -> Net:
+    """Build a variant; ``overrides`` replace spec fields such as dropout or drop_path."""
+    if num_classes < 1:
+        raise EffscaleError(f"num_classes must be at least 1, got {num_classes}")
+    spec = resolve_spec(variant)
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    return Net(replace(spec, **overrides) if overrides else spec, num_classes)
+
+
+def base_variant(backbone: str, base_resolution: int | None = None, **kwargs) -> Variant:
+    """The unscaled variant of a backbone at its native (or the given) base resolution."""
+    native = get_spec(backbone).resolution
+    return make_variant(backbone, base_resolution=base_resolution or native, **kwargs)
+
+
+def variant_for(
+    backbone: str,
+    *,
+    depth: float | None = None,
+    width: float | None = None,
+    res_mult: float | None = None,
+    resolution: int | None = None,
+    phi: float | None = None,
+    alpha: float = ALPHA,
+    beta: float = BETA,
+    gamma: float = GAMMA,
+    base_resolution: int | None = None,
+    multiple: int = 4,
+    small_input: bool | None = None,
+) -> Variant:
+    """A variant from command-line style options: explicit (d, w, r) or a compound phi."""
+    if phi is not None:
+        given = [
+            n
+            for n, v in (
+                ("--depth", depth),
+                ("--width", width),
+                ("--res-mult", res_mult),
+                ("--resolution", resolution),
+            )
+            if v is not None
+        ]
+        if given:
+            raise EffscaleError(
+                f"--phi sets depth, width and resolution together; it cannot be combined "
+                f"with {', '.join(given)}",
+                "drop one of them",
+            )
+        depth, width, res_mult = compound(phi, alpha, beta, gamma)
+    if resolution is not None and res_mult is not None:
+        raise EffscaleError(
+            "--resolution and --res-mult both set the input size", "give one of them"
+        )
+    native = get_spec(backbone).resolution
+    return make_variant(
+        backbone,
+        depth if depth is not None else 1.0,
+        width if width is not None else 1.0,
+        res_mult if res_mult is not None else 1.0,
+        base_resolution=base_resolution or native,
+        resolution=resolution,
+        multiple=multiple,
+        small_input=small_input,
+    )
+
+
+def stage_table(variant: Variant) -> list[dict]:
+    """What the rounding did: per stage, repeats and channels before and after scaling."""
+    base = resolve_spec(replace(variant, d=1.0, w=1.0))
+    spec = resolve_spec(variant)
+    size = variant.resolution
+    rows = [
+        {
+            "stage": "stem",
+            "block": f"conv{spec.stem_kernel}x{spec.stem_kernel}",
+            "repeats": 1,
+            "base_repeats": 1,
+            "channels": spec.stem_channels,
+            "base_channels": base.stem_channels,
+            "stride": spec.stem_stride,
+            "input_px": size,
+        }
+    ]
+    size = -(-size // spec.stem_stride)
+    if spec.stem_pool:
+        size = -(-size // 2)
+    for i, (s, b) in enumerate(zip(spec.stages, base.stages), 1):
+        rows.append(
+            {
+                "stage": f"s{i}",
+                "block": _block_name(s),
+                "repeats": s.repeats,
+                "base_repeats": b.repeats,
+                "channels": s.channels,
+                "base_channels": b.channels,
+                "stride": s.stride,
+                "input_px": size,
+            }
+        )
+        size = -(-size // s.stride)
+    if spec.head_channels:
+        rows.append(
+            {
+                "stage": "head",
+                "block": "conv1x1",
+                "repeats": 1,
+                "base_repeats": 1,
+                "channels": spec.head_channels,
+                "base_channels": base.head_channels,
+                "stride": 1,
+                "input_px": size,
+            }
+        )
+    return rows
+
+
+def _block_name(s: StageSpec) -> str:
+    """Paper-style block names: MBConv6 k5x5, Bottleneck 3x3 ..."""
+    if s.block == "mbconv":
+        return f"MBConv{s.expand:g} k{s.kernel}" + ("+SE" if s.se_ratio else "")
+    if s.block == "ds":
+        return f"DWSep k{s.kernel}"
+    if s.block == "bottleneck":
+        return f"Bottleneck/{s.mid}"
+    if s.block == "basic":
+        return "Basic k3"
+    return s.block

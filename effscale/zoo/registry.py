@@ -1,0 +1,69 @@
+"""The backbone registry: a name -> base-spec function dict, fed two ways.
+
+In-tree families use the ``@register_backbone`` decorator (timm style: the function's
+name, with ``_`` read as ``-``, is the backbone's name). Other packages add backbones
+without touching effscale through the entry-point group ``effscale.backbones``; each entry
+point names a function that returns a ``BackboneSpec``.
+"""
+
+import difflib
+import fnmatch
+import re
+from collections.abc import Callable
+from importlib.metadata import entry_points
+
+from effscale.errors import EffscaleError
+from effscale.spec import BackboneSpec
+
+ENTRY_POINT_GROUP = "effscale.backbones"
+
+_BACKBONES: dict[str, Callable[[], BackboneSpec]] = {}
+_entry_points_loaded = False
+
+
+def register_backbone(fn: Callable[[], BackboneSpec]) -> Callable[[], BackboneSpec]:
+    """Register a function returning a base spec, under its own name (``_`` -> ``-``)."""
+    _BACKBONES[fn.__name__.replace("_", "-")] = fn
+    return fn
+
+
+def _load_entry_points() -> None:
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in _BACKBONES:
+            continue  # in-tree names win; a plugin cannot silently replace resnet50
+        try:
+            _BACKBONES[ep.name] = ep.load()
+        except Exception as e:  # a broken plugin must not take the whole tool down
+            import warnings
+
+            warnings.warn(
+                f"backbone plugin {ep.name!r} ({ep.value}) failed to load: {e}", stacklevel=2
+            )
+
+
+def list_backbones(pattern: str = "*") -> list[str]:
+    """Registered names matching a shell-style wildcard, e.g. ``resnet*``."""
+    _load_entry_points()
+    return sorted((n for n in _BACKBONES if fnmatch.fnmatch(n, pattern)), key=_natural)
+
+
+def _natural(name: str) -> list:
+    """Sort resnet18 before resnet101: digit runs compare as numbers."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def get_spec(name: str) -> BackboneSpec:
+    """The base spec of a registered backbone; unknown names suggest the closest ones."""
+    _load_entry_points()
+    if name not in _BACKBONES:
+        close = difflib.get_close_matches(name, _BACKBONES, n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(close)}?" if close else "see `effscale models`"
+        raise EffscaleError(f"unknown model {name!r}; known: {', '.join(list_backbones())}", hint)
+    spec = _BACKBONES[name]()
+    if not isinstance(spec, BackboneSpec):
+        raise EffscaleError(f"backbone {name!r} did not return a BackboneSpec")
+    return spec
