@@ -14,6 +14,14 @@ import sys
 from enum import Enum
 
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 
@@ -149,3 +157,18 @@ def note(text: str, fmt: Format = Format.table) -> None:
 
 def _is_text(data: list[dict], col: str) -> bool:
     return any(isinstance(r.get(col), str) for r in data)
+
+
+def progress(transient: bool = False) -> Progress:
+    """The one progress display: a bar per task (study above run), rate and ETA on each."""
+    return Progress(
+        TextColumn("{task.description}", style="bold"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=transient,
+    )

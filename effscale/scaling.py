@@ -104,7 +104,9 @@ class Variant:
     """A backbone at multipliers (d, w, r) of its base design and base resolution.
 
     ``resolution`` is the realised input size in pixels after rounding; ``small_input``
-    says whether the stem was adapted for small images (see zoo.spec.adapt_small_input).
+    says whether the stem was adapted for small images (see spec.adapt_small_input).
+    ``base_depth`` and ``base_width`` first derive a smaller or larger base design from the
+    registered one (a study's base, e.g. B0 at width 0.5); d and w then scale that base.
     """
 
     backbone: str
@@ -114,6 +116,16 @@ class Variant:
     resolution: int = 224
     base_resolution: int = 224
     small_input: bool = False
+    base_depth: float = 1.0
+    base_width: float = 1.0
+
+    @property
+    def base_name(self) -> str:
+        """The backbone, with the derived base's multipliers when it is not the registered one."""
+        derived = [
+            f"{k}{v:g}" for k, v in (("d", self.base_depth), ("w", self.base_width)) if v != 1.0
+        ]
+        return f"{self.backbone}[{','.join(derived)}]" if derived else self.backbone
 
     @property
     def target_flops_ratio(self) -> float:
@@ -124,11 +136,13 @@ class Variant:
         parts = [f"d={self.d:g}", f"w={self.w:g}", f"{self.resolution}px"]
         if self.small_input:
             parts.append("small-input stem")
-        return f"{self.backbone} ({', '.join(parts)})"
+        return f"{self.base_name} ({', '.join(parts)})"
 
     def to_dict(self) -> dict:
         return {
             "model": self.backbone,
+            "base_depth": self.base_depth,
+            "base_width": self.base_width,
             "d": self.d,
             "w": self.w,
             "r": self.r,
@@ -151,9 +165,17 @@ def make_variant(
     resolution: int | None = None,
     multiple: int = 4,
     small_input: bool | None = None,
+    base_depth: float = 1.0,
+    base_width: float = 1.0,
 ) -> Variant:
     """A validated variant; ``resolution`` (px) overrides ``base_resolution x r``."""
-    for name, value in (("depth", d), ("width", w), ("resolution multiplier", r)):
+    for name, value in (
+        ("depth", d),
+        ("width", w),
+        ("resolution multiplier", r),
+        ("base depth", base_depth),
+        ("base width", base_width),
+    ):
         if not value > 0 or not math.isfinite(value):
             raise EffscaleError(
                 f"{name} must be a positive number, got {value:g}",
@@ -179,6 +201,8 @@ def make_variant(
         int(resolution),
         int(base_resolution),
         bool(small_input),
+        float(base_depth),
+        float(base_width),
     )
 
 
@@ -233,6 +257,8 @@ def compound_variants(
     table: str = "formula",
     multiple: int = 4,
     small_input: bool | None = None,
+    base_depth: float = 1.0,
+    base_width: float = 1.0,
 ) -> list[tuple[float, Variant]]:
     """Variants along phi, by Equation 3 (``formula``) or the published B0-B7 (``official``).
 
@@ -274,7 +300,59 @@ def compound_variants(
                     base_resolution=base_resolution,
                     multiple=multiple,
                     small_input=small_input,
+                    base_depth=base_depth,
+                    base_width=base_width,
                 ),
             )
         )
     return out
+
+
+# --------------------------------------------------------------------------------------
+# Equal-FLOPs matching (paper Figure 8 compares methods at the same FLOPs)
+# --------------------------------------------------------------------------------------
+
+
+def match_flops(
+    base: Variant, dim: str, target_flops: int, flops_of, multiple: int = 4, hi: float = 16.0
+) -> Variant:
+    """The single-dimension variant of ``base`` whose counted FLOPs come closest to a target.
+
+    ``flops_of(variant) -> int`` counts FLOPs (effscale.cost.count_cost(...).flops). Counted
+    FLOPs grow monotonically, in steps, with each multiplier, so a bisection finds the
+    smallest multiplier reaching the target; the step just below is the other candidate.
+    """
+    if dim not in DIMENSIONS:
+        raise EffscaleError(f"unknown dimension {dim!r}", f"use one of {', '.join(DIMENSIONS)}")
+
+    def at(m: float) -> Variant:
+        kw = {"d": base.d, "w": base.w, "r": base.r}
+        kw[dim[0]] = m
+        return make_variant(
+            base.backbone,
+            **kw,
+            base_resolution=base.base_resolution,
+            multiple=multiple,
+            small_input=base.small_input,
+            base_depth=base.base_depth,
+            base_width=base.base_width,
+        )
+
+    lo, high = 1.0, hi
+    if flops_of(at(high)) < target_flops:
+        raise EffscaleError(
+            f"{dim} x{hi:g} does not reach the target FLOPs", "scale a smaller compound point"
+        )
+    for _ in range(40):  # bisection to a 1e-6 relative step: enough for any rounding rule
+        mid = (lo + high) / 2
+        if flops_of(at(mid)) >= target_flops:
+            high = mid
+        else:
+            lo = mid
+        if high - lo < 1e-6 * high:
+            break
+    above = at(math.ceil(high * 1000) / 1000)  # a tidy multiplier, if it rounds the same way
+    if flops_of(above) != flops_of(at(high)):
+        above = at(round(high, 6))
+    below = at(lo)
+    return min((above, below), key=lambda v: abs(flops_of(v) - target_flops))

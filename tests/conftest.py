@@ -3,7 +3,9 @@ import os
 import pytest
 import torch
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# One thread: tiny test models run faster single-threaded, and parallel test
+# processes (subprocess tests) do not oversubscribe the cores.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -27,8 +27,10 @@ __all__ = [
 
 
 def resolve_spec(variant: Variant) -> BackboneSpec:
-    """The spec a variant builds: base spec, scaled by (d, w), stem adapted if asked."""
-    spec = scale_spec(get_spec(variant.backbone), d=variant.d, w=variant.w)
+    """The spec a variant builds: base spec (derived if asked), scaled by (d, w), stem adapted."""
+    spec = get_spec(variant.backbone)
+    spec = scale_spec(spec, d=variant.base_depth, w=variant.base_width)
+    spec = scale_spec(spec, d=variant.d, w=variant.w)
     if variant.small_input:
         spec = adapt_small_input(spec)
     if variant.resolution < spec.total_stride:
@@ -69,6 +71,8 @@ def variant_for(
     base_resolution: int | None = None,
     multiple: int = 4,
     small_input: bool | None = None,
+    base_depth: float = 1.0,
+    base_width: float = 1.0,
 ) -> Variant:
     """A variant from command-line style options: explicit (d, w, r) or a compound phi."""
     if phi is not None:
@@ -103,6 +107,8 @@ def variant_for(
         resolution=resolution,
         multiple=multiple,
         small_input=small_input,
+        base_depth=base_depth,
+        base_width=base_width,
     )
 
 

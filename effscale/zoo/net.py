@@ -7,7 +7,6 @@ global average pooling, dropout, linear classifier. Shared interface (as timm's)
 the classifier (class activation maps need both).
 """
 
-import math
 from collections import OrderedDict
 
 import torch
@@ -69,8 +68,10 @@ class Net(nn.Module):
 
 
 def _init_linear(fc: nn.Linear) -> None:
-    bound = 1.0 / math.sqrt(fc.out_features)
-    nn.init.uniform_(fc.weight, -bound, bound)
+    # Small logits at the start whatever the class count. torchvision's EfficientNet rule,
+    # uniform(+-1/sqrt(classes)), is fine for 1000 classes but gives 10-class heads an
+    # initial loss of 2.9 (> ln 10) and measurably worse, more seed-dependent short runs.
+    nn.init.normal_(fc.weight, std=0.01)
     nn.init.zeros_(fc.bias)
 
 

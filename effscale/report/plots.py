@@ -1,0 +1,176 @@
+"""Plots in the paper's style, from a results table; each written as PNG and SVG.
+
+figure3       accuracy vs FLOPs along each dimension alone (paper Figure 3)
+figure8       compound vs single dimensions, the same FLOPs axis (paper Figure 8)
+flops_vs_phi  target (alpha*beta^2*gamma^2)^phi and realised FLOPs ratio vs phi
+acc_vs_params accuracy vs parameters for every variant
+
+Points are means over seeds; error bars are their standard deviation.
+"""
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display; before pyplot is imported
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from effscale import io  # noqa: E402
+from effscale.report.verdicts import dimension_curve, finished, has_role, summarise  # noqa: E402
+from effscale.scaling import DIMENSIONS  # noqa: E402
+
+STYLE = {
+    "width": ("tab:blue", "o"),
+    "depth": ("tab:orange", "s"),
+    "resolution": ("tab:green", "^"),
+    "compound": ("tab:red", "*"),
+}
+SYMBOL = {"width": "w", "depth": "d", "resolution": "r"}
+
+
+def _flops_axis(flops: pd.Series) -> tuple[float, str]:
+    return (1e9, "FLOPs (billions)") if flops.max() >= 1e9 else (1e6, "FLOPs (millions)")
+
+
+def _save(fig, out: Path, name: str) -> list[Path]:
+    paths = []
+    for ext in ("png", "svg"):
+        path = out / f"{name}.{ext}"
+        with io.atomic_path(path) as tmp:
+            fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight")
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def _errorbar(ax, s: pd.DataFrame, scale: float, dim: str, label: str):
+    color, marker = STYLE[dim]
+    ax.errorbar(
+        s["flops"] / scale,
+        s["top1_mean"],
+        yerr=s["top1_std"],
+        color=color,
+        marker=marker,
+        capsize=3,
+        lw=1.5,
+        ms=6,
+        label=label,
+    )
+
+
+def figure3(df: pd.DataFrame, out: Path, name: str = "figure3") -> list[Path]:
+    done = finished(df)
+    dims = [d for d in DIMENSIONS if (has_role(done, d) | has_role(done, f"match-{d}")).any()]
+    if not dims:
+        return []
+    scale, xlabel = _flops_axis(finished(df)["flops"])
+    fig, axes = plt.subplots(
+        1, len(dims), figsize=(4.2 * len(dims), 3.6), sharey=True, squeeze=False
+    )
+    for ax, dim in zip(axes[0], dims):
+        s = summarise(dimension_curve(df, dim))
+        _errorbar(ax, s, scale, dim, f"scale by {dim}")
+        for _, row in s.iterrows():
+            value = row[SYMBOL[dim]]
+            ax.annotate(
+                f"{SYMBOL[dim]}={value:.2g}",
+                (row["flops"] / scale, row["top1_mean"]),
+                textcoords="offset points",
+                xytext=(4, -10),
+                fontsize=8,
+            )
+        ax.set_xlabel(xlabel)
+        ax.set_title(f"{dim.capitalize()} scaling")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("Top-1 accuracy (%)")
+    return _save(fig, out, name)
+
+
+def figure8(df: pd.DataFrame, out: Path, name: str = "figure8") -> list[Path]:
+    done = finished(df)
+    if not has_role(done, "compound").any():
+        return []
+    scale, xlabel = _flops_axis(done["flops"])
+    fig, ax = plt.subplots(figsize=(5.2, 4))
+    for dim in DIMENSIONS:
+        rows = dimension_curve(done, dim)
+        if rows["flops"].nunique() > 1:
+            _errorbar(ax, summarise(rows), scale, dim, f"scale by {dim}")
+    base = done[has_role(done, "base")]
+    comp = summarise(pd.concat([base, done[has_role(done, "compound")]]))
+    _errorbar(ax, comp, scale, "compound", "compound scaling")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("Top-1 accuracy (%)")
+    ax.set_title("Scaling the base with different methods")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, out, name)
+
+
+def flops_vs_phi(rows: pd.DataFrame, out: Path, name: str = "flops_vs_phi") -> list[Path]:
+    """Works on a results table or on `compound --cost-only` rows (phi and both ratios)."""
+    rows = rows.dropna(subset=["phi"]).drop_duplicates("phi").sort_values("phi")
+    if rows.empty:
+        return []
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    ax.plot(
+        rows["phi"], rows["target_flops_ratio"], "k--", marker="o", ms=4, label="target (α·β²·γ²)^φ"
+    )
+    ax.plot(
+        rows["phi"],
+        rows["realised_flops_ratio"],
+        color="tab:red",
+        marker="*",
+        ms=8,
+        label="realised (counted)",
+    )
+    ax.set_yscale("log", base=2)
+    ax.set_xlabel("compound coefficient φ")
+    ax.set_ylabel("FLOPs / base FLOPs")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return _save(fig, out, name)
+
+
+def acc_vs_params(df: pd.DataFrame, out: Path, name: str = "acc_vs_params") -> list[Path]:
+    s = summarise(df)
+    if s.empty:
+        return []
+    fig, ax = plt.subplots(figsize=(5, 3.8))
+    for role, (color, marker) in {**STYLE, "base": ("black", "D")}.items():
+        match = s[
+            s["roles"]
+            .fillna("")
+            .str.split(";")
+            .apply(lambda rs, role=role: role in rs or f"match-{role}" in rs)
+        ]
+        if not match.empty:
+            ax.errorbar(
+                match["params"] / 1e6,
+                match["top1_mean"],
+                yerr=match["top1_std"],
+                fmt=marker,
+                color=color,
+                capsize=3,
+                label=role,
+            )
+    ax.set_xscale("log")
+    ax.set_xlabel("Parameters (millions)")
+    ax.set_ylabel("Top-1 accuracy (%)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return _save(fig, out, name)
+
+
+def all_plots(df: pd.DataFrame, out: Path) -> list[Path]:
+    """Every plot the results support; one set per model when a study mixes models."""
+    out.mkdir(parents=True, exist_ok=True)
+    models = list(df["model"].dropna().unique())
+    paths = []
+    for model in models or [None]:
+        sub = df[df["model"] == model] if model else df
+        suffix = f"-{model}" if len(models) > 1 else ""
+        for make in (figure3, figure8, flops_vs_phi, acc_vs_params):
+            paths += make(sub, out, make.__name__ + suffix)
+    return paths

@@ -1,0 +1,113 @@
+"""report.md: what was run, on what, the tables, the plots and the verdicts with numbers.
+
+Re-runnable at any time: it reads only the run directory, so a partial study gets a partial
+report, and the verdicts say what the data so far can and cannot support.
+"""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from effscale import io, output
+from effscale.report import plots
+from effscale.report.verdicts import compound_vs_single, diminishing_returns, summarise
+from effscale.study.store import RunDir
+
+SUMMARY_COLUMNS = [
+    "model",
+    "d",
+    "w",
+    "r",
+    "resolution",
+    "roles",
+    "phi",
+    "flops",
+    "realised_flops_ratio",
+    "params",
+    "seeds",
+    "top1_mean",
+    "top1_std",
+]
+
+
+def _fmt_rows(rows: list[dict], digits: int = 2) -> list[dict]:
+    return [
+        {k: round(v, digits) if isinstance(v, float) else v for k, v in r.items()} for r in rows
+    ]
+
+
+def _environment(store: RunDir, df: pd.DataFrame) -> dict:
+    for key in df["key"]:
+        cfg = store.point_dir(key) / "config.json"
+        if cfg.exists():
+            return json.loads(cfg.read_text()).get("environment", {})
+    return {}
+
+
+def write_report(run_dir: str | Path) -> dict:
+    """Write results.csv, summary tables, plots (figures/) and report.md; return the verdicts."""
+    store = RunDir(run_dir)
+    study = store.load_study()
+    df = store.write_results(study)
+    status = store.status()
+    summary = summarise(df)
+    figures = plots.all_plots(df, store.path / "figures")
+    dims, compound = diminishing_returns(df), compound_vs_single(df)
+    io.write_text(store.path / "summary.csv", summary.to_csv(index=False))
+    env = _environment(store, df)
+    hours = df["train_seconds"].fillna(0).sum() / 3600
+    recipe = study.points[0].recipe if study.points else None
+
+    lines = [f"# {study.name}", ""]
+    lines += [
+        f"- points: {status['points']} planned, {status['done']} done, "
+        f"{status['running']} running, {status['interrupted']} interrupted, "
+        f"{status['failed']} failed, {status['diverged']} diverged, "
+        f"{status['pending']} pending",
+        f"- data: {', '.join(sorted(set(p.data for p in study.points)))}",
+        f"- recipe: {recipe.samples:,} samples per point, batch {recipe.batch_size}, "
+        f"{recipe.optimizer}, lr {recipe.lr:g}, {recipe.schedule}"
+        if recipe
+        else "",
+        f"- training time: {hours:.2f} h summed over points, on "
+        f"{env.get('hardware', '?')} ({env.get('device', '?')}, "
+        f"{env.get('threads', '?')} threads), torch {env.get('torch', '?')}",
+        "",
+    ]
+    lines += ["## Diminishing returns (paper Figure 3)", ""]
+    if dims:
+        lines += [
+            "Accuracy gained per doubling of FLOPs along each dimension alone, on the "
+            "first step and on the last, mean ± std over seeds (points of top-1).",
+            "",
+        ]
+        lines.append(output.to_markdown(_fmt_rows(dims)))
+    else:
+        lines.append("No dimension has three or more finished points yet.\n")
+    lines += ["## Compound vs the best single dimension at matched FLOPs (paper Figure 8)", ""]
+    if compound:
+        lines += [
+            "Compound top-1 minus the best single-dimension top-1 at the same counted "
+            "FLOPs, per seed; mean ± std of those differences.",
+            "",
+        ]
+        lines.append(output.to_markdown(_fmt_rows(compound)))
+    else:
+        lines.append("No compound point with finished matched single-dimension points yet.\n")
+    lines += ["## Figures", ""]
+    lines += [f"![{p.stem}](figures/{p.name})" for p in figures if p.suffix == ".png"]
+    lines += ["", "## Variants (mean over seeds)", ""]
+    lines.append(
+        output.to_markdown(_fmt_rows(summary.to_dict("records")), SUMMARY_COLUMNS)
+        if not summary.empty
+        else "No finished points yet.\n"
+    )
+    io.write_text(store.path / "report.md", "\n".join(lines) + "\n")
+    return {
+        "report": str(store.path / "report.md"),
+        "figures": [str(p) for p in figures],
+        "diminishing_returns": dims,
+        "compound_vs_single": compound,
+        "status": status,
+    }

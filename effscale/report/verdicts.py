@@ -1,0 +1,198 @@
+"""Summaries over seeds and the two verdicts of the paper, with their numbers.
+
+1. Diminishing returns (Figure 3): along each dimension alone, the accuracy gained per
+   doubling of FLOPs, on the first step and on the last, each with its spread over seeds.
+2. Balanced scaling wins (Figure 8): compound minus the best single dimension at matched
+   FLOPs, per phi, as the mean and spread of the per-seed differences.
+
+A verdict the data do not support says so: a difference smaller than twice its standard
+error is reported as not resolved.
+"""
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from effscale.scaling import DIMENSIONS
+
+VARIANT = ["model", "base_width", "base_depth", "d", "w", "r", "resolution"]
+
+
+def finished(df: pd.DataFrame) -> pd.DataFrame:
+    return df[df["status"] == "done"].copy()
+
+
+def summarise(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean and spread of accuracy over seeds, one row per variant (and role)."""
+    df = finished(df)
+    if df.empty:
+        return pd.DataFrame(
+            columns=VARIANT + ["roles", "phi", "flops", "params", "seeds", "top1_mean", "top1_std"]
+        )
+    g = df.groupby(VARIANT, dropna=False, sort=False)
+    out = g.agg(
+        roles=("roles", "first"),
+        phi=("phi", "first"),
+        flops=("flops", "first"),
+        params=("params", "first"),
+        realised_flops_ratio=("realised_flops_ratio", "first"),
+        target_flops_ratio=("target_flops_ratio", "first"),
+        seeds=("seed", "nunique"),
+        top1_mean=("top1", "mean"),
+        top1_std=("top1", "std"),
+        top5_mean=("top5", "mean"),
+        train_seconds=("train_seconds", "sum"),
+    ).reset_index()
+    out["top1_std"] = out["top1_std"].fillna(0.0)
+    return out.sort_values("flops").reset_index(drop=True)
+
+
+def has_role(df: pd.DataFrame, role: str) -> pd.Series:
+    return df["roles"].fillna("").str.split(";").apply(lambda rs: role in rs)
+
+
+def dimension_curve(df: pd.DataFrame, dim: str) -> pd.DataFrame:
+    """Per-seed rows of the base and every point that scales this dimension alone (a sweep's,
+    or a Figure-8 match's), ordered by FLOPs."""
+    df = finished(df)
+    alone = has_role(df, dim) | has_role(df, f"match-{dim}") | has_role(df, "base")
+    return df[alone].sort_values("flops")
+
+
+def _gains_per_doubling(curve: pd.DataFrame) -> pd.DataFrame:
+    """Per seed and per step between consecutive FLOPs: accuracy gain / log2(FLOPs ratio)."""
+    flops = sorted(curve["flops"].unique())
+    rows = []
+    for lo, hi in zip(flops, flops[1:]):
+        a = curve[curve["flops"] == lo].set_index("seed")["top1"]
+        b = curve[curve["flops"] == hi].set_index("seed")["top1"]
+        doublings = math.log2(hi / lo)
+        for seed in a.index.intersection(b.index):
+            rows.append(
+                {
+                    "from_flops": lo,
+                    "to_flops": hi,
+                    "seed": seed,
+                    "gain_per_doubling": (b[seed] - a[seed]) / doublings,
+                }
+            )
+    return pd.DataFrame(rows, columns=["from_flops", "to_flops", "seed", "gain_per_doubling"])
+
+
+def _mean_std(x) -> tuple[float, float, int]:
+    x = np.asarray(list(x), dtype=float)
+    return (
+        float(x.mean()) if len(x) else float("nan"),
+        float(x.std(ddof=1)) if len(x) > 1 else float("nan"),
+        len(x),
+    )
+
+
+def per_model(verdict):
+    """Run a verdict on each model of a study separately (Table 3 mixes three families)."""
+
+    def run(df: pd.DataFrame) -> list[dict]:
+        return [
+            {"model": model, **row}
+            for model, sub in df.groupby("model", sort=False)
+            for row in verdict(sub)
+        ]
+
+    run.__doc__ = verdict.__doc__
+    return run
+
+
+@per_model
+def diminishing_returns(df: pd.DataFrame) -> list[dict]:
+    """For each swept dimension: gain per doubling of FLOPs, first step vs last step."""
+    out = []
+    for dim in DIMENSIONS:
+        curve = dimension_curve(df, dim)
+        if curve["flops"].nunique() < 3:
+            continue
+        gains = _gains_per_doubling(curve)
+        steps = sorted(set(zip(gains["from_flops"], gains["to_flops"])))
+        first = gains[(gains["from_flops"] == steps[0][0]) & (gains["to_flops"] == steps[0][1])]
+        last = gains[(gains["from_flops"] == steps[-1][0]) & (gains["to_flops"] == steps[-1][1])]
+        f_mean, f_std, n = _mean_std(first["gain_per_doubling"])
+        l_mean, l_std, _ = _mean_std(last["gain_per_doubling"])
+        paired = (
+            first.set_index("seed")["gain_per_doubling"]
+            - last.set_index("seed")["gain_per_doubling"]
+        )
+        d_mean, d_std, d_n = _mean_std(paired.dropna())
+        se = d_std / math.sqrt(d_n) if d_n > 1 else float("nan")
+        if math.isnan(se):
+            verdict = "not resolved (one seed: no spread to judge by)"
+        elif d_mean > 2 * se:
+            verdict = "diminishing returns: supported"
+        elif d_mean < -2 * se:
+            verdict = "diminishing returns: contradicted (later doublings gain more)"
+        else:
+            verdict = "diminishing returns: not resolved (difference within noise)"
+        out.append(
+            {
+                "dimension": dim,
+                "points": int(curve["flops"].nunique()),
+                "seeds": n,
+                "flops_min": float(curve["flops"].min()),
+                "flops_max": float(curve["flops"].max()),
+                "first_gain_per_doubling": f_mean,
+                "first_std": f_std,
+                "last_gain_per_doubling": l_mean,
+                "last_std": l_std,
+                "first_minus_last": d_mean,
+                "first_minus_last_std": d_std,
+                "verdict": verdict,
+            }
+        )
+    return out
+
+
+@per_model
+def compound_vs_single(df: pd.DataFrame) -> list[dict]:
+    """Per phi: compound top-1 minus the best single dimension at matched FLOPs."""
+    df = finished(df)
+    out = []
+    for phi in sorted(p for p in df["phi"].dropna().unique() if p != 0):
+        at_phi = df[df["phi"] == phi]
+        comp = at_phi[has_role(at_phi, "compound")]
+        if comp.empty:
+            continue
+        singles = {dim: at_phi[has_role(at_phi, f"match-{dim}")] for dim in DIMENSIONS}
+        singles = {d: s for d, s in singles.items() if not s.empty}
+        if not singles:
+            continue
+        best = max(singles, key=lambda d: singles[d]["top1"].mean())
+        diff = comp.set_index("seed")["top1"] - singles[best].set_index("seed")["top1"]
+        d_mean, d_std, n = _mean_std(diff.dropna())
+        se = d_std / math.sqrt(n) if n > 1 else float("nan")
+        if math.isnan(se):
+            verdict = "not resolved (one seed)"
+        elif d_mean > 2 * se:
+            verdict = "compound wins: supported"
+        elif d_mean < -2 * se:
+            verdict = f"compound wins: contradicted ({best} alone is better)"
+        else:
+            verdict = "compound wins: not resolved (difference within noise)"
+        c_mean, c_std, _ = _mean_std(comp["top1"])
+        s_mean, s_std, _ = _mean_std(singles[best]["top1"])
+        out.append(
+            {
+                "phi": phi,
+                "compound_top1": c_mean,
+                "compound_std": c_std,
+                "compound_flops_ratio": float(comp["realised_flops_ratio"].iloc[0]),
+                "best_single": best,
+                "best_single_top1": s_mean,
+                "best_single_std": s_std,
+                "best_single_flops_ratio": float(singles[best]["realised_flops_ratio"].iloc[0]),
+                **{f"{d}_top1": float(s["top1"].mean()) for d, s in singles.items()},
+                "compound_minus_best": d_mean,
+                "difference_std": d_std,
+                "seeds": n,
+                "verdict": verdict,
+            }
+        )
+    return out

@@ -1,0 +1,155 @@
+"""The one engine every study goes through: sweep, compound, search and study files.
+
+run_study writes (or extends) the plan, skips finished points, hands the rest to an
+executor, shows a study bar above each run's bar, and rebuilds the results table after
+every point. Killing it loses at most the current epoch of the running points: a rerun
+resumes them from their checkpoints and never retrains a finished one.
+"""
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from effscale import output
+from effscale.study.plan import Point, Study
+from effscale.study.store import RunDir, file_lock
+
+FINISHED = ("done", "diverged")
+
+
+@dataclass(frozen=True)
+class Task:
+    """What an executor needs to train one point; picklable, so it can cross processes."""
+
+    point: Point
+    run_dir: str
+    device: str = "auto"
+
+
+_datasets: dict = {}
+
+
+def dataset(spec: str):
+    """Load a dataset once per process: points of one study share it."""
+    if spec not in _datasets:
+        from effscale.data import load_dataset
+
+        _datasets[spec] = load_dataset(spec)
+    return _datasets[spec]
+
+
+def run_point(task: Task, progress=None) -> dict:
+    """Train one point into its directory, unless another process is already on it."""
+    from effscale.train import train
+
+    store = RunDir(task.run_dir)
+    out = store.point_dir(task.point.key)
+    with file_lock(out / ".lock", blocking=False) as mine:
+        if not mine:
+            return {"status": "running", "note": "another process is training this point"}
+        (out / "error.json").unlink(missing_ok=True)
+        init_from = None
+        if task.point.init_from:
+            init_from = store.point_dir(task.point.init_from) / "checkpoint.pt"
+        return train(
+            task.point.variant,
+            dataset(task.point.data),
+            task.point.recipe,
+            out,
+            seed=task.point.seed,
+            device=task.device,
+            resume=True,
+            init_from=init_from,
+            new_head=True,
+            progress=progress,
+        )
+
+
+def run_study(
+    study: Study,
+    run_dir: str | Path,
+    *,
+    executor=None,
+    device: str = "auto",
+    force: bool = False,
+    show_progress: bool = True,
+) -> pd.DataFrame:
+    """Run every unfinished point of a study and return the results table."""
+    from effscale.study.executors import InProcess
+
+    store = RunDir(run_dir)
+    study = store.save_study(study, force=force)
+    executor = executor or InProcess()
+    finished = {p.key for p in study.points if store.state(p.key) in FINISHED}
+    todo = [p for p in study.points if p.key not in finished]
+    failures: dict[str, str] = {}
+
+    with output.progress() if show_progress else _NoProgress() as bar:
+        study_task = bar.add_task(
+            f"{study.name}", total=len(study.points), completed=len(finished), info=""
+        )
+        runs: dict[str, int] = {}
+        started = time.perf_counter()
+
+        def events(kind, key, payload):
+            if kind == "start":
+                bar.update(study_task, info=f"running {payload}")
+            elif kind == "progress":
+                if key not in runs:
+                    runs[key] = bar.add_task(
+                        payload.get("description", key), total=payload.get("total"), info=""
+                    )
+                fields = {k: v for k, v in payload.items() if k != "description"}
+                bar.update(runs[key], **fields)
+            elif kind == "message":
+                bar.console.print(payload)
+            elif kind in ("done", "failed"):
+                if key in runs:
+                    bar.remove_task(runs.pop(key))
+                if kind == "failed":
+                    failures[key] = payload
+                    store.record_failure(key, payload)
+                    bar.console.print(f"[red]point {key} failed:[/] {payload.splitlines()[0]}")
+                elif payload.get("status") in FINISHED:
+                    finished.add(key)
+                    store.write_results(study)
+                bar.update(
+                    study_task,
+                    completed=len(finished),
+                    info=f"{len(finished)}/{len(study.points)} points, "
+                    f"{time.perf_counter() - started:,.0f} s",
+                )
+
+        # Points that fine-tune another point's checkpoint wait for it: run in waves.
+        while todo:
+            wave = [p for p in todo if not p.init_from or p.init_from in finished]
+            if not wave:
+                break  # their sources failed; they stay pending and status shows why
+            executor.run([Task(p, str(store.path), device) for p in wave], events)
+            todo = [
+                p for p in todo if p.key not in finished and p.key not in failures and p not in wave
+            ]
+    return store.write_results(study)
+
+
+class _NoProgress:
+    """Stands in for the rich display when progress is off (tests, scripts)."""
+
+    console = output.err_console
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def add_task(self, *a, **k):
+        return 0
+
+    def update(self, *a, **k):
+        pass
+
+    def remove_task(self, *a, **k):
+        pass

@@ -1,0 +1,222 @@
+"""Study files: a whole study written as TOML, checked like nanoGPT's configurator.
+
+    name = "figure3"                      # run directory: runs/<name>
+    model = "efficientnet-b0"
+    data = "cifar10"                      # as --data: embedded, synthetic, cifar10, a path
+    budget = "short"                      # smoke, short, paper
+    seeds = 3                             # seeds 0 .. n-1 (or a list: [0, 5, 7])
+    base_width = 0.5                      # the study's base design (optional)
+
+    [recipe]                              # overrides of the budget's fields (optional)
+    lr = 0.1
+
+    [[sweep]]                             # paper Figure 3: one dimension alone
+    dim = "width"
+    values = [1.0, 1.4, 2.0, 2.8]
+
+    [[compound]]                          # Equation 3 (or table = "official")
+    phi = [1, 2, 3]                       # or "1..3"
+    match_single = true                   # Figure 8: each dimension at the same FLOPs
+
+    [[variant]]                           # one explicit variant (paper Tables 3 and 7)
+    d = 1.4
+    w = 1.2
+    r = 1.3
+    role = "compound"                     # optional: inferred from what is scaled
+
+An unknown key, or a value of the wrong type, is refused with the file, the key and its line.
+"""
+
+from dataclasses import fields
+from pathlib import Path
+
+import tomllib
+
+from effscale.errors import EffscaleError
+from effscale.recipe import Recipe, budget
+from effscale.scaling import ALPHA, BETA, DIMENSIONS, GAMMA, parse_range
+from effscale.study.plan import FIGURE3_VALUES, Base, Point, Study, plan_compound, plan_sweep
+
+NUMBER = (int, float)
+TOP = {
+    "name": str,
+    "description": str,
+    "model": str,
+    "data": str,
+    "budget": str,
+    "seeds": (int, list),
+    "base_resolution": int,
+    "base_width": NUMBER,
+    "base_depth": NUMBER,
+    "multiple": int,
+    "small_input": bool,
+    "recipe": dict,
+    "sweep": list,
+    "compound": list,
+    "variant": list,
+}
+SWEEP = {"dim": str, "values": (list, str), "model": str}
+VARIANT = {"model": str, "d": NUMBER, "w": NUMBER, "r": NUMBER, "role": str}
+COMPOUND = {
+    "phi": (list, str, int, float),
+    "alpha": NUMBER,
+    "beta": NUMBER,
+    "gamma": NUMBER,
+    "table": str,
+    "match_single": bool,
+    "model": str,
+}
+RECIPE = {f.name: NUMBER if f.type is float else f.type for f in fields(Recipe)}
+
+
+def _line_of(text: str, key: str, table: str | None) -> int:
+    """The line where ``key`` is set (after its table header, when it has one)."""
+    lines = text.splitlines()
+    start = 0
+    if table:
+        for i, line in enumerate(lines):
+            if line.strip().strip("[]").strip() == table:
+                start = i
+                break
+    for i in range(start, len(lines)):
+        stripped = lines[i].split("#")[0].strip()
+        if stripped.split("=")[0].strip() == key:
+            return i + 1
+    return 0
+
+
+def _check(path: Path, text: str, table: dict, schema: dict, where: str | None) -> None:
+    for key, value in table.items():
+        line = _line_of(text, key, where)
+        at = f"{path}:{line}" if line else str(path)
+        if key not in schema:
+            known = ", ".join(sorted(schema))
+            raise EffscaleError(
+                f"{at}: unknown key {key!r}" + (f" in [{where}]" if where else ""),
+                f"known keys: {known}",
+            )
+        expected = schema[key]
+        if isinstance(value, bool) and expected in (NUMBER, int):
+            ok = False
+        else:
+            ok = isinstance(value, expected)
+        if not ok:
+            want = " or ".join(
+                t.__name__ for t in (expected if isinstance(expected, tuple) else (expected,))
+            )
+            raise EffscaleError(
+                f"{at}: {key!r} must be {want}, got {type(value).__name__} {value!r}",
+                "fix the value in the study file",
+            )
+
+
+def load_study(
+    path: str | Path,
+    *,
+    data: str | None = None,
+    budget_name: str | None = None,
+    seeds: int | None = None,
+    samples: int | None = None,
+    num_classes: int | None = None,
+) -> Study:
+    """Parse and plan a study file; keyword arguments override the file (e.g. in CI)."""
+    path = Path(path)
+    if not path.is_file():
+        raise EffscaleError(f"no study file at {path}", "see studies/ for examples")
+    text = path.read_text()
+    try:
+        spec = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise EffscaleError(f"{path}: not valid TOML ({e})") from None
+    _check(path, text, spec, TOP, None)
+    _check(path, text, spec.get("recipe", {}), RECIPE, "recipe")
+    for entry in spec.get("sweep", []):
+        _check(path, text, entry, SWEEP, "[sweep]")
+    for entry in spec.get("compound", []):
+        _check(path, text, entry, COMPOUND, "[compound]")
+    for entry in spec.get("variant", []):
+        _check(path, text, entry, VARIANT, "[variant]")
+    if not any(spec.get(k) for k in ("sweep", "compound", "variant")):
+        raise EffscaleError(
+            f"{path}: the study plans no points", "add a [[sweep]], [[compound]] or [[variant]]"
+        )
+
+    from effscale.study.engine import dataset
+
+    data = data or spec.get("data", "embedded")
+    recipe = budget(
+        budget_name or spec.get("budget", "short"),
+        **{**spec.get("recipe", {}), **({"samples": samples} if samples else {})},
+    )
+    n_seeds = seeds if seeds is not None else spec.get("seeds", 1)
+    seed_list = list(range(n_seeds)) if isinstance(n_seeds, int) else list(n_seeds)
+    if not seed_list or not all(isinstance(s, int) and not isinstance(s, bool) for s in seed_list):
+        raise EffscaleError(
+            f"{path}: seeds must be a positive count or a list of integers",
+            "write seeds = 3 or seeds = [0, 1, 2]",
+        )
+    model = spec.get("model", "efficientnet-b0")
+    base_res = spec.get("base_resolution") or dataset(data).resolution
+    num_classes = num_classes or dataset(data).num_classes
+
+    def base_for(m: str) -> Base:
+        return Base(
+            m,
+            base_res,
+            spec.get("base_width", 1.0),
+            spec.get("base_depth", 1.0),
+            spec.get("multiple", 4),
+            spec.get("small_input"),
+        )
+
+    name = spec.get("name", path.stem)
+    identity = {
+        "kind": "study file",
+        "name": name,
+        "data": data,
+        "recipe": recipe.to_dict(),
+        "base": {
+            k: spec.get(k)
+            for k in (
+                "model",
+                "base_width",
+                "base_depth",
+                "base_resolution",
+                "multiple",
+                "small_input",
+            )
+        },
+    }
+    study = Study(name, identity)
+    for entry in spec.get("sweep", []):
+        dim = entry["dim"]
+        values = entry.get("values", FIGURE3_VALUES.get(dim, []))
+        values = parse_range(values) if isinstance(values, str) else [float(v) for v in values]
+        plan_sweep(study, base_for(entry.get("model", model)), dim, values, seed_list, recipe, data)
+    for entry in spec.get("compound", []):
+        phi = entry.get("phi", "1..3")
+        phis = parse_range(str(phi)) if not isinstance(phi, list) else [float(p) for p in phi]
+        plan_compound(
+            study,
+            base_for(entry.get("model", model)),
+            phis,
+            seed_list,
+            recipe,
+            data,
+            alpha=entry.get("alpha", ALPHA),
+            beta=entry.get("beta", BETA),
+            gamma=entry.get("gamma", GAMMA),
+            table=entry.get("table", "formula"),
+            match_single=entry.get("match_single", False),
+            num_classes=num_classes,
+        )
+    for entry in spec.get("variant", []):
+        d, w, r = (float(entry.get(k, 1.0)) for k in ("d", "w", "r"))
+        variant = base_for(entry.get("model", model)).variant(d, w, r)
+        scaled = [dim for dim, m in zip(DIMENSIONS, (d, w, r)) if m != 1.0]
+        role = entry.get("role") or (
+            "base" if not scaled else scaled[0] if len(scaled) == 1 else "compound"
+        )
+        for seed in seed_list:
+            study.add(Point(variant, seed, recipe, data, (role,)))
+    return study

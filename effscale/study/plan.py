@@ -1,0 +1,201 @@
+"""Planning a study: a set of points (variant x seed x recipe x data), each with a stable key.
+
+A point's key is a hash of everything its training depends on, so a point planned twice
+(a width sweep's w=1.4 and a Figure-8 match that happens to be the same variant) is
+trained once, and a finished point is found again by any later study. What a point is
+*for* lives in its roles ("width", "compound", "match-depth" ...), which are not in the key.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+
+from effscale.cost import count_cost
+from effscale.errors import EffscaleError
+from effscale.recipe import Recipe
+from effscale.scaling import (
+    DIMENSIONS,
+    Variant,
+    compound_variants,
+    make_variant,
+    match_flops,
+)
+
+# Paper Figure 3: the values labelled on each panel.
+FIGURE3_VALUES = {
+    "width": [1.0, 1.4, 1.8, 2.6, 3.8, 5.0],
+    "depth": [1.0, 2.0, 3.0, 4.0, 6.0, 8.0],
+    "resolution": [1.0, 1.3, 1.5, 1.7, 1.9, 2.2, 2.5],
+}
+
+
+@dataclass(frozen=True)
+class Point:
+    variant: Variant
+    seed: int
+    recipe: Recipe
+    data: str  # dataset spec as load_dataset takes it
+    roles: tuple[str, ...] = ()  # what the point is for: base, width, compound, match-depth ...
+    phi: float | None = None  # for compound points and their matches
+    init_from: str | None = None  # key of the point whose checkpoint it fine-tunes (transfer)
+
+    @property
+    def key(self) -> str:
+        blob = json.dumps(
+            [self.variant.to_dict(), self.seed, self.recipe.to_dict(), self.data, self.init_from],
+            sort_keys=True,
+        )
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def to_dict(self) -> dict:
+        return {
+            "key": self.key,
+            "variant": self.variant.to_dict(),
+            "seed": self.seed,
+            "recipe": self.recipe.to_dict(),
+            "data": self.data,
+            "roles": list(self.roles),
+            "phi": self.phi,
+            "init_from": self.init_from,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Point":
+        v = dict(d["variant"])
+        variant = Variant(backbone=v.pop("model"), **v)
+        return cls(
+            variant,
+            d["seed"],
+            Recipe(**d["recipe"]),
+            d["data"],
+            tuple(d["roles"]),
+            d.get("phi"),
+            d.get("init_from"),
+        )
+
+
+@dataclass
+class Study:
+    """A named set of points. ``identity`` is what a run directory must agree on to reuse it."""
+
+    name: str
+    identity: dict
+    points: list[Point] = field(default_factory=list)
+
+    def add(self, point: Point) -> None:
+        """Add a point; one already planned just gains the new roles."""
+        for i, p in enumerate(self.points):
+            if p.key == point.key:
+                roles = tuple(dict.fromkeys(p.roles + point.roles))
+                self.points[i] = replace(
+                    p, roles=roles, phi=p.phi if p.phi is not None else point.phi
+                )
+                return
+        self.points.append(point)
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "identity": self.identity,
+            "points": [p.to_dict() for p in self.points],
+        }
+
+
+@dataclass(frozen=True)
+class Base:
+    """Where a study starts: the backbone, its derived base design and the base resolution."""
+
+    model: str
+    base_resolution: int
+    base_width: float = 1.0
+    base_depth: float = 1.0
+    multiple: int = 4
+    small_input: bool | None = None
+
+    def variant(self, d: float = 1.0, w: float = 1.0, r: float = 1.0) -> Variant:
+        return make_variant(
+            self.model,
+            d,
+            w,
+            r,
+            base_resolution=self.base_resolution,
+            multiple=self.multiple,
+            small_input=self.small_input,
+            base_depth=self.base_depth,
+            base_width=self.base_width,
+        )
+
+
+def _check_values(dim: str, values: list[float]) -> None:
+    if dim not in DIMENSIONS:
+        raise EffscaleError(f"unknown dimension {dim!r}", f"use one of {', '.join(DIMENSIONS)}")
+    if not values:
+        raise EffscaleError(f"no values to sweep along {dim}", "give e.g. --values 1,1.4,2")
+
+
+def plan_sweep(
+    study: Study,
+    base: Base,
+    dim: str,
+    values: list[float],
+    seeds: list[int],
+    recipe: Recipe,
+    data: str,
+) -> None:
+    """Scale one dimension alone (paper Figure 3); the base point is always included."""
+    _check_values(dim, values)
+    for value in sorted(set([1.0] + list(values))):
+        kw = {dim[0]: value}
+        role = "base" if value == 1.0 else dim
+        for seed in seeds:
+            study.add(Point(base.variant(**kw), seed, recipe, data, (role,)))
+
+
+def plan_compound(
+    study: Study,
+    base: Base,
+    phis: list[float],
+    seeds: list[int],
+    recipe: Recipe,
+    data: str,
+    *,
+    alpha: float,
+    beta: float,
+    gamma: float,
+    table: str = "formula",
+    match_single: bool = False,
+    num_classes: int = 10,
+) -> None:
+    """Compound points along phi (Equation 3 or the official table), with the base, and, for
+    Figure 8, each dimension alone scaled to the compound point's counted FLOPs."""
+    variants = compound_variants(
+        base.model,
+        phis,
+        base_resolution=base.base_resolution,
+        alpha=alpha,
+        beta=beta,
+        gamma=gamma,
+        table=table,
+        multiple=base.multiple,
+        small_input=base.small_input,
+        base_depth=base.base_depth,
+        base_width=base.base_width,
+    )
+    for seed in seeds:
+        study.add(Point(base.variant(), seed, recipe, data, ("base",)))
+    for phi, variant in variants:
+        role = "base" if phi == 0 else "compound"
+        for seed in seeds:
+            study.add(Point(variant, seed, recipe, data, (role,), phi=phi))
+        if match_single and phi != 0:
+            target = count_cost(variant, num_classes).flops
+            for dim in DIMENSIONS:
+                matched = match_flops(
+                    base.variant(),
+                    dim,
+                    target,
+                    lambda v: count_cost(v, num_classes).flops,
+                    base.multiple,
+                )
+                for seed in seeds:
+                    study.add(Point(matched, seed, recipe, data, (f"match-{dim}",), phi=phi))

@@ -1,0 +1,217 @@
+"""One training run: it learns, it resumes exactly, it never half-writes a checkpoint."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from effscale import io
+from effscale.data import load_dataset
+from effscale.data.augment import eval_transform, random_crop, train_transform
+from effscale.errors import EffscaleError
+from effscale.recipe import budget
+from effscale.scaling import make_variant
+from effscale.train import get_lr, train
+
+SMALL = make_variant("resnet18", w=0.25, d=0.5, base_resolution=32)
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    return load_dataset("synthetic")
+
+
+def quick(**kw):
+    return budget("smoke", samples=kw.pop("samples", 1024), batch_size=64, **kw)
+
+
+def test_learns_the_synthetic_set_well_above_chance(synthetic, tmp_path):
+    result = train(SMALL, synthetic, quick(samples=2048), tmp_path, device="cpu")
+    assert result["status"] == "done"
+    assert result["top1"] > 100 / synthetic.num_classes + 30
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["epoch"] for x in lines] == list(range(1, len(lines) + 1))
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert cfg["identity"]["seed"] == 0 and cfg["environment"]["torch"] == torch.__version__
+
+
+def test_finished_run_is_not_retrained(synthetic, tmp_path, monkeypatch):
+    first = train(SMALL, synthetic, quick(), tmp_path, device="cpu")
+    monkeypatch.setattr("effscale.train.make_optimizer", lambda *a: pytest.fail("retrained"))
+    assert train(SMALL, synthetic, quick(), tmp_path, device="cpu") == first
+
+
+def test_other_run_in_the_same_directory_is_refused(synthetic, tmp_path):
+    train(SMALL, synthetic, quick(), tmp_path, device="cpu")
+    with pytest.raises(EffscaleError, match="different run"):
+        train(SMALL, synthetic, quick(), tmp_path, seed=1, device="cpu")
+
+
+def test_resume_continues_where_it_stopped_and_matches(synthetic, tmp_path, monkeypatch):
+    """Stopped after epoch 2 of 4 and resumed: the same metrics as a run never stopped."""
+    recipe = quick(samples=4 * len(synthetic.train_labels))
+    whole = train(SMALL, synthetic, recipe, tmp_path / "whole", device="cpu")
+
+    import effscale.train as t
+
+    real_evaluate, calls = t.evaluate, []
+
+    def stop_after_two(*a, **k):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # as if killed during epoch 3 (after its checkpoint 2)
+        return real_evaluate(*a, **k)
+
+    monkeypatch.setattr(t, "evaluate", stop_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        train(SMALL, synthetic, recipe, tmp_path / "cut", device="cpu")
+    monkeypatch.setattr(t, "evaluate", real_evaluate)
+    with pytest.raises(EffscaleError, match="interrupted"):
+        train(SMALL, synthetic, recipe, tmp_path / "cut", device="cpu")
+    resumed = train(SMALL, synthetic, recipe, tmp_path / "cut", device="cpu", resume=True)
+    epochs = [json.loads(x)["epoch"] for x in (tmp_path / "cut/metrics.jsonl").open()]
+    assert epochs == [1, 2, 3, 4]
+    assert resumed["top1"] == pytest.approx(whole["top1"], abs=1e-6)
+    assert resumed["loss"] == pytest.approx(whole["loss"], rel=1e-4)
+
+
+def test_sigkill_mid_run_then_resume_from_the_command_line(tmp_path):
+    out = tmp_path / "run"
+    cmd = [
+        sys.executable,
+        "-m",
+        "effscale",
+        "train",
+        "resnet18",
+        "--width",
+        "0.25",
+        "--depth",
+        "0.5",
+        "--data",
+        "synthetic",
+        "--budget",
+        "smoke",
+        "--epochs",
+        "6",
+        "--batch-size",
+        "64",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--format",
+        "json",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # kill during epoch 3, after two checkpoints
+        if (out / "metrics.jsonl").exists() and len(
+            (out / "metrics.jsonl").read_text().splitlines()
+        ) >= 2:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len((out / "metrics.jsonl").read_text().splitlines())
+    assert 2 <= done < 6 and not (out / "result.json").exists()
+    r = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout)
+    assert result["status"] == "done" and result["epochs"] == 6
+    epochs = [json.loads(x)["epoch"] for x in (out / "metrics.jsonl").open()]
+    assert epochs == list(range(1, 7))
+
+
+def test_checkpoint_is_never_half_written(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoint.pt"
+    with io.atomic_path(path) as tmp:
+        torch.save({"epoch": 1}, tmp)
+
+    def torn_save(obj, f):
+        with open(f, "wb") as fh:
+            fh.write(b"half a checkpoi")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError):
+        with io.atomic_path(path) as tmp:
+            torn_save({"epoch": 2}, tmp)
+    assert torch.load(path)["epoch"] == 1
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
+
+
+def test_nan_loss_stops_and_marks_the_run_diverged(synthetic, tmp_path):
+    result = train(SMALL, synthetic, quick(lr=1e30), tmp_path, device="cpu")
+    assert result["status"] == "diverged" and result["top1"] is None
+    assert json.loads((tmp_path / "result.json").read_text())["status"] == "diverged"
+    assert "diverged" in (tmp_path / "metrics.jsonl").read_text()
+
+
+def test_fine_tune_needs_a_new_head_when_classes_differ(synthetic, tmp_path):
+    train(SMALL, synthetic, quick(), tmp_path / "pre", device="cpu")
+    fewer = load_dataset("synthetic:8")
+    fewer.classes = fewer.classes[:5]
+    keep = fewer.train_labels < 5
+    fewer.train_images, fewer.train_labels = fewer.train_images[keep], fewer.train_labels[keep]
+    keep = fewer.test_labels < 5
+    fewer.test_images, fewer.test_labels = fewer.test_images[keep], fewer.test_labels[keep]
+    with pytest.raises(EffscaleError, match="new-head"):
+        train(
+            SMALL,
+            fewer,
+            quick(),
+            tmp_path / "ft",
+            device="cpu",
+            init_from=tmp_path / "pre/checkpoint.pt",
+        )
+    result = train(
+        SMALL,
+        fewer,
+        quick(),
+        tmp_path / "ft2",
+        device="cpu",
+        new_head=True,
+        init_from=tmp_path / "pre/checkpoint.pt",
+        freeze_epochs=1,
+    )
+    assert result["status"] == "done" and "new head" in " ".join(result["notes"])
+
+
+def test_weights_of_another_variant_are_refused(synthetic, tmp_path):
+    train(SMALL, synthetic, quick(), tmp_path / "pre", device="cpu")
+    other = make_variant("resnet18", w=0.5, d=0.5, base_resolution=32)
+    with pytest.raises(EffscaleError, match="does not match"):
+        train(
+            other,
+            synthetic,
+            quick(),
+            tmp_path / "ft",
+            device="cpu",
+            init_from=tmp_path / "pre/checkpoint.pt",
+        )
+
+
+def test_schedule_warms_up_then_decays_to_zero():
+    r = budget("short", warmup=0.1)
+    assert get_lr(r, 0.0, 0) == 0 and get_lr(r, 0.05, 0) == pytest.approx(r.lr / 2)
+    assert get_lr(r, 0.1, 0) == pytest.approx(r.lr)
+    assert get_lr(r, 1.0, 0) == pytest.approx(0, abs=1e-9)
+    lrs = [get_lr(r, t / 100, 0) for t in range(10, 101)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))
+
+
+def test_augmentation_is_batched_seeded_and_shape_preserving():
+    x = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8)
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    a = train_transform(x, 48, (0.5,) * 3, (0.25,) * 3, g1)
+    b = train_transform(x, 48, (0.5,) * 3, (0.25,) * 3, g2)
+    assert a.shape == (8, 3, 48, 48) and torch.equal(a, b)
+    crop = random_crop(x, 4, torch.Generator().manual_seed(0))
+    assert crop.shape == x.shape and crop.dtype == torch.uint8
+    e = eval_transform(x, 32, (0.5,) * 3, (0.25,) * 3)
+    assert torch.allclose(e, (x.float() / 255 - 0.5) / 0.25, atol=1e-5)
