@@ -16,9 +16,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
-demo: $(STAMP)  ## the main job on the embedded data
-	$(BIN)/effscale compound --model efficientnet-b0 --phi 0..7 --cost-only
-	$(BIN)/effscale table efficientnet
+demo: $(STAMP)  ## the main job on the embedded data: studies/quick.toml, then its report
+	$(BIN)/effscale run studies/quick.toml --out runs/quick
+	$(BIN)/effscale report runs/quick
 
 test: $(STAMP)  ## fast tests (slow ones excluded)
 	$(BIN)/python -m pytest -q
@@ -34,8 +34,13 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix effscale tests bench
 	$(BIN)/ruff format effscale tests bench
 
+figures: $(STAMP)  ## redraw docs/figures from the stored real-data results (no training)
+	$(BIN)/effscale report docs/results/cifar10
+	mkdir -p docs/figures && cp docs/results/cifar10/figures/*.png docs/results/cifar10/figures/*.svg docs/figures/
+
 bench: $(STAMP)
 	$(BIN)/python bench/cost_table.py
+	$(BIN)/python bench/train_throughput.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

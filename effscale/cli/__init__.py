@@ -1,0 +1,20 @@
+"""effscale's command line: each command parses, calls the library, and prints.
+
+The app lives in cli/app.py; each module here registers one group of commands on it.
+
+Examples:
+    effscale models
+    effscale cost resnet50 --width 2
+    effscale table efficientnet
+    effscale sweep --model resnet50 --dim width
+    effscale compound --model efficientnet-b0 --phi 0..7 --cost-only
+"""
+
+from effscale.cli import cost, train, study  # noqa: F401, I001  (registers, in help order)
+from effscale.cli.app import app
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,41 @@
+"""The Typer app and its error handling; command modules register on ``app``."""
+
+import typer
+
+from effscale import output
+from effscale.errors import EffscaleError
+
+try:  # typer >= 0.17 carries its own copy of click
+    from typer._click.exceptions import UsageError
+except ImportError:  # pragma: no cover
+    from click import UsageError
+
+
+class _Group(typer.core.TyperGroup):
+    """Known errors become one line on stderr and exit code 2, never a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except EffscaleError as e:
+            output.err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except UsageError as e:
+            sub = f" {e.ctx.info_name}" if e.ctx and e.ctx.parent else ""
+            output.err_console.print(
+                f"[bold red]error:[/] {e.format_message()} (see `effscale{sub} --help`)",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(2) from None
+
+
+app = typer.Typer(
+    cls=_Group,
+    help="Model-scaling studies in PyTorch: scale a backbone by depth, width, resolution or "
+    "the EfficientNet compound coefficient, count its cost, train it briefly, and report.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)

@@ -1,0 +1,92 @@
+"""Options shared by several commands, defined once."""
+
+from typing import Annotated
+
+import typer
+
+from effscale.output import Format
+
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+ModelArg = Annotated[str, typer.Argument(help="A registered backbone, see `effscale models`.")]
+ModelOpt = Annotated[str, typer.Option("--model", "-m", help="A registered backbone.")]
+DepthOpt = Annotated[float | None, typer.Option("--depth", "-d", help="Depth multiplier d.")]
+WidthOpt = Annotated[float | None, typer.Option("--width", "-w", help="Width multiplier w.")]
+ResMultOpt = Annotated[
+    float | None,
+    typer.Option("--res-mult", "-r", help="Resolution multiplier r of the base resolution."),
+]
+ResolutionOpt = Annotated[
+    int | None,
+    typer.Option("--resolution", help="Input resolution in pixels (instead of --res-mult)."),
+]
+PhiOpt = Annotated[
+    float | None,
+    typer.Option("--phi", help="Compound coefficient: d=alpha^phi, w=beta^phi, r=gamma^phi."),
+]
+AlphaOpt = Annotated[float, typer.Option(help="Depth base alpha of Equation 3.")]
+BetaOpt = Annotated[float, typer.Option(help="Width base beta of Equation 3.")]
+GammaOpt = Annotated[float, typer.Option(help="Resolution base gamma of Equation 3.")]
+BaseResOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--base-resolution", help="Resolution at r=1 (default: the backbone's native one)."
+    ),
+]
+MultipleOpt = Annotated[
+    int, typer.Option("--multiple", help="Round resolutions to a multiple of this many pixels.")
+]
+SmallInputOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--small-input/--no-small-input",
+        help="Adapt the stem for small images (stem stride 1, no max-pool). "
+        "Default: on when the base resolution is below 64 px.",
+    ),
+]
+ClassesOpt = Annotated[int, typer.Option("--num-classes", help="Classifier outputs.")]
+BaseWidthOpt = Annotated[
+    float,
+    typer.Option(
+        "--base-width",
+        help="Derive the base design first at this width (e.g. 0.5 for a small "
+        "base); d and w then scale that base.",
+    ),
+]
+BaseDepthOpt = Annotated[
+    float,
+    typer.Option("--base-depth", help="Derive the base design first at this depth multiplier."),
+]
+
+
+DataOpt = Annotated[
+    str,
+    typer.Option(
+        "--data",
+        help="embedded (default, ships with effscale), synthetic, cifar10, cifar100, "
+        "or a path: an ImageFolder tree (train/ and test/ or val/) or a CIFAR python directory.",
+    ),
+]
+BudgetOpt = Annotated[str, typer.Option("--budget", help="smoke, short or paper.")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:N or auto.")]
+
+
+SeedsOpt = Annotated[int, typer.Option("--seeds", help="Seeds per variant (0 .. N-1).")]
+WorkersOpt = Annotated[
+    int,
+    typer.Option("--workers", help="Local worker processes (one per GPU, or CPU threads split)."),
+]
+OutOpt = Annotated[str | None, typer.Option("--out", help="Run directory (default runs/<name>).")]
+CostOnlyOpt = Annotated[bool, typer.Option("--cost-only", help="Count costs, do not train.")]
+ForceOpt = Annotated[
+    bool, typer.Option("--force", help="Reuse a run directory made for a different study.")
+]
+EpochsOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--epochs", help="Passes over the data per point (instead of the budget's samples)."
+    ),
+]
+SamplesOpt = Annotated[int | None, typer.Option("--samples", help="Training samples per point.")]
+LrOpt = Annotated[float | None, typer.Option("--lr", help="Peak learning rate.")]
+BatchOpt = Annotated[int | None, typer.Option("--batch-size", help="Batch size.")]
+RunDirArg = Annotated[str, typer.Argument(help="A study's run directory.")]

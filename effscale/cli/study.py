@@ -1,0 +1,423 @@
+"""Study commands: sweep, compound, run, status, report, plot.
+
+Examples:
+    effscale sweep --model resnet50 --dim width
+    effscale compound --phi 0..7 --cost-only
+    effscale run studies/quick.toml && effscale report runs/quick
+"""
+
+from typing import Annotated
+
+import typer
+
+from effscale import output
+from effscale.cli.app import app
+from effscale.cli.options import (
+    AlphaOpt,
+    BaseDepthOpt,
+    BaseResOpt,
+    BaseWidthOpt,
+    BatchOpt,
+    BetaOpt,
+    BudgetOpt,
+    CostOnlyOpt,
+    DataOpt,
+    DeviceOpt,
+    EpochsOpt,
+    ForceOpt,
+    FormatOpt,
+    GammaOpt,
+    LrOpt,
+    ModelOpt,
+    MultipleOpt,
+    OutOpt,
+    RunDirArg,
+    SamplesOpt,
+    SeedsOpt,
+    SmallInputOpt,
+    WorkersOpt,
+)
+from effscale.errors import EffscaleError
+from effscale.output import Format
+
+
+def _study_context(
+    data,
+    budget_,
+    epochs,
+    samples,
+    lr,
+    batch_size,
+    base_resolution,
+    base_width,
+    base_depth,
+    multiple,
+    small_input,
+    model,
+):
+    """Dataset, recipe and base shared by sweep and compound."""
+    from effscale.recipe import budget
+    from effscale.study.engine import dataset
+    from effscale.study.plan import Base
+    from effscale.zoo import get_spec
+
+    get_spec(model)  # an unknown model fails here, before any data is loaded
+    ds = dataset(data)
+    if epochs is not None:
+        samples = int(epochs * len(ds.train_labels))
+    recipe = budget(budget_, samples=samples, lr=lr, batch_size=batch_size)
+    base = Base(
+        model, base_resolution or ds.resolution, base_width, base_depth, multiple, small_input
+    )
+    return ds, recipe, base
+
+
+def _run_and_print(study, out, workers, device, force, fmt):
+    from effscale.report.verdicts import summarise
+    from effscale.study.engine import run_study
+    from effscale.study.executors import LocalWorkers
+
+    out = out or f"runs/{study.name}"
+    executor = LocalWorkers(workers, device) if workers > 1 else None
+    output.note(f"{study.name}: {len(study.points)} points -> {out}", fmt)
+    df = run_study(study, out, executor=executor, device=device, force=force)
+    summary = summarise(df)
+    output.rows(
+        summary.to_dict("records"),
+        fmt,
+        title=f"{study.name}: mean over seeds",
+        screen=["d", "w", "r", "resolution", "roles", "flops", "seeds", "top1_mean", "top1_std"],
+    )
+    output.note(f"results: {out}/results.csv; report and plots: effscale report {out}", fmt)
+
+
+@app.command()
+def sweep(
+    model: ModelOpt = "efficientnet-b0",
+    dim: Annotated[str, typer.Option(help="depth, width or resolution.")] = "width",
+    values: Annotated[
+        str | None,
+        typer.Option(
+            help="Multipliers, e.g. 1,1.4,2 or 1..4 (default: the paper's Figure 3 values)."
+        ),
+    ] = None,
+    data: DataOpt = "embedded",
+    budget_: BudgetOpt = "short",
+    epochs: EpochsOpt = None,
+    samples: SamplesOpt = None,
+    lr: LrOpt = None,
+    batch_size: BatchOpt = None,
+    seeds: SeedsOpt = 1,
+    workers: WorkersOpt = 1,
+    device: DeviceOpt = "auto",
+    out: OutOpt = None,
+    force: ForceOpt = False,
+    cost_only: CostOnlyOpt = False,
+    base_resolution: BaseResOpt = None,
+    base_width: BaseWidthOpt = 1.0,
+    base_depth: BaseDepthOpt = 1.0,
+    multiple: MultipleOpt = 4,
+    small_input: SmallInputOpt = None,
+    fmt: FormatOpt = Format.table,
+):
+    """Scale one dimension alone and train each variant briefly (paper Figure 3).
+
+    Default values are the paper's: w 1.0,1.4,1.8,2.6,3.8,5.0; d 1,2,3,4,6,8;
+    r 1.0,1.3,1.5,1.7,1.9,2.2,2.5. Example: effscale sweep --model resnet50 --dim width
+    """
+    from effscale.scaling import DIMENSIONS, parse_range
+    from effscale.study.plan import FIGURE3_VALUES, Study, plan_sweep
+
+    if dim not in DIMENSIONS:
+        raise EffscaleError(f"unknown dimension {dim!r}", f"use one of {', '.join(DIMENSIONS)}")
+    vals = parse_range(values) if values is not None else FIGURE3_VALUES[dim]
+    if cost_only:
+        from effscale.cost import describe
+        from effscale.study.plan import Base
+        from effscale.zoo import get_spec
+
+        base = Base(
+            model,
+            base_resolution or get_spec(model).resolution,
+            base_width,
+            base_depth,
+            multiple,
+            small_input,
+        )
+        rows = [describe(base.variant(**{dim[0]: v})) for v in sorted(set([1.0] + vals))]
+        output.rows(
+            rows,
+            fmt,
+            title=f"{model}: {dim} alone",
+            screen=[
+                "d",
+                "w",
+                "r",
+                "resolution",
+                "params",
+                "gflops",
+                "target_flops_ratio",
+                "realised_flops_ratio",
+            ],
+        )
+        return
+    ds, recipe, base = _study_context(
+        data,
+        budget_,
+        epochs,
+        samples,
+        lr,
+        batch_size,
+        base_resolution,
+        base_width,
+        base_depth,
+        multiple,
+        small_input,
+        model,
+    )
+    study = Study(
+        f"sweep-{model}-{dim}",
+        {
+            "kind": "sweep",
+            "model": model,
+            "dim": dim,
+            "data": data,
+            "recipe": recipe.to_dict(),
+            "base": base.__dict__,
+        },
+    )
+    plan_sweep(study, base, dim, vals, list(range(seeds)), recipe, data)
+    _run_and_print(study, out, workers, device, force, fmt)
+
+
+@app.command(name="compound")
+def compound_cmd(
+    model: ModelOpt = "efficientnet-b0",
+    phi: Annotated[str, typer.Option(help="Range of phi: 1..7, 0..2:0.5 or 1,2,3.")] = "1..7",
+    alpha: AlphaOpt = 1.2,
+    beta: BetaOpt = 1.1,
+    gamma: GammaOpt = 1.15,
+    table_: Annotated[
+        str,
+        typer.Option("--table", help="formula: Equation 3; official: the published B0-B7 table."),
+    ] = "formula",
+    match_single: Annotated[
+        bool,
+        typer.Option(
+            "--match-single",
+            help="Add, per phi, each dimension alone at the same counted FLOPs (paper Figure 8).",
+        ),
+    ] = False,
+    data: DataOpt = "embedded",
+    budget_: BudgetOpt = "short",
+    epochs: EpochsOpt = None,
+    samples: SamplesOpt = None,
+    lr: LrOpt = None,
+    batch_size: BatchOpt = None,
+    seeds: SeedsOpt = 1,
+    workers: WorkersOpt = 1,
+    device: DeviceOpt = "auto",
+    out: OutOpt = None,
+    force: ForceOpt = False,
+    cost_only: CostOnlyOpt = False,
+    base_resolution: BaseResOpt = None,
+    base_width: BaseWidthOpt = 1.0,
+    base_depth: BaseDepthOpt = 1.0,
+    multiple: MultipleOpt = 4,
+    small_input: SmallInputOpt = None,
+    fmt: FormatOpt = Format.table,
+):
+    """Compound scaling by phi (Equation 3, or the official B0-B7 table), trained briefly.
+
+    With --cost-only: per phi, (d, w, r), cost, and target vs realised FLOPs ratio.
+    Examples: effscale compound --phi 0..7 --cost-only;
+    effscale compound --model efficientnet-b0 --phi 1..3 --match-single --seeds 3
+    """
+    from effscale.scaling import parse_range
+
+    rule = (
+        "the official B0-B7 table (efficientnet_builder.py)"
+        if table_ == "official"
+        else f"Equation 3 with alpha={alpha:g}, beta={beta:g}, gamma={gamma:g}"
+    )
+    phis = parse_range(phi)
+    if cost_only:
+        from effscale.cost import compound_costs
+
+        rows = compound_costs(
+            model,
+            phis,
+            alpha=alpha,
+            beta=beta,
+            gamma=gamma,
+            table=table_,
+            base_resolution=base_resolution,
+            multiple=multiple,
+            small_input=small_input,
+            base_width=base_width,
+            base_depth=base_depth,
+        )
+        output.rows(
+            rows,
+            fmt,
+            title=f"Compound scaling of {model}",
+            screen=[
+                "phi",
+                "d",
+                "w",
+                "r",
+                "resolution",
+                "params",
+                "gflops",
+                "target_flops_ratio",
+                "realised_flops_ratio",
+            ],
+        )
+        output.note(
+            f"Scaling rule: {rule}. Target ratio = (alpha*beta^2*gamma^2)^phi; "
+            "realised = counted FLOPs / base FLOPs after rounding.",
+            fmt,
+        )
+        return
+    from effscale.study.plan import Study, plan_compound
+
+    ds, recipe, base = _study_context(
+        data,
+        budget_,
+        epochs,
+        samples,
+        lr,
+        batch_size,
+        base_resolution,
+        base_width,
+        base_depth,
+        multiple,
+        small_input,
+        model,
+    )
+    study = Study(
+        f"compound-{model}",
+        {
+            "kind": "compound",
+            "model": model,
+            "data": data,
+            "recipe": recipe.to_dict(),
+            "base": base.__dict__,
+            "alpha": alpha,
+            "beta": beta,
+            "gamma": gamma,
+            "table": table_,
+        },
+    )
+    plan_compound(
+        study,
+        base,
+        phis,
+        list(range(seeds)),
+        recipe,
+        data,
+        alpha=alpha,
+        beta=beta,
+        gamma=gamma,
+        table=table_,
+        match_single=match_single,
+        num_classes=ds.num_classes,
+    )
+    output.note(f"Scaling rule: {rule}", fmt)
+    _run_and_print(study, out, workers, device, force, fmt)
+
+
+@app.command(name="run")
+def run_cmd(
+    study_file: Annotated[str, typer.Argument(help="A study file, e.g. studies/figure3.toml.")],
+    data: Annotated[str | None, typer.Option(help="Override the file's data.")] = None,
+    budget_: Annotated[str | None, typer.Option("--budget", help="Override the budget.")] = None,
+    seeds: Annotated[int | None, typer.Option(help="Override the number of seeds.")] = None,
+    samples: SamplesOpt = None,
+    workers: WorkersOpt = 1,
+    device: DeviceOpt = "auto",
+    out: OutOpt = None,
+    force: ForceOpt = False,
+    fmt: FormatOpt = Format.table,
+):
+    """Run a whole study written as a TOML file (see studies/); resumable.
+
+    Example: effscale run studies/quick.toml
+    """
+    from effscale.study.files import load_study
+
+    study = load_study(study_file, data=data, budget_name=budget_, seeds=seeds, samples=samples)
+    _run_and_print(study, out, workers, device, force, fmt)
+
+
+@app.command()
+def status(run_dir: RunDirArg, fmt: FormatOpt = Format.table):
+    """Points done, running, interrupted, failed, diverged and left in a run directory.
+
+    Example: effscale status runs/figure3
+    """
+    from effscale.study.store import RunDir
+
+    st = RunDir(run_dir).status()
+    if fmt is Format.json:
+        output.record(st, fmt)
+        return
+    output.record({k: v for k, v in st.items() if k != "states"}, fmt, title=run_dir)
+
+
+@app.command()
+def report(run_dir: RunDirArg, fmt: FormatOpt = Format.table):
+    """Tables, plots and the paper's verdicts (with numbers) from a run directory.
+
+    Re-runnable on partial results. Example: effscale report runs/figure3
+    """
+    from effscale.report import write_report
+
+    result = write_report(run_dir)
+    if fmt is Format.json:
+        output.record(result, fmt)
+        return
+    for title, key, screen in (
+        (
+            "Diminishing returns: gain per doubling of FLOPs (top-1 points)",
+            "diminishing_returns",
+            [
+                "dimension",
+                "first_gain_per_doubling",
+                "first_std",
+                "last_gain_per_doubling",
+                "last_std",
+                "verdict",
+            ],
+        ),
+        (
+            "Compound minus best single dimension at matched FLOPs",
+            "compound_vs_single",
+            [
+                "phi",
+                "compound_top1",
+                "best_single",
+                "best_single_top1",
+                "compound_minus_best",
+                "difference_std",
+                "verdict",
+            ],
+        ),
+    ):
+        if result[key]:
+            output.rows(result[key], fmt, title=title, screen=screen)
+    output.note(f"report: {result['report']} ({len(result['figures'])} figure files)", fmt)
+
+
+@app.command()
+def plot(run_dir: RunDirArg, fmt: FormatOpt = Format.table):
+    """Redraw the plots of a run directory (PNG and SVG in RUN_DIR/figures).
+
+    Example: effscale plot runs/figure3
+    """
+    from effscale.report.plots import all_plots
+    from effscale.study.store import RunDir
+
+    store = RunDir(run_dir)
+    paths = all_plots(store.write_results(), store.path / "figures")
+    output.rows([{"figure": str(p)} for p in paths], fmt, title="Figures")

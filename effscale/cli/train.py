@@ -1,0 +1,141 @@
+"""effscale train: one variant, briefly.
+
+Example:
+    effscale train efficientnet-b0 --width 0.5 --budget short
+"""
+
+from typing import Annotated
+
+import typer
+
+from effscale import output
+from effscale.cli.app import app
+from effscale.cli.options import (
+    AlphaOpt,
+    BaseDepthOpt,
+    BaseResOpt,
+    BaseWidthOpt,
+    BetaOpt,
+    BudgetOpt,
+    DataOpt,
+    DepthOpt,
+    DeviceOpt,
+    FormatOpt,
+    GammaOpt,
+    ModelArg,
+    PhiOpt,
+    ResMultOpt,
+    SmallInputOpt,
+    WidthOpt,
+)
+from effscale.errors import EffscaleError
+from effscale.output import Format
+
+
+@app.command(name="train")
+def train_cmd(
+    model: ModelArg,
+    depth: DepthOpt = None,
+    width: WidthOpt = None,
+    res_mult: ResMultOpt = None,
+    phi: PhiOpt = None,
+    alpha: AlphaOpt = 1.2,
+    beta: BetaOpt = 1.1,
+    gamma: GammaOpt = 1.15,
+    data: DataOpt = "embedded",
+    budget_: BudgetOpt = "short",
+    epochs: Annotated[
+        float | None,
+        typer.Option(
+            help="Train for this many passes over the data (instead of the budget's samples)."
+        ),
+    ] = None,
+    samples: Annotated[int | None, typer.Option(help="Training samples to see.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
+    device: DeviceOpt = "auto",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    out: Annotated[str | None, typer.Option(help="Run directory.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
+    init_from: Annotated[
+        str | None,
+        typer.Option("--from", help="Fine-tune from a checkpoint.pt or a state-dict file."),
+    ] = None,
+    new_head: Annotated[
+        bool, typer.Option(help="With --from: a fresh classifier when the class count differs.")
+    ] = False,
+    freeze_epochs: Annotated[
+        int, typer.Option(help="With --from: train only the classifier for this many epochs first.")
+    ] = 0,
+    compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
+    base_resolution: BaseResOpt = None,
+    small_input: SmallInputOpt = None,
+    base_width: BaseWidthOpt = 1.0,
+    base_depth: BaseDepthOpt = 1.0,
+    fmt: FormatOpt = Format.table,
+):
+    """Train one variant briefly on a dataset; metrics per epoch, checkpoint, final table.
+
+    The base resolution is the dataset's (32 px for CIFAR), so below 64 px the stem is
+    adapted for small images. Example: effscale train efficientnet-b0 --width 0.5
+    """
+    from effscale.data import load_dataset
+    from effscale.recipe import budget
+    from effscale.train import train
+    from effscale.zoo import variant_for
+
+    dataset = load_dataset(data)
+    variant = variant_for(
+        model,
+        depth=depth,
+        width=width,
+        res_mult=res_mult,
+        phi=phi,
+        alpha=alpha,
+        beta=beta,
+        gamma=gamma,
+        base_resolution=base_resolution or dataset.resolution,
+        small_input=small_input,
+        base_width=base_width,
+        base_depth=base_depth,
+    )
+    if epochs is not None:
+        samples = int(epochs * len(dataset.train_labels))
+    recipe = budget(
+        budget_, samples=samples, batch_size=batch_size, lr=lr, compile=compile_ or None
+    )
+    out = (
+        out
+        or f"runs/train/{variant.backbone}-d{variant.d:g}-w{variant.w:g}-"
+        f"{variant.resolution}px-seed{seed}"
+    )
+    output.note(
+        f"{variant.label} on {dataset.name} ({len(dataset.train_labels):,} train, "
+        f"{len(dataset.test_labels):,} test), {recipe.samples:,} samples -> {out}",
+        fmt,
+    )
+    with output.progress() as bar:
+        result = train(
+            variant,
+            dataset,
+            recipe,
+            out,
+            seed=seed,
+            device=device,
+            resume=resume,
+            init_from=init_from,
+            new_head=new_head,
+            freeze_epochs=freeze_epochs,
+            progress=bar,
+        )
+    output.record(
+        {"model": variant.label, "data": dataset.name, "seed": seed, **result, "out": out},
+        fmt,
+        title="Result",
+    )
+    if result["status"] == "diverged":
+        raise EffscaleError(
+            f"training diverged: the loss became NaN or infinite; the log is "
+            f"in {out}/metrics.jsonl",
+            "lower --lr",
+        )
