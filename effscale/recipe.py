@@ -56,8 +56,10 @@ class Recipe:
 BUDGETS: dict[str, Recipe] = {
     # Seconds: proves the pipeline end to end (tests, CI, the quick study).
     "smoke": Recipe(samples=4_096, batch_size=64, lr=0.05, warmup=0.2, regularization=0.0),
-    # Minutes per small point on a CPU: the brief recipe of studies.
-    "short": Recipe(samples=100_000, batch_size=128, lr=0.1, ema=0.05, regularization=0.0),
+    # Minutes per small point on a CPU: the brief recipe of studies. Tuned on full CIFAR-10
+    # with B0 at width 0.5 (small-input stem): 68.2 +- 0.25 % top-1 over 3 seeds; lr 0.1 gave
+    # 68.6 +- 1.1, lr 0.05 66.1 +- 0.7; a longer EMA (15 % half-life) cost 17 points.
+    "short": Recipe(samples=100_000, batch_size=128, lr=0.07, ema=0.05, regularization=0.0),
     # The paper's ImageNet recipe (Section 5.2): RMSProp, 350 epochs of 1.28 M images,
     # lr 0.256 at batch 4096 (0.016 at 256), decay 0.97 every 2.4 epochs, wd 1e-5, EMA.
     "paper": Recipe(

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from effscale import output
+from effscale.cost import count_cost
 from effscale.study.plan import Point, Study
 from effscale.study.store import RunDir, file_lock
 
@@ -83,7 +84,11 @@ def run_study(
     study = store.save_study(study, force=force)
     executor = executor or InProcess()
     finished = {p.key for p in study.points if store.state(p.key) in FINISHED}
-    todo = [p for p in study.points if p.key not in finished]
+    # Seed by seed, cheapest first: a partial study already has whole curves to report.
+    todo = sorted(
+        (p for p in study.points if p.key not in finished),
+        key=lambda p: (p.seed, count_cost(p.variant).flops),
+    )
     failures: dict[str, str] = {}
 
     with output.progress() if show_progress else _NoProgress() as bar:

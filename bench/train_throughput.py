@@ -1,0 +1,178 @@
+"""Benchmark: effscale's training throughput against two baselines, measured in one run.
+
+Same variant, batch size, device, optimizer and loss for all three:
+  (a) effscale.train.train (uint8 images in memory, crop/flip/normalise in batches on the
+      device) over a bare loop on pre-made, already normalised tensors: the data pipeline's
+      overhead (target >= 0.95);
+  (b) effscale over a conventional pipeline: a torch DataLoader over the JPEG ImageFolder,
+      per-image PIL decode, pad-and-crop, flip, to-tensor, normalise (target >= 1.4);
+  (c) achieved FLOP/s (3 x forward multiply-adds x 2 x images/s) over the device's measured
+      dense fp32 matmul FLOP/s.
+
+    python bench/train_throughput.py --data /path/to/cifar10 [--samples 12800]
+
+--data is an ImageFolder tree (train/<class>/*.jpg), e.g. the CIFAR-10 JPEG tarball unpacked.
+"""
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from effscale.cost import count_cost
+from effscale.data import load_dataset
+from effscale.recipe import budget
+from effscale.scaling import make_variant
+from effscale.train import make_optimizer, train
+from effscale.zoo import build_model
+
+
+def step_fn(model, optimizer, recipe):
+    def step(x, y):
+        x = x.contiguous(memory_format=torch.channels_last)
+        loss = F.cross_entropy(model(x), y, label_smoothing=recipe.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def bare_loop(variant, recipe, steps, num_classes) -> float:
+    """Images/s of the model step alone: one pre-made normalised batch, reused."""
+    torch.manual_seed(0)
+    model = build_model(variant, num_classes).to(memory_format=torch.channels_last)
+    step = step_fn(model, make_optimizer(model, recipe), recipe)
+    x = torch.randn(recipe.batch_size, 3, variant.resolution, variant.resolution)
+    y = torch.randint(0, num_classes, (recipe.batch_size,))
+    start = time.perf_counter()
+    for _ in range(steps):
+        step(x, y)
+    return steps * recipe.batch_size / (time.perf_counter() - start)
+
+
+class JpegFolder(torch.utils.data.Dataset):
+    """The conventional pipeline: decode and augment one image at a time in Python."""
+
+    def __init__(self, root: Path, mean, std):
+        classes = sorted(p.name for p in (root / "train").iterdir())
+        self.files = [
+            (f, i) for i, c in enumerate(classes) for f in sorted((root / "train" / c).iterdir())
+        ]
+        self.mean = np.array(mean, dtype=np.float32) * 255
+        self.std = np.array(std, dtype=np.float32) * 255
+
+    def __len__(self):
+        return len(self.files)
+
+    def __getitem__(self, i):
+        path, label = self.files[i]
+        img = np.asarray(Image.open(path).convert("RGB"), dtype=np.uint8)
+        pad = img.shape[0] // 8
+        img = np.pad(img, ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
+        dy, dx = np.random.randint(0, 2 * pad + 1, size=2)
+        img = img[dy : dy + img.shape[0] - 2 * pad, dx : dx + img.shape[1] - 2 * pad]
+        if np.random.rand() < 0.5:
+            img = img[:, ::-1]
+        x = (img.astype(np.float32) - self.mean) / self.std
+        return torch.from_numpy(x.transpose(2, 0, 1).copy()), label
+
+
+def conventional(variant, recipe, steps, root, mean, std, num_classes, workers) -> float:
+    torch.manual_seed(0)
+    model = build_model(variant, num_classes).to(memory_format=torch.channels_last)
+    step = step_fn(model, make_optimizer(model, recipe), recipe)
+    loader = torch.utils.data.DataLoader(
+        JpegFolder(root, mean, std),
+        recipe.batch_size,
+        shuffle=True,
+        num_workers=workers,
+        drop_last=True,
+        persistent_workers=workers > 0,
+    )
+    batches = iter(loader)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step(*next(batches))
+    return steps * recipe.batch_size / (time.perf_counter() - start)
+
+
+def effscale_run(variant, recipe, data) -> float:
+    with tempfile.TemporaryDirectory() as out:
+        train(variant, data, recipe, out, device="cpu")
+        metrics = Path(out, "metrics.jsonl").read_text().splitlines()
+    import json
+
+    m = json.loads(metrics[0])
+    return m["images_per_s"]
+
+
+def matmul_flops(n=2048, repeats=10) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * n**3 * repeats / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="ImageFolder root (train/<class>/...)")
+    parser.add_argument("--model", default="efficientnet-b0")
+    parser.add_argument("--width", type=float, default=0.5)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--samples", type=int, default=12_800)
+    parser.add_argument("--workers", default="0,2", help="DataLoader workers to try for (b)")
+    args = parser.parse_args()
+
+    data = load_dataset(args.data)
+    variant = make_variant(args.model, w=args.width, base_resolution=data.resolution)
+    recipe = budget("short", samples=args.samples, batch_size=args.batch_size, ema=0.0)
+    steps = args.samples // args.batch_size
+    macs = count_cost(variant, data.num_classes).flops
+
+    ours = effscale_run(variant, recipe, data)
+    bare = bare_loop(variant, recipe, steps, data.num_classes)
+    conv = {
+        w: conventional(
+            variant, recipe, steps, Path(args.data), data.mean, data.std, data.num_classes, w
+        )
+        for w in map(int, args.workers.split(","))
+    }
+    best_w = max(conv, key=conv.get)
+    peak = matmul_flops()
+    achieved = 3 * macs * 2 * ours
+
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
+    )
+    print(
+        f"variant: {variant.label}, batch {args.batch_size}, {steps} steps, "
+        f"{macs / 1e6:.1f} M multiply-adds per image"
+    )
+    print(f"effscale train():            {ours:8.0f} img/s")
+    print(f"bare loop, pre-made tensors: {bare:8.0f} img/s")
+    for w, v in conv.items():
+        print(f"DataLoader + PIL, {w} workers:  {v:8.0f} img/s")
+    print(f"(a) effscale / bare loop:            {ours / bare:.2f}  (target >= 0.95)")
+    print(
+        f"(b) effscale / conventional (best, {best_w} workers): {ours / conv[best_w]:.2f}"
+        f"  (target >= 1.4)"
+    )
+    print(
+        f"(c) achieved {achieved / 1e9:.1f} GFLOP/s of {peak / 1e9:.1f} GFLOP/s dense matmul: "
+        f"{achieved / peak:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
