@@ -215,3 +215,63 @@ def test_augmentation_is_batched_seeded_and_shape_preserving():
     assert crop.shape == x.shape and crop.dtype == torch.uint8
     e = eval_transform(x, 32, (0.5,) * 3, (0.25,) * 3)
     assert torch.allclose(e, (x.float() / 255 - 0.5) / 0.25, atol=1e-5)
+
+
+def test_cuda_out_of_memory_halves_the_batch_and_says_so(synthetic, tmp_path, monkeypatch):
+    """Simulated: a model that runs out of memory above 32 images per batch."""
+    import effscale.train as t
+
+    real_build = t.build_model
+
+    def build_oom_above_32(*a, **k):
+        model = real_build(*a, **k)
+        forward = model.forward
+
+        def guarded(x):
+            if model.training and x.shape[0] > 32:
+                raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+            return forward(x)
+
+        model.forward = guarded
+        return model
+
+    monkeypatch.setattr(t, "build_model", build_oom_above_32)
+    result = train(SMALL, synthetic, quick(samples=1000), tmp_path, device="cpu")
+    assert result["status"] == "done" and result["batch_size"] == 32
+    assert any("batch size halved to 32" in n for n in result["notes"])
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["--data", "/nonexistent/dir"], "/nonexistent/dir"),
+        (["--budget", "huge"], "unknown budget"),
+        (["--lr", "-1"], "lr must be positive"),
+        (["--device", "tpu"], "unknown device"),
+        (["--from", "/nonexistent/ckpt.pt"], "no weights file"),
+    ],
+)
+def test_train_bad_input_is_one_line_and_exit_2(tmp_path, args, says):
+    from typer.testing import CliRunner
+
+    from effscale.cli import app
+
+    r = CliRunner().invoke(app, ["train", "resnet18", "--width", "0.25", "--data", "synthetic",
+                                 "--budget", "smoke", "--samples", "64", "--out",
+                                 str(tmp_path / "o"), *args])
+    assert r.exit_code == 2, r.output
+    assert says in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_train_command_prints_the_final_metrics(tmp_path):
+    from typer.testing import CliRunner
+
+    from effscale.cli import app
+
+    r = CliRunner().invoke(app, ["train", "resnet18", "--width", "0.25", "--depth", "0.5",
+                                 "--data", "synthetic", "--budget", "smoke", "--samples", "512",
+                                 "--out", str(tmp_path), "--format", "json"])
+    assert r.exit_code == 0, r.output
+    result = json.loads(r.stdout)
+    assert result["status"] == "done" and 0 <= result["top1"] <= 100
+    assert (tmp_path / "checkpoint.pt").exists() and (tmp_path / "result.json").exists()
