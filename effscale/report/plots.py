@@ -4,6 +4,7 @@ figure3       accuracy vs FLOPs along each dimension alone (paper Figure 3)
 figure8       compound vs single dimensions, the same FLOPs axis (paper Figure 8)
 flops_vs_phi  target (alpha*beta^2*gamma^2)^phi and realised FLOPs ratio vs phi
 acc_vs_params accuracy vs parameters for every variant
+acc_vs_latency accuracy vs measured latency (paper Table 4 / Figure 1), when the table has it
 
 Points are means over seeds; error bars are their standard deviation.
 """
@@ -15,9 +16,16 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display; before pyplot is imported
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import LogFormatter  # noqa: E402
 
 from effscale import io  # noqa: E402
-from effscale.report.verdicts import dimension_curve, finished, has_role, summarise  # noqa: E402
+from effscale.report.verdicts import (  # noqa: E402
+    VARIANT,
+    dimension_curve,
+    finished,
+    has_role,
+    summarise,
+)
 from effscale.scaling import DIMENSIONS  # noqa: E402
 
 STYLE = {
@@ -157,6 +165,43 @@ def acc_vs_params(df: pd.DataFrame, out: Path, name: str = "acc_vs_params") -> l
             )
     ax.set_xscale("log")
     ax.set_xlabel("Parameters (millions)")
+    ax.set_ylabel("Top-1 accuracy (%)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return _save(fig, out, name)
+
+
+def acc_vs_latency(df: pd.DataFrame, out: Path, name: str = "acc_vs_latency") -> list[Path]:
+    """Top-1 (mean, std over seeds) against latency_ms (effscale.latency.add_latency)."""
+    if "latency_ms" not in df.columns or df["latency_ms"].isna().all():
+        return []
+    s = summarise(df)
+    latency = finished(df).groupby(VARIANT, dropna=False, sort=False)["latency_ms"].first()
+    s = s.merge(latency.reset_index(), on=VARIANT, how="left").dropna(subset=["latency_ms"])
+    if s.empty:
+        return []
+    fig, ax = plt.subplots(figsize=(5, 3.8))
+    for role, (color, marker) in {**STYLE, "base": ("black", "D")}.items():
+        match = s[
+            s["roles"]
+            .fillna("")
+            .str.split(";")
+            .apply(lambda rs, role=role: role in rs or f"match-{role}" in rs)
+        ]
+        if not match.empty:
+            ax.errorbar(
+                match["latency_ms"],
+                match["top1_mean"],
+                yerr=match["top1_std"],
+                fmt=marker,
+                color=color,
+                capsize=3,
+                label=role,
+            )
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))  # 3, 30, not 3x10^0
+    ax.xaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
+    ax.set_xlabel("Latency (ms per batch, median)")
     ax.set_ylabel("Top-1 accuracy (%)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)

@@ -1,0 +1,129 @@
+"""effscale cam: class activation maps of trained variants side by side (paper Figure 7).
+
+Examples:
+    effscale cam runs/fig7/points/3f2a... runs/fig7/points/9b1c... --label baseline \\
+        --label compound --data cifar10 --count 6 --out cam.png
+    effscale cam runs/train/b0-a runs/train/b0-b --images photos/ --out cam.png
+"""
+
+from typing import Annotated
+
+import typer
+
+from effscale import output
+from effscale.cli.app import app
+from effscale.cli.options import (
+    BaseDepthOpt,
+    BaseResOpt,
+    BaseWidthOpt,
+    DepthOpt,
+    FormatOpt,
+    ResMultOpt,
+    ResolutionOpt,
+    SmallInputOpt,
+    WidthOpt,
+)
+from effscale.errors import EffscaleError
+from effscale.output import Format
+
+
+@app.command()
+def cam(
+    runs: Annotated[
+        list[str],
+        typer.Argument(
+            help="Trained runs, one column each: train run directories, study point "
+            "directories (runs/<study>/points/<key>) or checkpoint.pt files."
+        ),
+    ],
+    label: Annotated[
+        list[str] | None,
+        typer.Option("--label", help="Column title per run, in order (default: its variant)."),
+    ] = None,
+    images: Annotated[
+        str | None, typer.Option("--images", help="A folder of images (jpg, png ...) to map.")
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "--data",
+            help="Map test images of this dataset (embedded, synthetic, cifar10, cifar100 or "
+            "a path); default: the first run's training data.",
+        ),
+    ] = None,
+    count: Annotated[
+        int, typer.Option("--count", help="Images: one per class in class order, then more.")
+    ] = 6,
+    out: Annotated[str, typer.Option("--out", help="The PNG to write.")] = "cam.png",
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Check that every run holds this variant (with the scaling flags); "
+            "needed for plain state-dict files.",
+        ),
+    ] = None,
+    depth: DepthOpt = None,
+    width: WidthOpt = None,
+    res_mult: ResMultOpt = None,
+    resolution: ResolutionOpt = None,
+    base_resolution: BaseResOpt = None,
+    small_input: SmallInputOpt = None,
+    base_width: BaseWidthOpt = 1.0,
+    base_depth: BaseDepthOpt = 1.0,
+    fmt: FormatOpt = Format.table,
+):
+    """Class activation maps (Zhou et al. 2016) of each run's predicted class, as a PNG grid.
+
+    Rows are images; the first column shows the image, then one column per run with its map
+    over the image and its predicted class (green: right, red: wrong, for dataset images).
+    Needs backbones ending in global average pooling and a linear classifier.
+    Example: effscale cam runs/train/a runs/train/b --data cifar10 --out cam.png
+    """
+    from effscale.cam import cam_figure
+    from effscale.zoo import variant_for
+
+    flags = {
+        "--depth": depth,
+        "--width": width,
+        "--res-mult": res_mult,
+        "--resolution": resolution,
+        "--base-resolution": base_resolution,
+        "--small-input": small_input,
+    }
+    given = [k for k, v in flags.items() if v is not None]
+    given += [k for k, v in (("--base-width", base_width), ("--base-depth", base_depth)) if v != 1]
+    if model is None and given:
+        raise EffscaleError(
+            f"--model is needed with {', '.join(given)} (they name the variant each run must hold)",
+            "add --model, or drop the flags",
+        )
+    variant = None
+    if model is not None:
+        variant = variant_for(
+            model,
+            depth=depth,
+            width=width,
+            res_mult=res_mult,
+            resolution=resolution,
+            base_resolution=base_resolution,
+            small_input=small_input,
+            base_width=base_width,
+            base_depth=base_depth,
+        )
+    result = cam_figure(
+        runs, out, labels=label, images_dir=images, data=data, count=count, variant=variant
+    )
+    if fmt is Format.json:
+        output.record(result, fmt)
+        return
+    output.rows(
+        result["runs"],
+        fmt,
+        title=f"Class activation maps of {result['images']} images",
+        screen=["label", "variant", "correct", "path"],
+    )
+    for note in result["notes"]:
+        output.note(note, fmt)
+    output.note(f"wrote {out} ({result['width_px']}x{result['height_px']} px)", fmt)

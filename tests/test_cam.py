@@ -1,0 +1,154 @@
+"""effscale cam: class activation maps of trained runs, the grid, and what is refused."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+from typer.testing import CliRunner
+
+from effscale.cam import class_activation_maps, dataset_images, load_trained
+from effscale.cli import app
+from effscale.data import load_dataset
+from effscale.data.augment import eval_transform
+from effscale.errors import EffscaleError
+from effscale.recipe import budget
+from effscale.scaling import make_variant
+from effscale.train import train
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two tiny variants (base and r=1.5) trained briefly on the synthetic set."""
+    root = tmp_path_factory.mktemp("cam")
+    data = load_dataset("synthetic")
+    recipe = budget("smoke", samples=512, batch_size=64)
+    paths = {}
+    for name, r in (("base", 1.0), ("res", 1.5)):
+        v = make_variant("resnet18", w=0.25, d=0.5, r=r, base_resolution=32)
+        train(v, data, recipe, root / name, device="cpu")
+        paths[name] = root / name
+    return paths
+
+
+def test_maps_are_per_image_in_0_1_and_follow_the_prediction(runs):
+    model, variant, classes = load_trained(runs["res"])
+    assert variant.resolution == 48 and len(classes) == 10
+    images = dataset_images("synthetic", count=5)
+    cams, labels = class_activation_maps(model, images.pixels, images.mean, images.std, 48)
+    assert cams.shape == (5, 32, 32)  # the images' own size, to overlay them
+    assert torch.allclose(cams.amin((1, 2)), torch.zeros(5))
+    assert torch.allclose(cams.amax((1, 2)), torch.ones(5))
+    with torch.no_grad():
+        logits = model(eval_transform(images.pixels, 48, images.mean, images.std))
+    assert labels.tolist() == logits.argmax(1).tolist()
+
+
+def test_dataset_images_take_one_per_class_first():
+    images = dataset_images("synthetic", count=12)
+    assert images.labels.tolist() == list(range(10)) + [0, 1]
+    assert images.names[:2] == [images.classes[0], images.classes[1]]
+
+
+def test_grid_png_has_a_row_per_image_and_a_column_per_run(runs, tmp_path):
+    out = tmp_path / "cam.png"
+    args = ["cam", str(runs["base"]), str(runs["res"] / "checkpoint.pt")]
+    args += ["--label", "baseline", "--label", "resolution", "--count", "5"]
+    r = runner.invoke(app, [*args, "--out", str(out), "--format", "json"])
+    assert r.exit_code == 0, r.output
+    result = json.loads(r.stdout)
+    assert result["images"] == 5 and result["columns"] == 3
+    assert [run["label"] for run in result["runs"]] == ["baseline", "resolution"]
+    assert all(len(run["predictions"]) == 5 for run in result["runs"])
+    assert all(0 <= run["correct"] <= 5 for run in result["runs"])  # synthetic: default data
+    with Image.open(out) as im:
+        assert im.size == (result["width_px"], result["height_px"])
+        assert 1.2 < im.size[1] / im.size[0] < 2.2  # 5 rows of 3 square cells, plus titles
+        colours = len(np.unique(np.asarray(im.convert("RGB")).reshape(-1, 3), axis=0))
+    assert colours > 1000  # images and jet maps drawn, not an empty canvas
+    assert not list(tmp_path.glob(".cam.png.*"))  # written atomically, no temp left
+
+
+def test_images_from_a_folder(runs, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    pixels = dataset_images("synthetic", count=2).pixels
+    for i, p in enumerate(pixels):
+        Image.fromarray(p.permute(1, 2, 0).numpy()).resize((64, 48)).save(folder / f"{i}.png")
+    (folder / "notes.txt").write_text("not an image")
+    out = tmp_path / "cam.png"
+    r = runner.invoke(app, ["cam", str(runs["base"]), "--images", str(folder), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert out.stat().st_size > 0
+    r = runner.invoke(
+        app,
+        ["cam", str(runs["base"]), "--images", str(folder), "--format", "json", "--out", str(out)],
+    )
+    result = json.loads(r.stdout)
+    assert result["images"] == 2 and result["runs"][0]["correct"] is None
+
+
+def test_a_checkpoint_of_another_variant_is_refused(runs):
+    named = ["--model", "resnet18", "--width", "0.5", "--depth", "0.5", "--base-resolution", "32"]
+    r = runner.invoke(app, ["cam", str(runs["base"]), *named, "--out", "x.png"])
+    assert r.exit_code == 2
+    assert "w 0.25 there, 0.5 named" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    # the variant it does hold is accepted
+    v = make_variant("resnet18", w=0.25, d=0.5, base_resolution=32)
+    assert load_trained(runs["base"], v)[1] == v
+
+
+def test_a_state_dict_that_does_not_fit_is_refused(runs, tmp_path):
+    model, _, _ = load_trained(runs["base"])
+    path = tmp_path / "weights.pt"
+    torch.save(model.state_dict(), path)
+    with pytest.raises(EffscaleError, match="no variant recorded"):
+        load_trained(path)
+    other = make_variant("resnet18", w=0.5, d=0.5, base_resolution=32)
+    with pytest.raises(EffscaleError, match="do not fit"):
+        load_trained(path, other)
+    same = make_variant("resnet18", w=0.25, d=0.5, base_resolution=32)
+    assert load_trained(path, same)[2] == [str(i) for i in range(10)]
+
+
+@pytest.mark.parametrize(
+    "head", [nn.Identity(), nn.Sequential(nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))]
+)
+def test_a_model_without_a_linear_head_is_refused(runs, head):
+    model, _, _ = load_trained(runs["base"])
+    model.fc = head
+    images = dataset_images("synthetic", count=2)
+    with pytest.raises(EffscaleError, match="no global-average-pooling \\+ linear head"):
+        class_activation_maps(model, images.pixels, images.mean, images.std, 32)
+
+
+def test_a_study_directory_asks_for_its_points(tmp_path):
+    (tmp_path / "study.json").write_text("{}")
+    r = runner.invoke(app, ["cam", str(tmp_path), "--out", str(tmp_path / "x.png")])
+    assert r.exit_code == 2
+    assert "study's run directory" in r.stderr and "points/<key>" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "extra, says",
+    [
+        (["--label", "a", "--label", "b"], "2 --label values for 1 runs"),
+        (["--images", ".", "--data", "synthetic"], "--images and --data both"),
+        (["--count", "0"], "--count must be at least 1"),
+        (["--width", "2"], "--model is needed with --width"),
+    ],
+)
+def test_bad_options_are_one_line(runs, extra, says):
+    r = runner.invoke(app, ["cam", str(runs["base"]), *extra])
+    assert r.exit_code == 2
+    assert says in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_no_checkpoint_there(tmp_path):
+    r = runner.invoke(app, ["cam", str(tmp_path / "missing")])
+    assert r.exit_code == 2 and "no checkpoint at" in r.stderr
