@@ -11,7 +11,12 @@ import pandas as pd
 
 from effscale import io, output
 from effscale.report import plots
-from effscale.report.verdicts import compound_vs_single, diminishing_returns, summarise
+from effscale.report.verdicts import (
+    compound_vs_single,
+    diminishing_returns,
+    summarise,
+    transfer_table,
+)
 from effscale.study.store import RunDir
 
 SUMMARY_COLUMNS = [
@@ -95,6 +100,16 @@ def write_report(run_dir: str | Path) -> dict:
         lines.append(output.to_markdown(_fmt_rows(compound)))
     else:
         lines.append("No compound point with finished matched single-dimension points yet.\n")
+    transfer = transfer_table(df, study.points)
+    if any(p.init_from for p in study.points):
+        lines += ["## Transfer: pre-train, then fine-tune (paper Table 5)", ""]
+        lines.append(
+            "Top-1 on the pre-training data, and on the target data after fine-tuning from "
+            "that checkpoint (a fresh classifier when the classes differ), mean ± std over "
+            "seeds.\n\n" + output.to_markdown(_fmt_rows(transfer))
+            if transfer
+            else "No pre-training point has finished yet.\n"
+        )
     lines += ["## Figures", ""]
     lines += [f"![{p.stem}](figures/{p.name})" for p in figures if p.suffix == ".png"]
     lines += ["", "## Variants (mean over seeds)", ""]
@@ -109,5 +124,6 @@ def write_report(run_dir: str | Path) -> dict:
         "figures": [str(p) for p in figures],
         "diminishing_returns": dims,
         "compound_vs_single": compound,
+        "transfer": transfer,
         "status": status,
     }

@@ -24,6 +24,16 @@
     r = 1.3
     role = "compound"                     # optional: inferred from what is scaled
 
+    [[transfer]]                          # paper Table 5: pre-train, then fine-tune
+    pretrain = "embedded"                 # dataset specs, as data; --data changes neither
+    finetune = "cifar100"
+    w = 1.4                               # optional: the variant (d, w, r), as [[variant]]
+    finetune_samples = 50000              # optional: default, the recipe's samples
+
+A [[transfer]] plans, per seed, a "pretrain" point and a "transfer" point that starts from
+its checkpoint (a fresh classifier when the class counts differ), at the study's base
+resolution; the report shows both accuracies.
+
 An unknown key, or a value of the wrong type, is refused with the file, the key and its line.
 """
 
@@ -35,7 +45,15 @@ import tomllib
 from effscale.errors import EffscaleError
 from effscale.recipe import Recipe, budget
 from effscale.scaling import ALPHA, BETA, DIMENSIONS, GAMMA, parse_range
-from effscale.study.plan import FIGURE3_VALUES, Base, Point, Study, plan_compound, plan_sweep
+from effscale.study.plan import (
+    FIGURE3_VALUES,
+    Base,
+    Point,
+    Study,
+    plan_compound,
+    plan_sweep,
+    plan_transfer,
+)
 
 NUMBER = (int, float)
 TOP = {
@@ -54,9 +72,19 @@ TOP = {
     "sweep": list,
     "compound": list,
     "variant": list,
+    "transfer": list,
 }
 SWEEP = {"dim": str, "values": (list, str), "model": str}
 VARIANT = {"model": str, "d": NUMBER, "w": NUMBER, "r": NUMBER, "role": str}
+TRANSFER = {
+    "pretrain": str,
+    "finetune": str,
+    "model": str,
+    "d": NUMBER,
+    "w": NUMBER,
+    "r": NUMBER,
+    "finetune_samples": int,
+}
 COMPOUND = {
     "phi": (list, str, int, float),
     "alpha": NUMBER,
@@ -75,7 +103,7 @@ def _line_of(text: str, key: str, table: str | None) -> int:
     start = 0
     if table:
         for i, line in enumerate(lines):
-            if line.strip().strip("[]").strip() == table:
+            if line.strip().strip("[]").strip() == table.strip("[]"):  # [[sweep]] too
                 start = i
                 break
     for i in range(start, len(lines)):
@@ -136,9 +164,18 @@ def load_study(
         _check(path, text, entry, COMPOUND, "[compound]")
     for entry in spec.get("variant", []):
         _check(path, text, entry, VARIANT, "[variant]")
-    if not any(spec.get(k) for k in ("sweep", "compound", "variant")):
+    for entry in spec.get("transfer", []):
+        _check(path, text, entry, TRANSFER, "[transfer]")
+        missing = [k for k in ("pretrain", "finetune") if k not in entry]
+        if missing:
+            raise EffscaleError(
+                f"{path}: a [[transfer]] table needs {missing[0]!r}",
+                'write e.g. pretrain = "embedded" and finetune = "cifar100"',
+            )
+    if not any(spec.get(k) for k in ("sweep", "compound", "variant", "transfer")):
         raise EffscaleError(
-            f"{path}: the study plans no points", "add a [[sweep]], [[compound]] or [[variant]]"
+            f"{path}: the study plans no points",
+            "add a [[sweep]], [[compound]], [[variant]] or [[transfer]]",
         )
 
     from effscale.study.engine import dataset
@@ -219,4 +256,15 @@ def load_study(
         )
         for seed in seed_list:
             study.add(Point(variant, seed, recipe, data, (role,)))
+    for entry in spec.get("transfer", []):
+        plan_transfer(
+            study,
+            base_for(entry.get("model", model)),
+            seed_list,
+            recipe,
+            pretrain=entry["pretrain"],
+            finetune=entry["finetune"],
+            **{k: float(entry[k]) for k in ("d", "w", "r") if k in entry},
+            finetune_samples=entry.get("finetune_samples"),
+        )
     return study

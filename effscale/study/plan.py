@@ -199,3 +199,37 @@ def plan_compound(
                 )
                 for seed in seeds:
                     study.add(Point(matched, seed, recipe, data, (f"match-{dim}",), phi=phi))
+
+
+def plan_transfer(
+    study: Study,
+    base: Base,
+    seeds: list[int],
+    recipe: Recipe,
+    *,
+    pretrain: str,
+    finetune: str,
+    d: float = 1.0,
+    w: float = 1.0,
+    r: float = 1.0,
+    finetune_samples: int | None = None,
+) -> None:
+    """Pre-train a variant on one dataset, then fine-tune it on another (paper Table 5).
+
+    Per seed, a "pretrain" point on ``pretrain`` and a "transfer" point on ``finetune`` that
+    starts from its checkpoint (a fresh classifier when the class counts differ); the engine
+    runs a fine-tune only after its pre-training has finished.
+    """
+    if pretrain == finetune:
+        raise EffscaleError(
+            f"transfer pre-trains and fine-tunes on the same data ({pretrain!r})",
+            "name two datasets, e.g. pretrain = 'embedded', finetune = 'cifar100'",
+        )
+    if finetune_samples is not None and finetune_samples < 1:
+        raise EffscaleError(f"finetune_samples must be at least 1, got {finetune_samples}")
+    variant = base.variant(d, w, r)
+    tune = replace(recipe, samples=finetune_samples) if finetune_samples else recipe
+    for seed in seeds:
+        source = Point(variant, seed, recipe, pretrain, ("pretrain",))
+        study.add(source)
+        study.add(Point(variant, seed, tune, finetune, ("transfer",), init_from=source.key))

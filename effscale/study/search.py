@@ -1,0 +1,559 @@
+"""Step 1 of the paper: a small grid search for alpha, beta, gamma at phi = 1.
+
+Tan & Le (2019), Section 3.3: "fix phi = 1, assuming twice more resources available, and do
+a small grid search of alpha, beta, gamma based on Equation 2 and 3"; for B0 they found
+alpha = 1.2, beta = 1.1, gamma = 1.15. Here, in four steps:
+
+1. ``grid``: every alpha, beta, gamma >= 1 on 1, 1 + step, ..., max whose product
+   alpha * beta^2 * gamma^2 is within a *relative* tolerance of the target:
+   |product - target| <= tolerance * target.
+2. ``candidates``: each triple scaled at phi by Equation 3, then built and counted. Rounding
+   (ceil of repeats, channels to multiples of 8, resolution to multiples of 4 px) moves the
+   realised FLOPs ratio by tens of percent: the paper's own (1.2, 1.1, 1.15) realises 2.23x
+   on B0 at 224 px and 2.83x at a 32 px base (B0 at width 0.5). A candidate whose counted
+   ratio is off target^phi by more than ``flops_tolerance`` (relative; by default the grid's
+   tolerance) is dropped. Triples that round to the same network (same resolved spec and
+   resolution) are trained once.
+3. ``plan_search``: one point per network and seed (role "search") and the base (role
+   "base"); search.json in the run directory maps every triple to its network's point keys.
+4. ``search_report``: per network, mean and spread of top-1 over seeds; the winner has the
+   highest mean (ties: fewer FLOPs). search.json gets the ranked table and ``chosen``,
+   figures/search.png the plot. Re-runnable on a partial run directory at any time.
+
+Step 2 (``effscale compound --from-search RUN_DIR``) reads ``chosen_coefficients``.
+"""
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+from effscale import io
+from effscale.cost import count_cost
+from effscale.errors import EffscaleError
+from effscale.recipe import Recipe
+from effscale.scaling import Variant, compound_variants
+from effscale.study.engine import FINISHED, run_study
+from effscale.study.plan import Base, Point, Study
+from effscale.study.store import RunDir
+from effscale.zoo import resolve_spec
+
+SEARCH_FILE = "search.json"
+_SLACK = 1e-9  # float noise: 1.05 * 1.05 is 1.1025000000000003
+
+
+# --------------------------------------------------------------------------------------
+# 1. The grid
+# --------------------------------------------------------------------------------------
+
+
+def grid_values(step: float = 0.05, max_: float = 1.5) -> list[float]:
+    """1, 1 + step, ..., up to max (inclusive when it falls on the grid)."""
+    if not (step > 0 and math.isfinite(step)):
+        raise EffscaleError(
+            f"grid step must be a positive number, got {step:g}", "e.g. --step 0.05"
+        )
+    if not (max_ >= 1 and math.isfinite(max_)):
+        raise EffscaleError(
+            f"grid maximum must be at least 1, got {max_:g}",
+            "alpha, beta, gamma are >= 1: e.g. --max 1.5",
+        )
+    n = int(math.floor((max_ - 1) / step + 1e-9))
+    return [round(1 + i * step, 10) for i in range(n + 1)]
+
+
+def product(alpha: float, beta: float, gamma: float) -> float:
+    """alpha * beta^2 * gamma^2: the FLOPs growth per unit of phi (Equation 3)."""
+    return alpha * beta * beta * gamma * gamma
+
+
+def grid(
+    target: float = 2.0, step: float = 0.05, max_: float = 1.5, tolerance: float = 0.05
+) -> list[tuple[float, float, float]]:
+    """Every (alpha, beta, gamma) on the grid with alpha*beta^2*gamma^2 within the tolerance.
+
+    The tolerance is relative: |product - target| <= tolerance * target.
+
+    Raises:
+        EffscaleError: when no triple qualifies; it names the nearest reachable product and
+            what to change (target, tolerance, step or max).
+    """
+    if not (target > 0 and math.isfinite(target)):
+        raise EffscaleError(f"target must be a positive number, got {target:g}", "e.g. 2.0")
+    if not (tolerance >= 0 and math.isfinite(tolerance)):
+        raise EffscaleError(
+            f"tolerance must be a non-negative fraction, got {tolerance:g}", "e.g. 0.05 (5 %)"
+        )
+    values = grid_values(step, max_)
+    triples = [(a, b, g) for a in values for b in values for g in values]
+    found = [t for t in triples if abs(product(*t) - target) <= tolerance * target + _SLACK]
+    if found:
+        return found
+    nearest = min(triples, key=lambda t: abs(product(*t) - target))
+    p = product(*nearest)
+    needed = math.ceil(abs(p - target) / target * 1000) / 1000
+    hints = [f"--target {p:.4g}", f"--tolerance {needed:g}"]
+    if target > product(values[-1], values[-1], values[-1]):
+        hints.append(f"--max {math.ceil(target**0.2 * 100) / 100:g} or more")
+    else:
+        hints.append("a finer --step")
+    raise EffscaleError(
+        f"no alpha, beta, gamma on the grid 1..{values[-1]:g} (step {step:g}) has "
+        f"alpha*beta^2*gamma^2 within {tolerance:.1%} of {target:g}; the nearest reachable "
+        f"target is {p:.4g} (alpha={nearest[0]:g}, beta={nearest[1]:g}, gamma={nearest[2]:g})",
+        "use " + ", or ".join(hints),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# 2. Candidates: scaled, counted, filtered on realised FLOPs, grouped into networks
+# --------------------------------------------------------------------------------------
+
+
+def _fingerprint(variant: Variant) -> str:
+    """Two variants with the same fingerprint are the same network, trained the same way."""
+    spec = resolve_spec(variant).to_dict()
+    spec.pop("reference")
+    blob = json.dumps([spec, variant.resolution], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _scaled(base: Base, phi: float, abg: tuple[float, float, float]) -> Variant:
+    ((_, variant),) = compound_variants(
+        base.model,
+        [phi],
+        base_resolution=base.base_resolution,
+        alpha=abg[0],
+        beta=abg[1],
+        gamma=abg[2],
+        multiple=base.multiple,
+        small_input=base.small_input,
+        base_depth=base.base_depth,
+        base_width=base.base_width,
+    )
+    return variant
+
+
+def candidates(
+    base: Base,
+    phi: float = 1.0,
+    *,
+    target: float = 2.0,
+    step: float = 0.05,
+    max_: float = 1.5,
+    tolerance: float = 0.05,
+    flops_tolerance: float | None = None,
+    num_classes: int = 1000,
+    progress=None,
+) -> list[dict]:
+    """Every grid triple at phi: its variant, counted FLOPs ratio, and whether it is kept.
+
+    Kept: |realised ratio - target^phi| <= flops_tolerance * target^phi (flops_tolerance
+    defaults to ``tolerance``). Kept triples that build the same network share a ``network``
+    number; its ``trained`` triple (the one whose product is closest to the target) is the
+    variant the points train. ``progress``: a rich Progress to show the counting on.
+    """
+    flops_tolerance = tolerance if flops_tolerance is None else flops_tolerance
+    if not (flops_tolerance >= 0 and math.isfinite(flops_tolerance)):
+        raise EffscaleError(
+            f"FLOPs tolerance must be a non-negative fraction, got {flops_tolerance:g}",
+            "e.g. 0.2 (20 %)",
+        )
+    if not (phi > 0 and math.isfinite(phi)):
+        raise EffscaleError(
+            f"the search scales candidates at a positive phi, got {phi:g}",
+            "the paper searches at phi = 1",
+        )
+    goal = target**phi
+    base_flops = count_cost(base.variant(), num_classes).flops
+    flops: dict[str, int] = {}  # fingerprint -> counted FLOPs, each network counted once
+    rows = []
+    triples = grid(target, step, max_, tolerance)
+    task = (
+        progress.add_task("counting candidates", total=len(triples), info="") if progress else None
+    )
+    for abg in triples:
+        v = _scaled(base, phi, abg)
+        fp = _fingerprint(v)
+        if fp not in flops:
+            flops[fp] = count_cost(v, num_classes).flops
+        if progress:
+            progress.advance(task)
+        ratio = flops[fp] / base_flops
+        off = (ratio - goal) / goal
+        rows.append(
+            {
+                "alpha": abg[0],
+                "beta": abg[1],
+                "gamma": abg[2],
+                "product": round(product(*abg), 4),
+                "d": round(v.d, 4),
+                "w": round(v.w, 4),
+                "r": round(v.r, 4),
+                "resolution": v.resolution,
+                "flops": flops[fp],
+                "target_flops_ratio": round(goal, 4),
+                "realised_flops_ratio": round(ratio, 4),
+                "off_target": round(off, 4),
+                "kept": abs(off) <= flops_tolerance + _SLACK,
+                "fingerprint": fp,
+                "variant": v.to_dict(),
+            }
+        )
+    networks: dict[str, int] = {}
+    for row in rows:
+        row["network"], row["trained"] = None, False
+        if row["kept"]:
+            row["network"] = networks.setdefault(row["fingerprint"], len(networks) + 1)
+    for n in networks.values():
+        group = [r for r in rows if r.get("network") == n]
+        best = min(group, key=lambda r: abs(r["product"] - target))
+        for r in group:
+            r["trained"] = r is best
+    return rows
+
+
+def survivors(rows: list[dict], flops_tolerance: float) -> list[dict]:
+    """The kept candidates; all dropped is an error that says how close the nearest came."""
+    kept = [r for r in rows if r["kept"]]
+    if kept:
+        return kept
+    nearest = min(rows, key=lambda r: abs(r["off_target"]))
+    needed = math.ceil(abs(nearest["off_target"]) * 1000) / 1000
+    raise EffscaleError(
+        f"all {len(rows)} candidates were dropped: after rounding, every realised FLOPs ratio "
+        f"is off {nearest['target_flops_ratio']:g} by more than {flops_tolerance:.1%} (nearest: "
+        f"{nearest['realised_flops_ratio']:g} at alpha={nearest['alpha']:g}, "
+        f"beta={nearest['beta']:g}, gamma={nearest['gamma']:g})",
+        f"use --flops-tolerance {needed:g}, a finer --multiple (e.g. 1), or a larger base "
+        "(--base-width, --base-resolution): rounding moves FLOPs most at small bases",
+    )
+
+
+def dropped_note(rows: list[dict], flops_tolerance: float) -> str:
+    """One sentence: how many triples, how many dropped and why, how many networks to train."""
+    kept = [r for r in rows if r["kept"]]
+    networks = len({r["network"] for r in kept})
+    goal = rows[0]["target_flops_ratio"] if rows else float("nan")
+    return (
+        f"{len(rows)} candidate{'s' if len(rows) != 1 else ''} on the grid; "
+        f"{len(rows) - len(kept)} dropped (realised FLOPs "
+        f"ratio off {goal:g} by more than {flops_tolerance:.1%} after rounding); {len(kept)} kept, "
+        f"{networks} distinct network{'s' if networks != 1 else ''} to train"
+    )
+
+
+# --------------------------------------------------------------------------------------
+# 3. Planning
+# --------------------------------------------------------------------------------------
+
+
+def plan_search(
+    study: Study,
+    base: Base,
+    phi: float,
+    seeds: list[int],
+    recipe: Recipe,
+    data: str,
+    *,
+    target: float = 2.0,
+    step: float = 0.05,
+    max_: float = 1.5,
+    tolerance: float = 0.05,
+    flops_tolerance: float | None = None,
+    num_classes: int = 10,
+    progress=None,
+) -> dict:
+    """Add the base and one point per kept network and seed; return the search record.
+
+    The record (settings, every candidate with its point keys, the base's keys) is what
+    ``run_search`` stores as search.json, so any triple maps back to the runs that judge it.
+    """
+    rows = candidates(
+        base,
+        phi,
+        target=target,
+        step=step,
+        max_=max_,
+        tolerance=tolerance,
+        flops_tolerance=flops_tolerance,
+        num_classes=num_classes,
+        progress=progress,
+    )
+    flops_tolerance = tolerance if flops_tolerance is None else flops_tolerance
+    survivors(rows, flops_tolerance)
+    base_keys = []
+    for seed in seeds:
+        point = Point(base.variant(), seed, recipe, data, ("base",))
+        study.add(point)
+        base_keys.append(point.key)
+    keys: dict[int, list[str]] = {}
+    for row in rows:
+        if row["kept"] and row["trained"]:
+            variant = _scaled(base, phi, (row["alpha"], row["beta"], row["gamma"]))
+            keys[row["network"]] = []
+            for seed in seeds:
+                point = Point(variant, seed, recipe, data, ("search",))
+                study.add(point)
+                keys[row["network"]].append(point.key)
+    for row in rows:
+        row["keys"] = keys.get(row.get("network"), [])
+    return {
+        "model": base.model,
+        "base": dict(base.__dict__),
+        "data": data,
+        "phi": phi,
+        "target": target,
+        "step": step,
+        "max": max_,
+        "tolerance": tolerance,
+        "flops_tolerance": flops_tolerance,
+        "seeds": list(seeds),
+        "num_classes": num_classes,
+        "base_keys": base_keys,
+        "candidates": rows,
+    }
+
+
+# --------------------------------------------------------------------------------------
+# 4. Running and ranking
+# --------------------------------------------------------------------------------------
+
+
+def _plan_id(record: dict) -> str:
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _load(run_dir: str | Path) -> dict:
+    path = Path(run_dir) / SEARCH_FILE
+    if not path.is_file():
+        raise EffscaleError(
+            f"{run_dir} holds no grid search (no {SEARCH_FILE})",
+            "give the --out directory of `effscale search`",
+        )
+    return json.loads(path.read_text())
+
+
+def run_search(
+    study: Study,
+    record: dict,
+    run_dir: str | Path,
+    *,
+    executor=None,
+    device: str = "auto",
+    force: bool = False,
+    show_progress: bool = True,
+) -> dict:
+    """Store the plan (study.json, search.json), train what is unfinished, then rank."""
+    store = RunDir(run_dir)
+    study = store.save_study(study, force=force)  # refuses another study's directory first
+    plan_id = _plan_id(record)
+    path = store.path / SEARCH_FILE
+    if not path.exists() or json.loads(path.read_text()).get("plan_id") != plan_id:
+        io.write_json(path, {**record, "plan_id": plan_id, "chosen": None})
+    run_study(
+        study,
+        store.path,
+        executor=executor,
+        device=device,
+        force=force,
+        show_progress=show_progress,
+    )
+    return search_report(store.path)
+
+
+def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    mean = sum(values) / len(values)
+    if len(values) < 2:
+        return mean, None  # one seed: no spread to report
+    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
+    return mean, math.sqrt(var)
+
+
+def search_report(run_dir: str | Path) -> dict:
+    """Rank the candidates from whatever has finished; rewrite search.json and the plot.
+
+    Returns the search record with, per candidate, ``seeds`` (finished), ``top1_mean``,
+    ``top1_std`` and ``rank`` (of its network; candidates sharing a network share it),
+    ``base`` (its top-1), ``finished`` (every planned point done), ``leader`` (the best so
+    far) and ``chosen`` (the leader, once the search is finished; else None).
+    """
+    store = RunDir(run_dir)
+    record = _load(store.path)
+    results = store.write_results()
+    by_key = {row["key"]: row for row in results.to_dict("records")}
+
+    def scores(keys: list[str]) -> list[float]:
+        """Top-1 of the finished runs among ``keys`` (a diverged run has none)."""
+        rows = [by_key[k] for k in keys if k in by_key and by_key[k]["status"] == "done"]
+        return [float(r["top1"]) for r in rows if math.isfinite(r["top1"])]
+
+    networks: dict[int, dict] = {}
+    for row in record["candidates"]:
+        if not row["kept"]:
+            continue
+        n = row["network"]
+        if n not in networks:
+            top1 = scores(row["keys"])
+            mean, std = _mean_std(top1)
+            networks[n] = {"seeds": len(top1), "top1_mean": mean, "top1_std": std}
+            networks[n]["flops"] = row["flops"]
+    ranked = sorted(
+        (n for n, s in networks.items() if s["top1_mean"] is not None),
+        key=lambda n: (-networks[n]["top1_mean"], networks[n]["flops"]),
+    )
+    for i, n in enumerate(ranked, 1):
+        networks[n]["rank"] = i
+    for row in record["candidates"]:
+        stats = networks.get(row.get("network"), {})
+        row.update({k: stats.get(k) for k in ("seeds", "top1_mean", "top1_std", "rank")})
+        if not row["kept"]:
+            row["seeds"] = 0
+
+    planned = set(record["base_keys"] + [k for r in record["candidates"] for k in r["keys"]])
+    n_finished = sum(store.state(k) in FINISHED for k in planned)
+    finished = n_finished == len(planned)
+    base_top1 = scores(record["base_keys"])
+    mean, std = _mean_std(base_top1)
+    record["base_top1"] = {"seeds": len(base_top1), "top1_mean": mean, "top1_std": std}
+    leader = None
+    if ranked:
+        best = next(
+            r for r in record["candidates"] if r.get("network") == ranked[0] and r["trained"]
+        )
+        leader = {
+            "alpha": best["alpha"],
+            "beta": best["beta"],
+            "gamma": best["gamma"],
+            "phi": record["phi"],
+            "target": record["target"],
+            "top1_mean": best["top1_mean"],
+            "top1_std": best["top1_std"],
+            "realised_flops_ratio": best["realised_flops_ratio"],
+            "seeds": best["seeds"],
+            "same_network": [
+                [r["alpha"], r["beta"], r["gamma"]]
+                for r in record["candidates"]
+                if r.get("network") == ranked[0] and r is not best
+            ],
+        }
+    record.update(
+        finished=finished,
+        points={"planned": len(planned), "finished": n_finished},
+        leader=leader,
+        chosen=leader if finished else None,
+    )
+    figures = search_plot(record, store.path / "figures")
+    record["figures"] = [str(p) for p in figures]
+    io.write_json(store.path / SEARCH_FILE, record)
+    return record
+
+
+def chosen_coefficients(run_dir: str | Path) -> tuple[float, float, float]:
+    """(alpha, beta, gamma) chosen by a finished search in ``run_dir`` (Step 2 uses them)."""
+    record = _load(run_dir)
+    chosen = record.get("chosen")
+    if not chosen:
+        points = record.get("points") or {}
+        raise EffscaleError(
+            f"the search in {run_dir} is not finished "
+            f"({points.get('finished', 0)} of {points.get('planned', '?')} points done)",
+            "rerun the same `effscale search` command with --out pointing there to finish it",
+        )
+    return chosen["alpha"], chosen["beta"], chosen["gamma"]
+
+
+def table(record: dict) -> list[dict]:
+    """The kept candidates, best first, in the columns the command prints."""
+    rows = [r for r in record["candidates"] if r["kept"]]
+    target = record["target"]
+    rows.sort(key=lambda r: (r["rank"] is None, r["rank"] or 0, abs(r["product"] - target)))
+    columns = [
+        "alpha",
+        "beta",
+        "gamma",
+        "product",
+        "d",
+        "w",
+        "r",
+        "resolution",
+        "flops",
+        "target_flops_ratio",
+        "realised_flops_ratio",
+        "network",
+        "trained",
+        "seeds",
+        "top1_mean",
+        "top1_std",
+        "rank",
+    ]
+    return [{c: r.get(c) for c in columns} for r in rows]
+
+
+# --------------------------------------------------------------------------------------
+# The plot
+# --------------------------------------------------------------------------------------
+
+
+def search_plot(record: dict, out: Path, name: str = "search") -> list[Path]:
+    """Top-1 vs realised FLOPs ratio per trained network, the chosen one starred."""
+    nets = [
+        r for r in record["candidates"] if r["kept"] and r["trained"] and r["top1_mean"] is not None
+    ]
+    if not nets:
+        return []
+    from effscale.report.plots import _save, plt  # plots sets the Agg backend first
+
+    fig, ax = plt.subplots(figsize=(5.4, 4))
+    ax.errorbar(
+        [r["realised_flops_ratio"] for r in nets],
+        [r["top1_mean"] for r in nets],
+        yerr=[r["top1_std"] or 0.0 for r in nets],
+        fmt="o",
+        color="tab:blue",
+        capsize=3,
+        ms=5,
+        label="candidate network (mean ± std over seeds)",
+    )
+    best = record.get("chosen") or record.get("leader")
+    if best:
+        ax.errorbar(
+            [best["realised_flops_ratio"]],
+            [best["top1_mean"]],
+            yerr=[best["top1_std"] or 0.0],
+            fmt="*",
+            color="tab:red",
+            capsize=3,
+            ms=14,
+            label="chosen" if record.get("chosen") else "leading (search unfinished)",
+        )
+        ax.annotate(
+            f"α={best['alpha']:g}, β={best['beta']:g}, γ={best['gamma']:g}",
+            (best["realised_flops_ratio"], best["top1_mean"]),
+            textcoords="offset points",
+            xytext=(8, 6),
+            fontsize=9,
+            color="tab:red",
+        )
+    base = record.get("base_top1") or {}
+    if base.get("top1_mean") is not None:
+        ax.axhline(
+            base["top1_mean"],
+            color="black",
+            ls="--",
+            lw=1,
+            label=f"base (FLOPs ratio 1): {base['top1_mean']:.1f} %",
+        )
+    goal = record["target"] ** record["phi"]
+    ax.axvline(goal, color="gray", ls=":", lw=1, label=f"target {goal:g}x")
+    ax.set_xlabel("Realised FLOPs / base FLOPs")
+    ax.set_ylabel("Top-1 accuracy (%)")
+    ax.set_title(
+        f"{record['model']}: grid search at φ={record['phi']:g} (α·β²·γ² ≈ {record['target']:g})"
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    out.mkdir(parents=True, exist_ok=True)
+    return _save(fig, out, name)

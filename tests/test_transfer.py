@@ -1,0 +1,103 @@
+"""Transfer studies (paper Table 5): [[transfer]] in a study file pre-trains on one dataset,
+fine-tunes on another from that checkpoint, and the report shows both accuracies."""
+
+import json
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from effscale.cli import app
+from effscale.study.files import load_study
+
+runner = CliRunner()
+
+TRANSFER_TOML = """
+name = "transfer"
+model = "resnet18"
+data = "synthetic"
+budget = "smoke"
+seeds = 2
+base_width = 0.25
+base_depth = 0.5
+
+[recipe]
+samples = 256
+batch_size = 64
+
+[[transfer]]
+pretrain = "synthetic"
+finetune = "synthetic:8"
+finetune_samples = 128
+"""
+
+
+@pytest.fixture
+def study_file(tmp_path):
+    f = tmp_path / "transfer.toml"
+    f.write_text(TRANSFER_TOML)
+    return f
+
+
+def test_transfer_plans_a_pretrain_and_a_finetune_from_it_per_seed(study_file):
+    study = load_study(study_file)
+    pre = [p for p in study.points if p.roles == ("pretrain",)]
+    tune = [p for p in study.points if p.roles == ("transfer",)]
+    assert len(pre) == len(tune) == 2
+    by_key = {p.key: p for p in pre}
+    for p in tune:
+        source = by_key[p.init_from]
+        assert (source.data, p.data) == ("synthetic", "synthetic:8")
+        assert source.seed == p.seed and source.variant == p.variant
+        assert (source.recipe.samples, p.recipe.samples) == (256, 128)
+
+
+def test_a_transfer_study_fine_tunes_from_the_pretrain_checkpoint_and_reports_both(
+    tmp_path, study_file
+):
+    out = tmp_path / "run"
+    r = runner.invoke(app, ["run", str(study_file), "--out", str(out), "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    results = pd.read_csv(out / "results.csv").set_index("key")
+    assert len(results) == 4 and (results["status"] == "done").all()
+    study = load_study(study_file)
+    for p in study.points:
+        if p.init_from:
+            config = json.loads((out / "points" / p.key / "config.json").read_text())
+            source = out / "points" / p.init_from / "checkpoint.pt"
+            assert config["identity"]["init_from"] == str(source)
+            notes = json.loads((out / "points" / p.key / "result.json").read_text())["notes"]
+            assert any(f"initialised from {source}" in n for n in notes)
+
+    rep = runner.invoke(app, ["report", str(out), "--format", "json"])
+    assert rep.exit_code == 0, rep.output
+    (row,) = json.loads(rep.stdout)["transfer"]
+    assert (row["pretrain_data"], row["finetune_data"]) == ("synthetic", "synthetic:8")
+    assert row["pretrain_seeds"] == row["finetune_seeds"] == 2
+    pre = results[results["roles"] == "pretrain"]["top1"]
+    tune = results[results["roles"] == "transfer"]["top1"]
+    assert row["pretrain_top1"] == pytest.approx(pre.mean())
+    assert row["finetune_top1"] == pytest.approx(tune.mean())
+    report = (out / "report.md").read_text()
+    assert "## Transfer" in report
+    line = next(x for x in report.splitlines() if "| synthetic | synthetic:8 |" in x)
+    assert f"{pre.mean():.4g}" in line and f"{tune.mean():.4g}" in line
+
+
+@pytest.mark.parametrize(
+    "edit, says",
+    [
+        (("finetune_samples = 128", "finetune_smaples = 128"), ":17: unknown key "),
+        (("finetune_samples = 128", "finetune_samples = 1.5"), "'finetune_samples' must be int"),
+        (('finetune = "synthetic:8"', ""), "a [[transfer]] table needs 'finetune'"),
+        (('finetune = "synthetic:8"', 'finetune = "synthetic"'), "on the same data"),
+    ],
+)
+def test_bad_transfer_tables_are_refused_with_file_key_and_line(tmp_path, edit, says):
+    f = tmp_path / "bad.toml"
+    f.write_text(TRANSFER_TOML.replace(*edit, 1))
+    r = runner.invoke(app, ["run", str(f), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2, r.output
+    assert says in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    if "unknown key" in says:
+        assert str(f) in r.stderr and "'finetune_smaples' in [[transfer]]" in r.stderr
