@@ -256,9 +256,24 @@ def test_train_bad_input_is_one_line_and_exit_2(tmp_path, args, says):
 
     from effscale.cli import app
 
-    r = CliRunner().invoke(app, ["train", "resnet18", "--width", "0.25", "--data", "synthetic",
-                                 "--budget", "smoke", "--samples", "64", "--out",
-                                 str(tmp_path / "o"), *args])
+    r = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "resnet18",
+            "--width",
+            "0.25",
+            "--data",
+            "synthetic",
+            "--budget",
+            "smoke",
+            "--samples",
+            "64",
+            "--out",
+            str(tmp_path / "o"),
+            *args,
+        ],
+    )
     assert r.exit_code == 2, r.output
     assert says in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
@@ -268,9 +283,27 @@ def test_train_command_prints_the_final_metrics(tmp_path):
 
     from effscale.cli import app
 
-    r = CliRunner().invoke(app, ["train", "resnet18", "--width", "0.25", "--depth", "0.5",
-                                 "--data", "synthetic", "--budget", "smoke", "--samples", "512",
-                                 "--out", str(tmp_path), "--format", "json"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "resnet18",
+            "--width",
+            "0.25",
+            "--depth",
+            "0.5",
+            "--data",
+            "synthetic",
+            "--budget",
+            "smoke",
+            "--samples",
+            "512",
+            "--out",
+            str(tmp_path),
+            "--format",
+            "json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     result = json.loads(r.stdout)
     assert result["status"] == "done" and 0 <= result["top1"] <= 100

@@ -10,7 +10,7 @@ Examples:
     effscale compound --model efficientnet-b0 --phi 0..7 --cost-only
 """
 
-from effscale.cli import cost, train, study  # noqa: F401, I001  (registers, in help order)
+from effscale.cli import cost, train, study, search, latency, cam  # noqa: F401, I001  (registers, in help order)
 from effscale.cli.app import app
 
 __all__ = ["app", "main"]

@@ -1,6 +1,7 @@
 """The Typer app and its error handling; command modules register on ``app``."""
 
 import typer
+from rich.markup import escape
 
 from effscale import output
 from effscale.errors import EffscaleError
@@ -18,7 +19,9 @@ class _Group(typer.core.TyperGroup):
         try:
             return super().invoke(ctx)
         except EffscaleError as e:
-            output.err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+            output.err_console.print(
+                f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True
+            )
             raise typer.Exit(2) from None
         except UsageError as e:
             sub = f" {e.ctx.info_name}" if e.ctx and e.ctx.parent else ""

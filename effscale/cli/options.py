@@ -90,3 +90,32 @@ SamplesOpt = Annotated[int | None, typer.Option("--samples", help="Training samp
 LrOpt = Annotated[float | None, typer.Option("--lr", help="Peak learning rate.")]
 BatchOpt = Annotated[int | None, typer.Option("--batch-size", help="Batch size.")]
 RunDirArg = Annotated[str, typer.Argument(help="A study's run directory.")]
+ExecutorOpt = Annotated[
+    str,
+    typer.Option(
+        "--executor",
+        help="local (this machine: in process, or --workers processes), ray (a Ray cluster, "
+        "or a local Ray) or slurm (a job array through submitit).",
+    ),
+]
+AddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--address", help="Ray cluster to join: auto or HOST:PORT (default: start a local Ray)."
+    ),
+]
+PartitionOpt = Annotated[str | None, typer.Option("--partition", help="Slurm partition.")]
+GpusPerPointOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--gpus-per-point",
+        help="GPUs per point: Ray takes fractions (default 0.25 under 1 GFLOP, else 1, when "
+        "the cluster has GPUs); Slurm whole GPUs (default 0).",
+    ),
+]
+TimeOpt = Annotated[
+    int, typer.Option("--time", help="Slurm time limit per point in minutes (then requeued).")
+]
+MaxParallelOpt = Annotated[
+    int | None, typer.Option("--max-parallel", help="Slurm: at most this many points at once.")
+]

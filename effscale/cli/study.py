@@ -13,6 +13,7 @@ import typer
 from effscale import output
 from effscale.cli.app import app
 from effscale.cli.options import (
+    AddressOpt,
     AlphaOpt,
     BaseDepthOpt,
     BaseResOpt,
@@ -24,17 +25,22 @@ from effscale.cli.options import (
     DataOpt,
     DeviceOpt,
     EpochsOpt,
+    ExecutorOpt,
     ForceOpt,
     FormatOpt,
     GammaOpt,
+    GpusPerPointOpt,
     LrOpt,
+    MaxParallelOpt,
     ModelOpt,
     MultipleOpt,
     OutOpt,
+    PartitionOpt,
     RunDirArg,
     SamplesOpt,
     SeedsOpt,
     SmallInputOpt,
+    TimeOpt,
     WorkersOpt,
 )
 from effscale.errors import EffscaleError
@@ -72,15 +78,18 @@ def _study_context(
     return ds, recipe, base
 
 
-def _run_and_print(study, out, workers, device, force, fmt):
+def _run_and_print(study, out, workers, device, force, fmt, executor="local", **cluster):
+    """Run a study on the executor asked for; ``cluster``: make_executor's cluster options."""
     from effscale.report.verdicts import summarise
     from effscale.study.engine import run_study
-    from effscale.study.executors import LocalWorkers
+    from effscale.study.executors import make_executor
 
     out = out or f"runs/{study.name}"
-    executor = LocalWorkers(workers, device) if workers > 1 else None
+    runner = make_executor(executor, workers, device, run_dir=out, **cluster)
     output.note(f"{study.name}: {len(study.points)} points -> {out}", fmt)
-    df = run_study(study, out, executor=executor, device=device, force=force)
+    df = run_study(study, out, executor=runner, device=device, force=force)
+    if executor == "slurm":  # submitted, not finished: the executor said how to follow it
+        return
     summary = summarise(df)
     output.rows(
         summary.to_dict("records"),
@@ -109,6 +118,12 @@ def sweep(
     batch_size: BatchOpt = None,
     seeds: SeedsOpt = 1,
     workers: WorkersOpt = 1,
+    executor: ExecutorOpt = "local",
+    address: AddressOpt = None,
+    partition: PartitionOpt = None,
+    gpus_per_point: GpusPerPointOpt = None,
+    time_min: TimeOpt = 60,
+    max_parallel: MaxParallelOpt = None,
     device: DeviceOpt = "auto",
     out: OutOpt = None,
     force: ForceOpt = False,
@@ -187,16 +202,38 @@ def sweep(
         },
     )
     plan_sweep(study, base, dim, vals, list(range(seeds)), recipe, data)
-    _run_and_print(study, out, workers, device, force, fmt)
+    _run_and_print(
+        study,
+        out,
+        workers,
+        device,
+        force,
+        fmt,
+        executor,
+        address=address,
+        partition=partition,
+        gpus_per_point=gpus_per_point,
+        time_min=time_min,
+        max_parallel=max_parallel,
+    )
 
 
 @app.command(name="compound")
 def compound_cmd(
+    ctx: typer.Context,
     model: ModelOpt = "efficientnet-b0",
     phi: Annotated[str, typer.Option(help="Range of phi: 1..7, 0..2:0.5 or 1,2,3.")] = "1..7",
     alpha: AlphaOpt = 1.2,
     beta: BetaOpt = 1.1,
     gamma: GammaOpt = 1.15,
+    from_search: Annotated[
+        str | None,
+        typer.Option(
+            "--from-search",
+            help="Use the alpha, beta, gamma chosen by `effscale search` in this run directory "
+            "(Step 2); not together with --alpha/--beta/--gamma.",
+        ),
+    ] = None,
     table_: Annotated[
         str,
         typer.Option("--table", help="formula: Equation 3; official: the published B0-B7 table."),
@@ -216,6 +253,12 @@ def compound_cmd(
     batch_size: BatchOpt = None,
     seeds: SeedsOpt = 1,
     workers: WorkersOpt = 1,
+    executor: ExecutorOpt = "local",
+    address: AddressOpt = None,
+    partition: PartitionOpt = None,
+    gpus_per_point: GpusPerPointOpt = None,
+    time_min: TimeOpt = 60,
+    max_parallel: MaxParallelOpt = None,
     device: DeviceOpt = "auto",
     out: OutOpt = None,
     force: ForceOpt = False,
@@ -235,10 +278,21 @@ def compound_cmd(
     """
     from effscale.scaling import parse_range
 
+    if from_search:
+        from effscale.study.search import chosen_coefficients
+
+        given = [
+            n for n in ("alpha", "beta", "gamma") if ctx.get_parameter_source(n).name != "DEFAULT"
+        ]
+        if given or table_ == "official":
+            other = f"--{given[0]}" if given else "--table official"
+            raise EffscaleError(f"--from-search and {other} both set the scaling", "give one")
+        alpha, beta, gamma = chosen_coefficients(from_search)
     rule = (
         "the official B0-B7 table (efficientnet_builder.py)"
         if table_ == "official"
         else f"Equation 3 with alpha={alpha:g}, beta={beta:g}, gamma={gamma:g}"
+        + (f" (chosen by the search in {from_search})" if from_search else "")
     )
     phis = parse_range(phi)
     if cost_only:
@@ -324,7 +378,20 @@ def compound_cmd(
         num_classes=ds.num_classes,
     )
     output.note(f"Scaling rule: {rule}", fmt)
-    _run_and_print(study, out, workers, device, force, fmt)
+    _run_and_print(
+        study,
+        out,
+        workers,
+        device,
+        force,
+        fmt,
+        executor,
+        address=address,
+        partition=partition,
+        gpus_per_point=gpus_per_point,
+        time_min=time_min,
+        max_parallel=max_parallel,
+    )
 
 
 @app.command(name="run")
@@ -335,6 +402,12 @@ def run_cmd(
     seeds: Annotated[int | None, typer.Option(help="Override the number of seeds.")] = None,
     samples: SamplesOpt = None,
     workers: WorkersOpt = 1,
+    executor: ExecutorOpt = "local",
+    address: AddressOpt = None,
+    partition: PartitionOpt = None,
+    gpus_per_point: GpusPerPointOpt = None,
+    time_min: TimeOpt = 60,
+    max_parallel: MaxParallelOpt = None,
     device: DeviceOpt = "auto",
     out: OutOpt = None,
     force: ForceOpt = False,
@@ -347,7 +420,20 @@ def run_cmd(
     from effscale.study.files import load_study
 
     study = load_study(study_file, data=data, budget_name=budget_, seeds=seeds, samples=samples)
-    _run_and_print(study, out, workers, device, force, fmt)
+    _run_and_print(
+        study,
+        out,
+        workers,
+        device,
+        force,
+        fmt,
+        executor,
+        address=address,
+        partition=partition,
+        gpus_per_point=gpus_per_point,
+        time_min=time_min,
+        max_parallel=max_parallel,
+    )
 
 
 @app.command()
@@ -356,13 +442,23 @@ def status(run_dir: RunDirArg, fmt: FormatOpt = Format.table):
 
     Example: effscale status runs/figure3
     """
+    from effscale.study.slurm_executor import job_states
     from effscale.study.store import RunDir
 
     st = RunDir(run_dir).status()
+    jobs = job_states(run_dir)  # None unless the points were submitted to Slurm
+    if jobs is not None:
+        st["slurm"] = jobs
     if fmt is Format.json:
         output.record(st, fmt)
         return
     output.record({k: v for k, v in st.items() if k != "states"}, fmt, title=run_dir)
+    if jobs:
+        output.rows(
+            [{"key": k, "state": s, **jobs.get(k, {})} for k, s in st["states"].items()],
+            fmt,
+            title="Points and their Slurm jobs",
+        )
 
 
 @app.command()

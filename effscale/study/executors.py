@@ -148,3 +148,63 @@ class LocalWorkers:
             except queue_mod.Empty:
                 return
             events(kind, key, payload)
+
+
+# -- choosing one -----------------------------------------------------------------------
+
+
+def make_executor(
+    name: str = "local",
+    workers: int = 1,
+    device: str = "auto",
+    address: str | None = None,
+    partition: str | None = None,
+    gpus_per_point: float | None = None,
+    time_min: int = 60,
+    max_parallel: int | None = None,
+    run_dir=None,
+):
+    """The executor a study command asks for: local (this process, or ``workers`` worker
+    processes), ray (effscale.study.ray_executor) or slurm (effscale.study.slurm_executor).
+
+    Options of another executor are refused, so that none is silently ignored.
+    """
+    given = {
+        "--workers": workers != 1,
+        "--address": address is not None,
+        "--partition": partition is not None,
+        "--gpus-per-point": gpus_per_point is not None,
+        "--time": time_min != 60,
+        "--max-parallel": max_parallel is not None,
+    }
+    allowed = {
+        "local": {"--workers"},
+        "ray": {"--address", "--gpus-per-point"},
+        "slurm": {"--partition", "--gpus-per-point", "--time", "--max-parallel"},
+    }
+    if name not in allowed:
+        raise EffscaleError(f"unknown executor {name!r}", "use local, ray or slurm")
+    wrong = [opt for opt, on in given.items() if on and opt not in allowed[name]]
+    if wrong:
+        owners = [n for n in allowed if wrong[0] in allowed[n]]
+        raise EffscaleError(
+            f"{wrong[0]} does not apply to --executor {name}",
+            f"it is for --executor {' or '.join(owners)}",
+        )
+    if name == "ray":
+        from effscale.study.ray_executor import RayExecutor
+
+        return RayExecutor(address=address, gpus_per_point=gpus_per_point)
+    if name == "slurm":
+        from pathlib import Path
+
+        from effscale.study.slurm_executor import SlurmExecutor
+
+        return SlurmExecutor(
+            Path(run_dir) / "slurm",
+            partition=partition,
+            gpus_per_point=gpus_per_point or 0,
+            time_min=time_min,
+            max_parallel=max_parallel,
+        )
+    return LocalWorkers(workers, device) if workers > 1 else InProcess()

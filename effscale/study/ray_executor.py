@@ -3,7 +3,9 @@
 Each point is one Ray task that calls ``effscale.study.engine.run_point``, exactly as the local
 executors do: the task takes the point's file lock and writes its files through the same
 atomic store. So the run directory must be on a filesystem every Ray node sees (NFS, Lustre,
-a shared disk) at the same path, and effscale must be installed on every node.
+a shared disk) at the same path, and effscale must be installed on every node. Tasks run in
+the driver's working directory, so a relative --data path means the same everywhere. With no
+address, the driver starts a local Ray bound to 127.0.0.1, which ends with the driver.
 
 Resources per task: ``cpus_per_point`` CPUs (torch uses that many threads) and, when the
 cluster has GPUs and the device is not cpu, ``gpus_per_point`` GPUs; by default a quarter of
@@ -18,9 +20,11 @@ a rerun skips finished points and resumes interrupted ones.
 """
 
 import logging
+import os
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
+from pathlib import Path
 
 from effscale.errors import EffscaleError
 from effscale.study.executors import EventProgress, _failure
@@ -55,13 +59,15 @@ class _Events:
         return items
 
 
-def _train_point(task, sink, threads: int):
+def _train_point(task, sink, threads: int, cwd: str):
     """The Ray task: one point through run_point, its events sent to the driver's sink."""
     import ray
     import torch
 
     from effscale.study.engine import run_point
 
+    if os.path.isdir(cwd):  # the driver's: relative data paths mean the same on every node
+        os.chdir(cwd)
     torch.set_num_threads(threads)
     last = [0.0]
 
@@ -93,7 +99,7 @@ def _loopback(ray):
     """
     from ray._private import ray_constants
 
-    before = ray_constants.ENABLE_RAY_CLUSTER
+    before = getattr(ray_constants, "ENABLE_RAY_CLUSTER", True)
     ray_constants.ENABLE_RAY_CLUSTER = False
     try:
         yield
@@ -136,11 +142,15 @@ class RayExecutor:
                 ray.init(address="local", num_cpus=self.num_cpus, include_dashboard=False, **quiet)
             self.started = True
             return ray
+        on_loopback = self.address.split(":")[0] in ("127.0.0.1", "localhost")
         try:
-            ray.init(address=self.address, **quiet)
+            with _loopback(ray) if on_loopback else nullcontext():
+                ray.init(address=self.address, **quiet)
         except (ConnectionError, RuntimeError, ValueError) as e:
+            while e.__cause__ is not None:  # Ray wraps the reason (refused, bad token ...)
+                e = e.__cause__
             raise EffscaleError(
-                f"cannot join the Ray cluster at {self.address}: {str(e).splitlines()[0]}",
+                f"cannot join the Ray cluster at {self.address}: {str(e).strip().splitlines()[0]}",
                 "start one with `ray start --head`, or leave out --address for a local Ray",
             ) from None
         return ray
@@ -166,9 +176,15 @@ class RayExecutor:
             return
         ray = self.connect()
         cluster_gpus = ray.cluster_resources().get("GPU", 0)
+        if tasks[0].device.startswith("cuda") and not cluster_gpus:
+            raise EffscaleError(
+                f"--device {tasks[0].device}: the Ray cluster has no GPUs",
+                "use --device auto or cpu, or join a cluster with GPU nodes",
+            )
         sink = ray.remote(num_cpus=0)(_Events).remote()
         train = ray.remote(_train_point)
         threads = max(1, int(self.cpus_per_point))
+        run_dir = str(Path(tasks[0].run_dir).resolve())  # one study, one run directory
         keys = {}
         for task in tasks:
             gpus = self.gpus_for(task, cluster_gpus)
@@ -178,7 +194,12 @@ class RayExecutor:
                 num_gpus=gpus,
                 max_retries=self.max_retries,
                 retry_exceptions=False,
-            ).remote(replace(task, device="cuda" if gpus else "cpu"), sink, threads)
+            ).remote(
+                replace(task, device="cuda" if gpus else "cpu", run_dir=run_dir),
+                sink,
+                threads,
+                os.getcwd(),
+            )
             keys[ref] = task.point.key
         pending = list(keys)
         try:

@@ -20,6 +20,7 @@ resumes from its own checkpoint.pt, so at most the current epoch is trained twic
 import datetime
 import json
 import os
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -57,11 +58,14 @@ class PointJob:
         from effscale.study.store import RunDir
 
         torch.set_num_threads(int(os.environ.get("SLURM_CPUS_PER_TASK", self.threads)))
+        store = RunDir(self.task.run_dir)
         try:
-            return run_point(self.task)
+            result = run_point(self.task)
         except Exception as e:  # status reads error.json; Slurm marks the job FAILED
-            RunDir(self.task.run_dir).record_failure(self.task.point.key, _failure(e))
+            store.record_failure(self.task.point.key, _failure(e))
             raise
+        store.write_results()  # no driver waits for the jobs: each keeps results.csv current
+        return result
 
     def checkpoint(self, *args, **kwargs):
         if not self.requeue:
@@ -82,8 +86,8 @@ class SlurmExecutor:
         time_min: time limit per point in minutes; a point stopped by it is requeued.
         max_parallel: at most this many points of the array run at once.
         requeue: requeue points on preemption or time-out (they resume from checkpoints).
-        cluster: submitit's cluster name: None detects Slurm, "local" runs the jobs as local
-            processes (for tests), "debug" in this process.
+        cluster: None for Slurm (sbatch must be there); submitit's "local" runs the jobs as
+            local processes (for tests), "debug" in this process.
         **parameters: more submitit parameters, e.g. mem_gb=16, slurm_account="proj".
     """
 
@@ -103,7 +107,7 @@ class SlurmExecutor:
         if gpus_per_point < 0 or gpus_per_point != int(gpus_per_point):
             raise EffscaleError(
                 f"--gpus-per-point {gpus_per_point:g}: Slurm grants whole GPUs",
-                "give 0, 1, 2 ... (a fraction of a GPU is for --executor ray)",
+                "give 0, 1, 2 ...; fractions of a GPU are for --executor ray",
             )
         if time_min < 1:
             raise EffscaleError(f"--time must be at least 1 minute, got {time_min}")
@@ -113,14 +117,16 @@ class SlurmExecutor:
         self.gpus = int(gpus_per_point)
         self.cpus = cpus_per_point or (4 if self.gpus else 1)
         self.requeue = requeue
-        try:
-            self.executor = submitit.AutoExecutor(folder=self.folder, cluster=cluster)
-        except RuntimeError:  # submitit found no cluster to submit to
+        if cluster is None and shutil.which("sbatch") is None:
             raise EffscaleError(
                 "no Slurm on this machine (sbatch not found)",
                 "submit from a Slurm login node, or use --executor local or ray",
-            ) from None
-        self.cluster = self.executor.cluster
+            )
+        self.cluster = cluster or "slurm"  # not submitit's guess, which falls back to local
+        try:
+            self.executor = submitit.AutoExecutor(folder=self.folder, cluster=self.cluster)
+        except RuntimeError as e:  # e.g. no srun beside sbatch
+            raise EffscaleError(f"cannot submit to Slurm here: {e}") from None
         self.executor.update_parameters(
             name="effscale",
             timeout_min=int(time_min),
@@ -150,9 +156,18 @@ class SlurmExecutor:
             )
         if not todo:
             return
+        if todo[0].device.startswith("cuda") and not self.gpus:
+            raise EffscaleError(
+                f"--device {todo[0].device} with no GPU asked of Slurm",
+                "add --gpus-per-point 1, or use --device auto or cpu",
+            )
         device = "cuda" if self.gpus else "cpu"  # Slurm shows a job only the GPUs it granted
+        where = str(run_dir.resolve())
         jobs = self.executor.submit_array(
-            [PointJob(replace(t, device=device), self.cpus, self.requeue) for t in todo]
+            [
+                PointJob(replace(t, device=device, run_dir=where), self.cpus, self.requeue)
+                for t in todo
+            ]
         )
         self.jobs = {t.point.key: job for t, job in zip(todo, jobs)}
         _record(run_dir, self.cluster, self.folder, todo, jobs)

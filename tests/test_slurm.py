@@ -1,0 +1,157 @@
+"""Studies on Slurm through submitit: the sbatch array it writes (a stand-in sbatch), and a
+study run to completion, one point preempted and requeued, by submitit's local executor."""
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from effscale.cli import app
+from effscale.study.engine import run_study
+from effscale.study.files import load_study
+
+runner = CliRunner()
+TIMING = ["train_seconds", "images_per_s"]
+STUDY_TOML = """
+name = "tiny"
+model = "resnet18"
+data = "synthetic"
+budget = "smoke"
+seeds = 1
+base_width = 0.25
+base_depth = 0.5
+
+[recipe]
+samples = {samples}
+batch_size = 64
+
+[[sweep]]
+dim = "width"
+values = [1.0, 1.5]
+"""
+
+
+def _study_file(tmp_path: Path, samples: int = 512) -> Path:
+    f = tmp_path / "tiny.toml"
+    f.write_text(STUDY_TOML.format(samples=samples))
+    return f
+
+
+def _table(run_dir: Path) -> pd.DataFrame:
+    df = pd.read_csv(Path(run_dir) / "results.csv")
+    assert df["key"].is_unique
+    return df.drop(columns=TIMING).sort_values("key").reset_index(drop=True)
+
+
+@pytest.fixture
+def fake_slurm(tmp_path, monkeypatch):
+    """sbatch, srun and sacct stand-ins on PATH: sbatch keeps the script and answers job 4242,
+    sacct says element 0 runs and element 1 waits."""
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    scripts = {
+        "sbatch": f'#!/bin/sh\ncp "$1" {bin_}/submitted.sh\necho >> {bin_}/calls\n'
+        'echo "Submitted batch job 4242"\n',
+        "srun": "#!/bin/sh\nexit 0\n",
+        "sacct": "#!/bin/sh\nprintf 'JobID|State|NodeList\\n4242_0|RUNNING|n1\\n"
+        "4242_1|PENDING|None\\n'\n",
+    }
+    for name, text in scripts.items():
+        (bin_ / name).write_text(text)
+        (bin_ / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_}{os.pathsep}{os.environ['PATH']}")
+    return bin_
+
+
+def test_without_submitit_the_executor_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "submitit", None)  # import submitit now raises ImportError
+    r = runner.invoke(
+        app, ["run", str(_study_file(tmp_path)), "--executor", "slurm", "--out", str(tmp_path)]
+    )
+    assert r.exit_code == 2
+    error = [line for line in r.output.splitlines() if line.startswith("error:")]
+    assert error == [
+        "error: --executor slurm needs submitit, which is not installed "
+        '(pip install "effscale[slurm]")'
+    ]
+
+
+def test_without_sbatch_slurm_is_refused_in_one_line(tmp_path, monkeypatch):
+    pytest.importorskip("submitit")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch there
+    args = ["run", str(_study_file(tmp_path)), "--executor", "slurm", "--out", str(tmp_path)]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2
+    assert "error: no Slurm on this machine (sbatch not found)" in r.output
+    r = runner.invoke(app, [*args, "--gpus-per-point", "0.5"])
+    assert r.exit_code == 2 and "Slurm grants whole GPUs" in r.output
+
+
+def test_one_job_array_submitted_without_waiting_and_shown_by_status(tmp_path, fake_slurm):
+    pytest.importorskip("submitit")
+    out = tmp_path / "run"
+    args = ["run", str(_study_file(tmp_path)), "--executor", "slurm", "--out", str(out)]
+    args += ["--partition", "gpu", "--gpus-per-point", "1", "--time", "30", "--max-parallel", "1"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert f"watch them with: effscale status {out}" in " ".join(r.output.split())
+    script = (fake_slurm / "submitted.sh").read_text()
+    for line in (
+        "#SBATCH --array=0-1%1",  # one array for the 2 points, one at a time
+        "#SBATCH --partition=gpu",
+        "#SBATCH --gpus-per-node=1",
+        "#SBATCH --cpus-per-task=4",
+        "#SBATCH --time=30",
+        "#SBATCH --signal=USR2@90",  # the warning that lets a preempted point requeue
+    ):
+        assert line in script
+    jobs = json.loads((out / "slurm" / "jobs.json").read_text())["points"]
+    assert sorted(j["job_id"] for j in jobs.values()) == ["4242_0", "4242_1"]
+
+    st = json.loads(runner.invoke(app, ["status", str(out), "--format", "json"]).stdout)
+    assert st["pending"] == 2  # nothing trained yet: the jobs only wait in the (fake) queue
+    assert sorted(s["slurm_state"] for s in st["slurm"].values()) == ["PENDING", "RUNNING"]
+    table = runner.invoke(app, ["status", str(out)]).stdout
+    assert "4242_0" in table and "RUNNING" in table
+
+    r = runner.invoke(app, args)  # queued points are not submitted twice
+    assert r.exit_code == 0 and "2 points already queued or running" in r.output
+    assert len((fake_slurm / "calls").read_text().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_local_submitit_study_completes_with_a_preempted_point_requeued(tmp_path):
+    pytest.importorskip("submitit")
+    from effscale.study.slurm_executor import SlurmExecutor
+
+    ref = tmp_path / "reference"
+    study = load_study(_study_file(tmp_path, samples=3072))
+    run_study(study, ref, device="cpu", show_progress=False)
+
+    out = tmp_path / "run"
+    ex = SlurmExecutor(out / "slurm", cluster="local", time_min=10)
+    df = run_study(study, out, executor=ex, device="cpu", show_progress=False)
+    assert df.empty  # submitted and returned: nothing has finished yet
+    key, job = next(iter(ex.jobs.items()))  # the smallest point, first in the array
+    metrics = out / "points" / key / "metrics.jsonl"
+    deadline = time.time() + 120
+    while not metrics.exists() and time.time() < deadline:  # one epoch in, then preempt it
+        time.sleep(0.02)
+    worker = Path(f"/proc/{job.job_id}/task/{job.job_id}/children").read_text().split()[0]
+    os.kill(int(worker), signal.SIGUSR2)  # what Slurm sends before preempting a job
+    for j in ex.jobs.values():
+        assert j.result()["status"] == "done"
+
+    assert "Requeued job" in job.stdout()
+    lines = metrics.read_text().splitlines()  # resumed from its checkpoint: no epoch twice
+    assert [json.loads(x)["epoch"] for x in lines] == list(range(1, len(lines) + 1))
+    pd.testing.assert_frame_equal(_table(out), _table(ref))  # the jobs rebuilt results.csv
+    st = json.loads(runner.invoke(app, ["status", str(out), "--format", "json"]).stdout)
+    assert st["done"] == 2
+    assert {s["slurm_state"] for s in st["slurm"].values()} == {"COMPLETED"}
