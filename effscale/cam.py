@@ -137,8 +137,7 @@ def _load(path: str | Path, variant: Variant | None = None):
     state = (blob.get("ema") or blob["model"]) if "model" in blob else blob
     saved = blob.get("variant")
     if saved is not None:
-        saved = dict(saved)
-        saved = Variant(backbone=saved.pop("model"), **saved)
+        saved = Variant.from_dict(saved)
         if variant is not None and variant != saved:
             diff = [
                 f"{k} {a} there, {b} named"

@@ -14,6 +14,7 @@ import sys
 from enum import Enum
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -126,12 +127,13 @@ def rows(
             sys.stdout.write(f"### {title}\n\n")
         sys.stdout.write(to_markdown(data, columns))
     else:
-        table = Table(title=title, title_justify="left")
+        # Names like efficientnet-b0[w0.5] are data, not rich markup: escape every string.
+        table = Table(title=escape(title) if title else None, title_justify="left")
         cols = screen or _columns(data, columns)
         for c in cols:
-            table.add_column(c, justify="left" if _is_text(data, c) else "right")
+            table.add_column(escape(c), justify="left" if _is_text(data, c) else "right")
         for row in data:
-            table.add_row(*(fmt_value(row.get(c)) for c in cols))
+            table.add_row(*(escape(fmt_value(row.get(c))) for c in cols))
         console.print(table)
 
 
@@ -148,11 +150,11 @@ def record(data: dict, fmt: Format, title: str | None = None) -> None:
 def note(text: str, fmt: Format = Format.table) -> None:
     """A remark beside the data: stdout for human formats, stderr for machine ones."""
     if Format(fmt) in (Format.json, Format.csv):
-        err_console.print(text, highlight=False, soft_wrap=True)
+        err_console.print(text, highlight=False, soft_wrap=True, markup=False)
     elif Format(fmt) is Format.markdown:
         sys.stdout.write(f"\n{text}\n")
     else:
-        console.print(text, highlight=False, soft_wrap=True)
+        console.print(text, highlight=False, soft_wrap=True, markup=False)
 
 
 def _is_text(data: list[dict], col: str) -> bool:
@@ -162,10 +164,10 @@ def _is_text(data: list[dict], col: str) -> bool:
 def progress(transient: bool = False) -> Progress:
     """The one progress display: a bar per task (study above run), rate and ETA on each."""
     return Progress(
-        TextColumn("{task.description}", style="bold"),
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"),
+        TextColumn("{task.fields[info]}", markup=False),
         TimeElapsedColumn(),
         TextColumn("eta"),
         TimeRemainingColumn(),

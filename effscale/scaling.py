@@ -138,6 +138,12 @@ class Variant:
             parts.append("small-input stem")
         return f"{self.base_name} ({', '.join(parts)})"
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "Variant":
+        """The inverse of to_dict (as stored in config.json, checkpoints and study.json)."""
+        d = dict(d)
+        return cls(backbone=d.pop("model"), **d)
+
     def to_dict(self) -> dict:
         return {
             "model": self.backbone,

@@ -375,7 +375,7 @@ def train(
                     f"out of memory at epoch {epoch + 1}: batch size halved to {batch_size}"
                 )
                 if progress:
-                    progress.console.print(f"[yellow]{notes[-1]}[/]")
+                    progress.console.print(notes[-1], style="yellow", markup=False)
                 oom = True
                 break
             if ema is not None:
@@ -476,6 +476,8 @@ def _save_checkpoint(
         "notes": notes,
         "variant": variant.to_dict(),
         "classes": data.classes,
+        "mean": data.mean,  # the normalisation the weights expect (CAM, inference)
+        "std": data.std,
         # dropout and stochastic depth draw from the global generator: resume it too
         "rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,

@@ -250,3 +250,19 @@ def test_study_file_plans_like_the_python_api(study_file):
     study = load_study(study_file)
     assert study.name == "tiny" and len(study.points) == 6
     assert {p.variant.base_width for p in study.points} == {0.25}
+
+
+def test_latency_column_and_plot(tmp_path, study_file):
+    r = runner.invoke(app, ["run", str(study_file), "--out", str(tmp_path), "--device", "cpu",
+                            "--latency", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    latency = pd.read_csv(tmp_path / "latency.csv")
+    assert len(latency) == 3 and (latency["latency_ms"] > 0).all()  # one per variant
+    rep = runner.invoke(app, ["report", str(tmp_path), "--format", "json"])
+    assert rep.exit_code == 0, rep.output
+    assert "acc_vs_latency.png" in {Path(f).name for f in json.loads(rep.stdout)["figures"]}
+
+
+def test_variant_names_are_not_eaten_as_markup():
+    r = runner.invoke(app, ["cost", "efficientnet-b0", "--base-width", "0.5"])
+    assert r.exit_code == 0 and "efficientnet-b0[w0.5]" in r.stdout

@@ -119,3 +119,11 @@ TimeOpt = Annotated[
 MaxParallelOpt = Annotated[
     int | None, typer.Option("--max-parallel", help="Slurm: at most this many points at once.")
 ]
+LatencyOpt = Annotated[
+    bool,
+    typer.Option(
+        "--latency",
+        help="Also time each variant at batch 1 (one thread on a CPU) for the report's "
+        "accuracy-vs-latency plot; kept in RUN_DIR/latency.csv.",
+    ),
+]

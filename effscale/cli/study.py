@@ -30,6 +30,7 @@ from effscale.cli.options import (
     FormatOpt,
     GammaOpt,
     GpusPerPointOpt,
+    LatencyOpt,
     LrOpt,
     MaxParallelOpt,
     ModelOpt,
@@ -78,7 +79,9 @@ def _study_context(
     return ds, recipe, base
 
 
-def _run_and_print(study, out, workers, device, force, fmt, executor="local", **cluster):
+def _run_and_print(
+    study, out, workers, device, force, fmt, executor="local", latency=False, **cluster
+):
     """Run a study on the executor asked for; ``cluster``: make_executor's cluster options."""
     from effscale.report.verdicts import summarise
     from effscale.study.engine import run_study
@@ -90,6 +93,8 @@ def _run_and_print(study, out, workers, device, force, fmt, executor="local", **
     df = run_study(study, out, executor=runner, device=device, force=force)
     if executor == "slurm":  # submitted, not finished: the executor said how to follow it
         return
+    if latency:
+        _measure_latency(out, device)
     summary = summarise(df)
     output.rows(
         summary.to_dict("records"),
@@ -98,6 +103,14 @@ def _run_and_print(study, out, workers, device, force, fmt, executor="local", **
         screen=["d", "w", "r", "resolution", "roles", "flops", "seeds", "top1_mean", "top1_std"],
     )
     output.note(f"results: {out}/results.csv; report and plots: effscale report {out}", fmt)
+
+
+def _measure_latency(run_dir, device):
+    from effscale.latency import latency_for_results
+
+    # One thread on a CPU: the paper's setting (Table 4), and stable on a shared machine.
+    with output.progress() as bar:
+        latency_for_results(run_dir, batch=1, device=device, threads=1, progress=bar)
 
 
 @app.command()
@@ -124,6 +137,7 @@ def sweep(
     gpus_per_point: GpusPerPointOpt = None,
     time_min: TimeOpt = 60,
     max_parallel: MaxParallelOpt = None,
+    latency: LatencyOpt = False,
     device: DeviceOpt = "auto",
     out: OutOpt = None,
     force: ForceOpt = False,
@@ -215,6 +229,7 @@ def sweep(
         gpus_per_point=gpus_per_point,
         time_min=time_min,
         max_parallel=max_parallel,
+        latency=latency,
     )
 
 
@@ -259,6 +274,7 @@ def compound_cmd(
     gpus_per_point: GpusPerPointOpt = None,
     time_min: TimeOpt = 60,
     max_parallel: MaxParallelOpt = None,
+    latency: LatencyOpt = False,
     device: DeviceOpt = "auto",
     out: OutOpt = None,
     force: ForceOpt = False,
@@ -391,6 +407,7 @@ def compound_cmd(
         gpus_per_point=gpus_per_point,
         time_min=time_min,
         max_parallel=max_parallel,
+        latency=latency,
     )
 
 
@@ -408,6 +425,7 @@ def run_cmd(
     gpus_per_point: GpusPerPointOpt = None,
     time_min: TimeOpt = 60,
     max_parallel: MaxParallelOpt = None,
+    latency: LatencyOpt = False,
     device: DeviceOpt = "auto",
     out: OutOpt = None,
     force: ForceOpt = False,
@@ -433,6 +451,7 @@ def run_cmd(
         gpus_per_point=gpus_per_point,
         time_min=time_min,
         max_parallel=max_parallel,
+        latency=latency,
     )
 
 
@@ -462,13 +481,20 @@ def status(run_dir: RunDirArg, fmt: FormatOpt = Format.table):
 
 
 @app.command()
-def report(run_dir: RunDirArg, fmt: FormatOpt = Format.table):
+def report(
+    run_dir: RunDirArg,
+    latency: LatencyOpt = False,
+    device: DeviceOpt = "auto",
+    fmt: FormatOpt = Format.table,
+):
     """Tables, plots and the paper's verdicts (with numbers) from a run directory.
 
     Re-runnable on partial results. Example: effscale report runs/figure3
     """
     from effscale.report import write_report
 
+    if latency:
+        _measure_latency(run_dir, device)
     result = write_report(run_dir)
     if fmt is Format.json:
         output.record(result, fmt)

@@ -141,28 +141,33 @@ def flops_vs_phi(rows: pd.DataFrame, out: Path, name: str = "flops_vs_phi") -> l
     return _save(fig, out, name)
 
 
+def _scatter_by_role(ax, s: pd.DataFrame) -> None:
+    """Top-1 mean and std against column x, one colour per role. A Figure-8 match counts
+    with its dimension; roles without a paper style (search, pretrain, transfer ...) take
+    the next colours of a fixed cycle."""
+    family = s["roles"].fillna("").str.split(";").str[0].str.removeprefix("match-")
+    styles = {**STYLE, "base": ("black", "D")}
+    others = iter(["tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray"])
+    for role in family.unique():
+        color, marker = styles.get(role) or (next(others, "gray"), "o")
+        match = s[family == role]
+        ax.errorbar(
+            match["x"],
+            match["top1_mean"],
+            yerr=match["top1_std"],
+            fmt=marker,
+            color=color,
+            capsize=3,
+            label=role or "other",
+        )
+
+
 def acc_vs_params(df: pd.DataFrame, out: Path, name: str = "acc_vs_params") -> list[Path]:
     s = summarise(df)
     if s.empty:
         return []
     fig, ax = plt.subplots(figsize=(5, 3.8))
-    for role, (color, marker) in {**STYLE, "base": ("black", "D")}.items():
-        match = s[
-            s["roles"]
-            .fillna("")
-            .str.split(";")
-            .apply(lambda rs, role=role: role in rs or f"match-{role}" in rs)
-        ]
-        if not match.empty:
-            ax.errorbar(
-                match["params"] / 1e6,
-                match["top1_mean"],
-                yerr=match["top1_std"],
-                fmt=marker,
-                color=color,
-                capsize=3,
-                label=role,
-            )
+    _scatter_by_role(ax, s.assign(x=s["params"] / 1e6))
     ax.set_xscale("log")
     ax.set_xlabel("Parameters (millions)")
     ax.set_ylabel("Top-1 accuracy (%)")
@@ -181,23 +186,7 @@ def acc_vs_latency(df: pd.DataFrame, out: Path, name: str = "acc_vs_latency") ->
     if s.empty:
         return []
     fig, ax = plt.subplots(figsize=(5, 3.8))
-    for role, (color, marker) in {**STYLE, "base": ("black", "D")}.items():
-        match = s[
-            s["roles"]
-            .fillna("")
-            .str.split(";")
-            .apply(lambda rs, role=role: role in rs or f"match-{role}" in rs)
-        ]
-        if not match.empty:
-            ax.errorbar(
-                match["latency_ms"],
-                match["top1_mean"],
-                yerr=match["top1_std"],
-                fmt=marker,
-                color=color,
-                capsize=3,
-                label=role,
-            )
+    _scatter_by_role(ax, s.assign(x=s["latency_ms"]))
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))  # 3, 30, not 3x10^0
     ax.xaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
@@ -216,6 +205,6 @@ def all_plots(df: pd.DataFrame, out: Path) -> list[Path]:
     for model in models or [None]:
         sub = df[df["model"] == model] if model else df
         suffix = f"-{model}" if len(models) > 1 else ""
-        for make in (figure3, figure8, flops_vs_phi, acc_vs_params):
+        for make in (figure3, figure8, flops_vs_phi, acc_vs_params, acc_vs_latency):
             paths += make(sub, out, make.__name__ + suffix)
     return paths

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from effscale import io, output
+from effscale.latency import LATENCY_FILE, latency_for_results
 from effscale.report import plots
 from effscale.report.verdicts import (
     compound_vs_single,
@@ -55,6 +56,8 @@ def write_report(run_dir: str | Path) -> dict:
     store = RunDir(run_dir)
     study = store.load_study()
     df = store.write_results(study)
+    if (store.path / LATENCY_FILE).exists():  # measured by --latency: the stored figures only
+        df = latency_for_results(store.path, measure=False)
     status = store.status()
     summary = summarise(df)
     figures = plots.all_plots(df, store.path / "figures")
@@ -118,8 +121,26 @@ def write_report(run_dir: str | Path) -> dict:
         if not summary.empty
         else "No finished points yet.\n"
     )
+    search = None
+    if (store.path / "search.json").exists():  # a grid search's run directory (Step 1)
+        from effscale.study.search import search_report
+
+        search = search_report(store.path)
+        best = search.get("chosen") or search.get("leader")
+        if best:
+            state = "chosen" if search.get("chosen") else "leading so far (search unfinished)"
+            lines[2:2] = [
+                "## Grid search for alpha, beta, gamma (paper Step 1)",
+                "",
+                f"{state}: alpha={best['alpha']:g}, beta={best['beta']:g}, "
+                f"gamma={best['gamma']:g}, top-1 {best['top1_mean']:.2f} "
+                f"± {best.get('top1_std') or 0:.2f}; candidate table and plot in search.json "
+                "and figures/search.png.",
+                "",
+            ]
     io.write_text(store.path / "report.md", "\n".join(lines) + "\n")
     return {
+        "search": search,
         "report": str(store.path / "report.md"),
         "figures": [str(p) for p in figures],
         "diminishing_returns": dims,

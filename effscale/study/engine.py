@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+from rich.markup import escape
 
 from effscale import output
 from effscale.cost import count_cost
@@ -47,7 +48,9 @@ def run_point(task: Task, progress=None) -> dict:
 
     store = RunDir(task.run_dir)
     out = store.point_dir(task.point.key)
-    with file_lock(out / ".lock", blocking=False) as mine:
+    # `effscale status` takes a point's lock for an instant to see whether it is held: wait a
+    # little so that such a look never makes a worker skip a point.
+    with file_lock(out / ".lock", blocking=False, wait=2.0) as mine:
         if not mine:
             return {"status": "running", "note": "another process is training this point"}
         (out / "error.json").unlink(missing_ok=True)
@@ -109,14 +112,15 @@ def run_study(
                 fields = {k: v for k, v in payload.items() if k != "description"}
                 bar.update(runs[key], **fields)
             elif kind == "message":
-                bar.console.print(payload)
+                bar.console.print(payload, markup=False)
             elif kind in ("done", "failed"):
                 if key in runs:
                     bar.remove_task(runs.pop(key))
                 if kind == "failed":
                     failures[key] = payload
                     store.record_failure(key, payload)
-                    bar.console.print(f"[red]point {key} failed:[/] {payload.splitlines()[0]}")
+                    first_line = escape(payload.splitlines()[0])
+                    bar.console.print(f"[red]point {key} failed:[/] {first_line}")
                 elif payload.get("status") in FINISHED:
                     finished.add(key)
                     store.write_results(study)
@@ -129,6 +133,10 @@ def run_study(
 
         # Points that fine-tune another point's checkpoint wait for it: run in waves.
         while todo:
+            for p in [p for p in todo if p.init_from and store.state(p.init_from) == "diverged"]:
+                failures[p.key] = f"the point it fine-tunes ({p.init_from}) diverged"
+                store.record_failure(p.key, failures[p.key])
+                todo.remove(p)
             wave = [p for p in todo if not p.init_from or p.init_from in finished]
             if not wave:
                 break  # their sources failed; they stay pending and status shows why

@@ -61,8 +61,7 @@ class Point:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Point":
-        v = dict(d["variant"])
-        variant = Variant(backbone=v.pop("model"), **v)
+        variant = Variant.from_dict(d["variant"])
         return cls(
             variant,
             d["seed"],

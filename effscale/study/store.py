@@ -16,6 +16,7 @@ rebuild sees every result written before it, so no row is ever lost.
 import fcntl
 import json
 import os
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -58,16 +59,22 @@ RESULT_COLUMNS = [
 
 
 @contextmanager
-def file_lock(path: Path, blocking: bool = True):
-    """An exclusive flock on ``path``; yields False when non-blocking and already held."""
+def file_lock(path: Path, blocking: bool = True, wait: float = 0.0):
+    """An exclusive flock on ``path``. Non-blocking, it tries for ``wait`` seconds and yields
+    False if the lock stayed held (by a process training the point, not a passing reader)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(0.05)
         try:
             yield True
         finally:
