@@ -7,7 +7,8 @@ Same variant, batch size, device, optimizer and loss for all three:
   (b) effscale over a conventional pipeline: a torch DataLoader over the JPEG ImageFolder,
       per-image PIL decode, pad-and-crop, flip, to-tensor, normalise (target >= 1.4);
   (c) achieved FLOP/s (3 x forward multiply-adds x 2 x images/s) over the device's measured
-      dense fp32 matmul FLOP/s.
+      dense fp32 matmul FLOP/s;
+  (d) the data paths alone, without a model: what each costs per image.
 
     python bench/train_throughput.py --data /path/to/cifar10 [--samples 12800]
 
@@ -24,10 +25,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, ImageOps
 
 from effscale.cost import count_cost
 from effscale.data import load_dataset
+from effscale.data.augment import train_transform
 from effscale.recipe import budget
 from effscale.scaling import make_variant
 from effscale.train import make_optimizer, train
@@ -59,30 +61,34 @@ def bare_loop(variant, recipe, steps, num_classes) -> float:
 
 
 class JpegFolder(torch.utils.data.Dataset):
-    """The conventional pipeline: decode and augment one image at a time in Python."""
+    """The conventional pipeline, one image at a time, as torchvision's ImageFolder with
+    RandomCrop(padding), RandomHorizontalFlip, ToTensor and Normalize does it (written out
+    here with PIL and torch, since torchvision is not a dependency)."""
 
     def __init__(self, root: Path, mean, std):
         classes = sorted(p.name for p in (root / "train").iterdir())
         self.files = [
             (f, i) for i, c in enumerate(classes) for f in sorted((root / "train" / c).iterdir())
         ]
-        self.mean = np.array(mean, dtype=np.float32) * 255
-        self.std = np.array(std, dtype=np.float32) * 255
+        self.mean = torch.tensor(mean).view(3, 1, 1)
+        self.std = torch.tensor(std).view(3, 1, 1)
 
     def __len__(self):
         return len(self.files)
 
     def __getitem__(self, i):
         path, label = self.files[i]
-        img = np.asarray(Image.open(path).convert("RGB"), dtype=np.uint8)
-        pad = img.shape[0] // 8
-        img = np.pad(img, ((pad, pad), (pad, pad), (0, 0)), mode="reflect")
-        dy, dx = np.random.randint(0, 2 * pad + 1, size=2)
-        img = img[dy : dy + img.shape[0] - 2 * pad, dx : dx + img.shape[1] - 2 * pad]
-        if np.random.rand() < 0.5:
-            img = img[:, ::-1]
-        x = (img.astype(np.float32) - self.mean) / self.std
-        return torch.from_numpy(x.transpose(2, 0, 1).copy()), label
+        img = Image.open(path).convert("RGB")  # decode
+        w, h = img.size
+        pad = w // 8
+        img = ImageOps.expand(img, border=pad, fill=0)  # RandomCrop(padding=pad)
+        x, y = np.random.randint(0, 2 * pad + 1, size=2)
+        img = img.crop((x, y, x + w, y + h))
+        if np.random.rand() < 0.5:  # RandomHorizontalFlip
+            img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        t = torch.from_numpy(np.array(img)).permute(2, 0, 1).contiguous()  # ToTensor
+        t = t.float().div(255)
+        return (t - self.mean) / self.std, label  # Normalize
 
 
 def conventional(variant, recipe, steps, root, mean, std, num_classes, workers) -> float:
@@ -102,6 +108,31 @@ def conventional(variant, recipe, steps, root, mean, std, num_classes, workers) 
     for _ in range(steps):
         step(*next(batches))
     return steps * recipe.batch_size / (time.perf_counter() - start)
+
+
+def pipeline_only(data, variant, batch_size, steps, root, workers) -> tuple[float, float]:
+    """Images/s of each data path alone, no model: effscale's batched augmentation on
+    uint8 tensors in memory vs the conventional per-image DataLoader."""
+    g = torch.Generator().manual_seed(0)
+    perm = torch.randperm(len(data.train_labels), generator=g)
+    start = time.perf_counter()
+    for i in range(steps):
+        idx = perm[i * batch_size : (i + 1) * batch_size]
+        x = train_transform(data.train_images[idx], variant.resolution, data.mean, data.std, g)
+        x.contiguous(memory_format=torch.channels_last)
+    ours = steps * batch_size / (time.perf_counter() - start)
+    loader = torch.utils.data.DataLoader(
+        JpegFolder(root, data.mean, data.std),
+        batch_size,
+        shuffle=True,
+        num_workers=workers,
+        drop_last=True,
+    )
+    batches = iter(loader)
+    start = time.perf_counter()
+    for _ in range(steps):
+        next(batches)
+    return ours, steps * batch_size / (time.perf_counter() - start)
 
 
 def effscale_run(variant, recipe, data) -> float:
@@ -130,7 +161,7 @@ def main() -> None:
     parser.add_argument("--width", type=float, default=0.5)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--samples", type=int, default=12_800)
-    parser.add_argument("--workers", default="0,2", help="DataLoader workers to try for (b)")
+    parser.add_argument("--workers", default="0,1,2", help="DataLoader workers to try for (b)")
     args = parser.parse_args()
 
     data = load_dataset(args.data)
@@ -148,6 +179,9 @@ def main() -> None:
         for w in map(int, args.workers.split(","))
     }
     best_w = max(conv, key=conv.get)
+    pipe_ours, pipe_conv = pipeline_only(
+        data, variant, args.batch_size, steps, Path(args.data), best_w
+    )
     peak = matmul_flops()
     achieved = 3 * macs * 2 * ours
 
@@ -167,6 +201,10 @@ def main() -> None:
     print(
         f"(b) effscale / conventional (best, {best_w} workers): {ours / conv[best_w]:.2f}"
         f"  (target >= 1.4)"
+    )
+    print(
+        f"(d) data path alone, no model: effscale {pipe_ours:,.0f} img/s, conventional "
+        f"({best_w} workers) {pipe_conv:,.0f} img/s: {pipe_ours / pipe_conv:.1f}x"
     )
     print(
         f"(c) achieved {achieved / 1e9:.1f} GFLOP/s of {peak / 1e9:.1f} GFLOP/s dense matmul: "
