@@ -126,13 +126,13 @@ def diminishing_returns(df: pd.DataFrame) -> list[dict]:
         d_mean, d_std, d_n = _mean_std(paired.dropna())
         se = d_std / math.sqrt(d_n) if d_n > 1 else float("nan")
         if math.isnan(se):
-            verdict = "not resolved (one seed: no spread to judge by)"
+            verdict = "not resolved: one seed"
         elif d_mean > 2 * se:
-            verdict = "diminishing returns: supported"
+            verdict = "supported"
         elif d_mean < -2 * se:
-            verdict = "diminishing returns: contradicted (later doublings gain more)"
+            verdict = "contradicted: later doublings gain more"
         else:
-            verdict = "diminishing returns: not resolved (difference within noise)"
+            verdict = "not resolved: within noise"
         out.append(
             {
                 "dimension": dim,
@@ -171,13 +171,13 @@ def compound_vs_single(df: pd.DataFrame) -> list[dict]:
         d_mean, d_std, n = _mean_std(diff.dropna())
         se = d_std / math.sqrt(n) if n > 1 else float("nan")
         if math.isnan(se):
-            verdict = "not resolved (one seed)"
+            verdict = "not resolved: one seed"
         elif d_mean > 2 * se:
-            verdict = "compound wins: supported"
+            verdict = "supported"
         elif d_mean < -2 * se:
-            verdict = f"compound wins: contradicted ({best} alone is better)"
+            verdict = f"contradicted: {best} alone is better"
         else:
-            verdict = "compound wins: not resolved (difference within noise)"
+            verdict = "not resolved: within noise"
         c_mean, c_std, _ = _mean_std(comp["top1"])
         s_mean, s_std, _ = _mean_std(singles[best]["top1"])
         out.append(
