@@ -23,22 +23,9 @@ import torch
 from effscale import io
 from effscale.errors import EffscaleError
 from effscale.scaling import Variant
-from effscale.study.store import RunDir, file_lock
+from effscale.study.store import VARIANT_COLUMNS, RunDir, file_lock
 from effscale.train import resolve_device
 from effscale.zoo import build_model
-
-# The columns of a results table (effscale.study.store.RESULT_COLUMNS) that name a variant.
-VARIANT_COLUMNS = [
-    "model",
-    "base_width",
-    "base_depth",
-    "d",
-    "w",
-    "r",
-    "resolution",
-    "base_resolution",
-    "small_input",
-]
 
 
 def time_calls(

@@ -15,8 +15,10 @@ import numpy as np
 import pandas as pd
 
 from effscale.scaling import DIMENSIONS
+from effscale.study.store import VARIANT_COLUMNS
 
-VARIANT = ["model", "base_width", "base_depth", "d", "w", "r", "resolution"]
+# What tells variants of one study apart (its base resolution and stem are shared).
+VARIANT = VARIANT_COLUMNS[:7]
 
 
 def finished(df: pd.DataFrame) -> pd.DataFrame:

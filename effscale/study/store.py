@@ -27,8 +27,8 @@ from effscale.cost import describe
 from effscale.errors import EffscaleError
 from effscale.study.plan import Point, Study
 
-RESULT_COLUMNS = [
-    "key",
+# The columns of a results table that name a variant (Variant.to_dict's fields).
+VARIANT_COLUMNS = [
     "model",
     "base_width",
     "base_depth",
@@ -38,6 +38,10 @@ RESULT_COLUMNS = [
     "resolution",
     "base_resolution",
     "small_input",
+]
+RESULT_COLUMNS = [
+    "key",
+    *VARIANT_COLUMNS,
     "roles",
     "phi",
     "seed",
