@@ -253,8 +253,20 @@ def test_study_file_plans_like_the_python_api(study_file):
 
 
 def test_latency_column_and_plot(tmp_path, study_file):
-    r = runner.invoke(app, ["run", str(study_file), "--out", str(tmp_path), "--device", "cpu",
-                            "--latency", "--format", "json"])
+    r = runner.invoke(
+        app,
+        [
+            "run",
+            str(study_file),
+            "--out",
+            str(tmp_path),
+            "--device",
+            "cpu",
+            "--latency",
+            "--format",
+            "json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     latency = pd.read_csv(tmp_path / "latency.csv")
     assert len(latency) == 3 and (latency["latency_ms"] > 0).all()  # one per variant
