@@ -39,6 +39,17 @@ VARIANT_COLUMNS = [
     "base_resolution",
     "small_input",
 ]
+# What a point's result.json contributes to its row.
+TRAINED_COLUMNS = [
+    "top1",
+    "top5",
+    "loss",
+    "samples",
+    "epochs",
+    "train_seconds",
+    "images_per_s",
+    "status",
+]
 RESULT_COLUMNS = [
     "key",
     *VARIANT_COLUMNS,
@@ -51,14 +62,7 @@ RESULT_COLUMNS = [
     "activations",
     "target_flops_ratio",
     "realised_flops_ratio",
-    "top1",
-    "top5",
-    "loss",
-    "samples",
-    "epochs",
-    "train_seconds",
-    "images_per_s",
-    "status",
+    *TRAINED_COLUMNS,
 ]
 
 
@@ -173,19 +177,7 @@ class RunDir:
                 "phi": p.phi,
                 "seed": p.seed,
                 "data": p.data,
-                **{
-                    k: result.get(k)
-                    for k in (
-                        "top1",
-                        "top5",
-                        "loss",
-                        "samples",
-                        "epochs",
-                        "train_seconds",
-                        "images_per_s",
-                        "status",
-                    )
-                },
+                **{k: result.get(k) for k in TRAINED_COLUMNS},
             }
             rows.append(row)
         return pd.DataFrame(rows, columns=RESULT_COLUMNS)
