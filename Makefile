@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)  ## the main job on the embedded data: studies/quick.toml, then its report
-	$(BIN)/effscale run studies/quick.toml --out runs/quick
+	$(BIN)/effscale run studies/quick.toml --out runs/quick --workers 2
 	$(BIN)/effscale report runs/quick
 
 test: $(STAMP)  ## fast tests (slow ones excluded)
