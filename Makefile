@@ -38,7 +38,10 @@ format: $(STAMP)
 
 figures: $(STAMP)  ## redraw docs/figures from the stored real-data results (no training)
 	$(BIN)/effscale report docs/results/cifar10
-	mkdir -p docs/figures && cp docs/results/cifar10/figures/*.png docs/results/cifar10/figures/*.svg docs/figures/
+	$(BIN)/effscale report docs/results/search
+	mkdir -p docs/figures
+	cp docs/results/cifar10/figures/*.png docs/results/cifar10/figures/*.svg docs/figures/
+	cp docs/results/search/figures/search.png docs/results/search/figures/search.svg docs/figures/
 
 bench: $(STAMP)
 	$(BIN)/python bench/cost_table.py

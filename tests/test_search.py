@@ -209,6 +209,21 @@ def test_compound_from_search_uses_the_chosen_coefficients(searched):
     assert both.exit_code == 2 and "--from-search and --alpha" in both.stderr
 
 
+def test_report_of_a_search_shows_the_ranked_candidates_and_the_plot(searched):
+    out, table = searched
+    r = runner.invoke(app, ["report", str(out)])
+    assert r.exit_code == 0, r.output
+    report = (out / "report.md").read_text()
+    best = table[0]
+    assert f"chosen: alpha={best['alpha']:g}, beta={best['beta']:g}, gamma={best['gamma']:g}" in (
+        report
+    )
+    assert "(base: " in report and "![search](figures/search.png)" in report
+    search_part = report.split("![search]")[0]  # the candidate table comes before the plot
+    ranks = [line.split("|")[-2].strip() for line in search_part.splitlines() if line[:2] == "| "]
+    assert ranks == ["rank"] + [str(row["rank"]) for row in table]  # best first
+
+
 def test_rerunning_a_finished_search_trains_nothing(searched, monkeypatch):
     out, table = searched
     before = (out / "search.json").read_text()

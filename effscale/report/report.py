@@ -124,6 +124,7 @@ def write_report(run_dir: str | Path) -> dict:
     search = None
     if (store.path / "search.json").exists():  # a grid search's run directory (Step 1)
         from effscale.study.search import search_report
+        from effscale.study.search import table as search_table
 
         search = search_report(store.path)
         best = search.get("chosen") or search.get("leader")
@@ -134,8 +135,11 @@ def write_report(run_dir: str | Path) -> dict:
                 "",
                 f"{state}: alpha={best['alpha']:g}, beta={best['beta']:g}, "
                 f"gamma={best['gamma']:g}, top-1 {best['top1_mean']:.2f} "
-                f"± {best.get('top1_std') or 0:.2f}; candidate table and plot in search.json "
-                "and figures/search.png.",
+                f"± {best.get('top1_std') or 0:.2f} (base: {_mean_pm(search['base_top1'])}). "
+                "Kept candidates, best first (top-1 mean and std over seeds):",
+                "",
+                output.to_markdown(_fmt_rows(search_table(search))),
+                "![search](figures/search.png)",
                 "",
             ]
     io.write_text(store.path / "report.md", "\n".join(lines) + "\n")
@@ -148,3 +152,10 @@ def write_report(run_dir: str | Path) -> dict:
         "transfer": transfer,
         "status": status,
     }
+
+
+def _mean_pm(stats: dict) -> str:
+    """ "mean ± std" of a {top1_mean, top1_std} record, or "-" before any run finished."""
+    if stats["top1_mean"] is None:
+        return "-"
+    return f"{stats['top1_mean']:.2f} ± {stats['top1_std'] or 0:.2f}"
