@@ -80,7 +80,7 @@ def write_report(run_dir: str | Path) -> dict:
         else "",
         f"- training time: {hours:.2f} h summed over points, on "
         f"{env.get('hardware', '?')} ({env.get('device', '?')}, "
-        f"{env.get('threads', '?')} threads), torch {env.get('torch', '?')}",
+        f"{env.get('threads', '?')} thread(s) per point), torch {env.get('torch', '?')}",
         "",
     ]
     lines += ["## Diminishing returns (paper Figure 3)", ""]
