@@ -172,6 +172,10 @@ def test_status_report_and_plots(tmp_path, study_file):
     assert {"figure3.png", "figure3.svg", "acc_vs_params.png"} <= names
     assert (tmp_path / "report.md").read_text().startswith("# tiny")
     assert [d["dimension"] for d in data["diminishing_returns"]] == []  # only 2 points each
+    # Redrawn from the same results, the figures are the same bytes (stored figures stay put).
+    before = {f: Path(f).read_bytes() for f in data["figures"]}
+    assert runner.invoke(app, ["report", str(tmp_path)]).exit_code == 0
+    assert {f: Path(f).read_bytes() for f in data["figures"]} == before
 
 
 def test_report_on_partial_results(tmp_path):

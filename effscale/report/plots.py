@@ -41,12 +41,17 @@ def _flops_axis(flops: pd.Series) -> tuple[float, str]:
     return (1e9, "FLOPs (billions)") if flops.max() >= 1e9 else (1e6, "FLOPs (millions)")
 
 
+# Redrawing unchanged results gives byte-identical files (no dates, fixed SVG ids), so the
+# figures kept in the repository change only when their data do.
+_STABLE = {"png": {"metadata": {"Software": None}}, "svg": {"metadata": {"Date": None}}}
+
+
 def _save(fig, out: Path, name: str) -> list[Path]:
     paths = []
     for ext in ("png", "svg"):
         path = out / f"{name}.{ext}"
-        with io.atomic_path(path) as tmp:
-            fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight")
+        with io.atomic_path(path) as tmp, plt.rc_context({"svg.hashsalt": "effscale"}):
+            fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight", **_STABLE[ext])
         paths.append(path)
     plt.close(fig)
     return paths
