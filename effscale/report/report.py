@@ -155,7 +155,7 @@ def write_report(run_dir: str | Path) -> dict:
 
 
 def _mean_pm(stats: dict) -> str:
-    """ "mean ± std" of a {top1_mean, top1_std} record, or "-" before any run finished."""
+    """Top-1 as mean ± std from a {top1_mean, top1_std} record; "-" before any run finished."""
     if stats["top1_mean"] is None:
         return "-"
     return f"{stats['top1_mean']:.2f} ± {stats['top1_std'] or 0:.2f}"
