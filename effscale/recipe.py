@@ -27,7 +27,7 @@ class Recipe:
     aug: str = "auto"  # auto, crop (pad + crop), rrc (random-resized crop), flip, none
     eval_batch_size: int = 500
     amp: bool = True  # bf16 / fp16 autocast, on CUDA only
-    channels_last: bool = True  # 2.4x faster for B0 on this CPU, and on tensor-core GPUs
+    channels_last: bool = True  # B0 2.4x faster on one of our CPUs (equal on another), and on GPUs
     compile: bool = False  # torch.compile the model (slow start, faster steps)
 
     def to_dict(self) -> dict:
