@@ -3,10 +3,11 @@
 One FLOP is one multiply-add of a convolution or a linear / matmul layer; batch norm,
 activations, pooling and element-wise ops are not counted. With this convention
 EfficientNet-B0 counts 0.386 G and ResNet-50 4.089 G, as torchvision publishes. fvcore's
-``FlopCountAnalysis`` counts batch norm and pooling by default (B0: 0.4017 G), so those op
-handles are replaced with handles that return 0 (``set_op_handle(name, None)`` does not
-remove a built-in handle in fvcore 0.1.5). Activations are fvcore's
-``ActivationCountAnalysis``: output elements of conv and linear layers, as pycls reports.
+``FlopCountAnalysis`` counts batch norm and pooling too (B0: 0.4017 G), so effscale gives fvcore
+its own table of op handles: fvcore's multiply-add handles for conv / linear / matmul ops and
+nothing else. Activations are what fvcore's ``ActivationCountAnalysis`` counts: output elements
+of conv and linear layers, as pycls reports. Each handle returns both counts, so one trace of
+the model gives both (two analyses would trace it twice).
 
 Counting traces a real forward pass at batch 1, so costs are cached on disk by the
 resolved spec, resolution and class count.
@@ -14,28 +15,18 @@ resolved spec, resolution and class count.
 
 import hashlib
 import json
+from collections import Counter
 from dataclasses import asdict, dataclass, replace
-
-import torch
+from typing import TYPE_CHECKING
 
 from effscale import io
 from effscale.scaling import Variant
 from effscale.zoo import resolve_spec
-from effscale.zoo.net import Net
+
+if TYPE_CHECKING:
+    import torch
 
 COST_VERSION = 1  # bump when the counting convention changes; old cache entries then miss
-
-# fvcore's built-in handles for ops that are not multiply-adds of conv / linear / matmul.
-NOT_COUNTED = (
-    "aten::batch_norm",
-    "aten::group_norm",
-    "aten::layer_norm",
-    "aten::instance_norm",
-    "aten::upsample_nearest2d",
-    "aten::upsample_bilinear2d",
-    "aten::adaptive_avg_pool2d",
-    "aten::grid_sampler",
-)
 
 
 @dataclass(frozen=True)
@@ -52,30 +43,63 @@ class Cost:
         return asdict(self)
 
 
-def _not_counted(inputs, outputs) -> int:
-    return 0
+def _op_handles() -> dict:
+    """fvcore handles by traced op kind, each returning Counter(flops=..., activations=...)."""
+    from fvcore.nn import jit_handles as h
+
+    multiply_adds = {
+        "aten::_convolution": h.conv_flop_jit,
+        "aten::addmm": h.addmm_flop_jit,
+        "aten::bmm": h.bmm_flop_jit,
+        "aten::einsum": h.einsum_flop_jit,
+        "aten::linear": h.linear_flop_jit,
+        "aten::matmul": h.matmul_flop_jit,
+        "aten::mm": h.matmul_flop_jit,
+    }
+    output_elements = {  # ActivationCountAnalysis's defaults
+        kind: h.generic_activation_jit()
+        for kind in (
+            "aten::_convolution",
+            "aten::addmm",
+            "aten::bmm",
+            "aten::einsum",
+            "aten::linear",
+            "aten::matmul",
+        )
+    }
+
+    def total(handle, inputs, outs) -> int:
+        if handle is None:
+            return 0
+        n = handle(inputs, outs)
+        return sum(n.values()) if isinstance(n, Counter) else n
+
+    def both(kind):
+        flop, act = multiply_adds.get(kind), output_elements.get(kind)
+        return lambda inputs, outs: Counter(
+            flops=total(flop, inputs, outs), activations=total(act, inputs, outs)
+        )
+
+    return {kind: both(kind) for kind in multiply_adds.keys() | output_elements.keys()}
 
 
-def count_model(model: torch.nn.Module, resolution: int) -> Cost:
+def count_model(model: "torch.nn.Module", resolution: int) -> Cost:
     """Count any image model at batch 1 and a square input of ``resolution`` pixels."""
-    from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
+    import torch
+    from fvcore.nn.jit_analysis import JitModelAnalysis
 
     x = torch.zeros(1, 3, resolution, resolution, device=next(model.parameters()).device)
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            flops = FlopCountAnalysis(model, x)
-            for op in NOT_COUNTED:
-                flops.set_op_handle(op, _not_counted)
-            flops.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-            acts = ActivationCountAnalysis(model, x)
-            acts.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-            total_flops, total_acts = int(flops.total()), int(acts.total())
+            analysis = JitModelAnalysis(model, x).set_op_handle(**_op_handles())
+            analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+            counts = analysis.by_operator()  # by the handles' keys: flops, activations
     finally:
         model.train(was_training)
     params = sum(p.numel() for p in model.parameters())
-    return Cost(total_flops, params, total_acts)
+    return Cost(int(counts["flops"]), params, int(counts["activations"]))
 
 
 def _cache_key(spec_dict: dict, resolution: int, num_classes: int) -> str:
@@ -97,6 +121,10 @@ def count_cost(variant: Variant, num_classes: int = 1000, cache: bool = True) ->
             return Cost(**json.loads(path.read_text()))
         except (ValueError, TypeError):
             pass  # a damaged entry is recounted and replaced
+    import torch  # only on a miss: a cached answer needs no torch
+
+    from effscale.zoo.net import Net
+
     # Build without initialising weights: counting needs shapes, not values.
     with torch.device("meta"):
         model = Net(spec, num_classes)

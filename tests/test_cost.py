@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -92,6 +94,22 @@ def test_cache_is_used_on_the_second_count(monkeypatch, tmp_path):
 
     monkeypatch.setattr(cost_mod, "count_model", fail)
     assert count_cost(variant) == first
+
+
+def test_a_cached_answer_needs_no_torch(tmp_path):
+    """`effscale table` and `cost` answer from the cache in a fraction of torch's import time."""
+    env = {**os.environ, "EFFSCALE_CACHE": str(tmp_path)}
+    script = (
+        "import sys; from effscale.cost import describe; from effscale.zoo import base_variant; "
+        "describe(base_variant('efficientnet-b0', 64)); print('torch' in sys.modules)"
+    )
+
+    def torch_imported() -> str:
+        cmd = [sys.executable, "-c", script]
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+
+    assert torch_imported().strip() == "True"  # the first count builds and traces the model
+    assert torch_imported().strip() == "False"  # the second is read from the cache
 
 
 def test_damaged_cache_entry_is_recounted(monkeypatch, tmp_path):

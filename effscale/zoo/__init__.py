@@ -1,14 +1,20 @@
-"""Backbones: specs, the registry, and the builder that turns a variant into a module."""
+"""Backbones: specs, the registry, and the builder that turns a variant into a module.
+
+Specs and the registry need no torch; the modules (``Net``, ``register_block``) load on first
+use, so answering from the cost cache never imports torch (which alone takes ~2 s to import).
+"""
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from effscale.errors import EffscaleError
 from effscale.scaling import ALPHA, BETA, GAMMA, Variant, compound, make_variant, scale_spec
 from effscale.spec import BackboneSpec, StageSpec, adapt_small_input
 from effscale.zoo import efficientnet, mobilenet, resnet  # noqa: F401  (registers them)
-from effscale.zoo.layers import register_block
-from effscale.zoo.net import Net
 from effscale.zoo.registry import get_spec, list_backbones, register_backbone
+
+if TYPE_CHECKING:
+    from effscale.zoo.net import Net
 
 __all__ = [
     "BackboneSpec",
@@ -24,6 +30,18 @@ __all__ = [
     "variant_for",
     "stage_table",
 ]
+
+
+def __getattr__(name: str):
+    if name == "Net":
+        from effscale.zoo.net import Net
+
+        return Net
+    if name == "register_block":
+        from effscale.zoo.layers import register_block
+
+        return register_block
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def resolve_spec(variant: Variant) -> BackboneSpec:
@@ -42,8 +60,10 @@ def resolve_spec(variant: Variant) -> BackboneSpec:
     return spec
 
 
-def build_model(variant: Variant, num_classes: int = 1000, **overrides) -> Net:
+def build_model(variant: Variant, num_classes: int = 1000, **overrides) -> "Net":
     """Build a variant; ``overrides`` replace spec fields such as dropout or drop_path."""
+    from effscale.zoo.net import Net
+
     if num_classes < 1:
         raise EffscaleError(f"num_classes must be at least 1, got {num_classes}")
     spec = resolve_spec(variant)
