@@ -174,3 +174,21 @@ def progress(transient: bool = False) -> Progress:
         console=err_console,
         transient=transient,
     )
+
+
+def show_run(bar: Progress):
+    """An ``on_event`` for effscale.train that draws the run on ``bar``: one task per run,
+    its messages printed above it."""
+    task = None
+
+    def on_event(kind: str, payload) -> None:
+        nonlocal task
+        if kind == "progress":
+            if task is None:
+                task = bar.add_task(payload["description"], total=payload["total"], info="")
+            fields = {k: v for k, v in payload.items() if k not in ("description", "total")}
+            bar.update(task, **fields)
+        elif kind == "message":
+            bar.console.print(payload, style="yellow", markup=False)
+
+    return on_event

@@ -344,14 +344,32 @@ def match_flops(
             base_width=base.base_width,
         )
 
+    # Counting a variant traces it, and a trace of a 16x network takes minutes. FLOPs grow
+    # monotonically with the multiplier, so a probe above a multiplier known to reach the
+    # target reaches it too: first bracket the target from below by doublings (small
+    # networks), then bisect over [1, hi] exactly as before, counting only the probes that
+    # monotonicity cannot answer. The multipliers found are the same as a plain bisection's.
+    reaches: dict[float, bool] = {}
+
+    def reached(m: float) -> bool:
+        if any(r and k <= m for k, r in reaches.items()):
+            return True
+        if any(not r and k >= m for k, r in reaches.items()):
+            return False
+        reaches[m] = flops_of(at(m)) >= target_flops
+        return reaches[m]
+
+    m = 2.0
+    while m < hi and not reached(m):
+        m *= 2
     lo, high = 1.0, hi
-    if flops_of(at(high)) < target_flops:
+    if not reached(high):
         raise EffscaleError(
             f"{dim} x{hi:g} does not reach the target FLOPs", "scale a smaller compound point"
         )
     for _ in range(40):  # bisection to a 1e-6 relative step: enough for any rounding rule
         mid = (lo + high) / 2
-        if flops_of(at(mid)) >= target_flops:
+        if reached(mid):
             high = mid
         else:
             lo = mid

@@ -1,10 +1,15 @@
 """One training run: fit a variant briefly, evaluate it, checkpoint each epoch, resume.
 
-Read top to bottom, in nanoGPT's order: setup, the run directory, model and weights,
-optimizer and schedule, resume, then one loop with evaluation and an atomic checkpoint per
-epoch. Everything a result depends on (variant, recipe, data, seed) is in config.json;
-metrics.jsonl has one line per epoch; result.json is written last, so its presence means
-the run finished (or diverged, which it says).
+Read top to bottom, in nanoGPT's order: setup, batches, evaluation, optimizer and schedule,
+checkpoints, then ``train``: the run directory, the model, and one loop with evaluation and
+an atomic checkpoint per epoch. Everything a result depends on (variant, recipe, data, seed)
+is in config.json; metrics.jsonl has one line per epoch; result.json is written last, so its
+presence means the run finished (or diverged, which it says).
+
+Progress goes out through one callback, ``on_event(kind, payload)``: "progress" (first with
+the run's description and total samples, then samples completed and an info line), "message"
+(a line of text) and "epoch" (the epoch's metrics, once its checkpoint is written). Nothing
+here draws on a screen.
 """
 
 import copy
@@ -12,7 +17,7 @@ import json
 import math
 import platform
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -103,11 +108,41 @@ def planned_samples(budget: int, per_epoch: int) -> int:
     return budget if budget < per_epoch else max(1, round(budget / per_epoch)) * per_epoch
 
 
-@torch.no_grad()
-def evaluate(model, data: ImageDataset, size: int, recipe: Recipe, device) -> dict:
-    """Top-1, top-5 (percent) and mean cross-entropy on the test split."""
-    model.eval()
-    n, loss, top1, top5 = 0, 0.0, 0, 0
+@dataclass(frozen=True)
+class Preprocess:
+    """How images reach the model: the train policy and the evaluation centre crop."""
+
+    size: int  # the variant's resolution
+    policy: str  # crop, rrc, flip or none (effscale.data.augment)
+    min_area: float  # smallest random-resized crop
+    eval_crop: float  # central fraction of the image evaluated (1: all of it)
+
+    @classmethod
+    def of(cls, variant: Variant, data: ImageDataset, recipe: Recipe) -> "Preprocess":
+        policy = policy_for(data.resolution) if recipe.aug == "auto" else recipe.aug
+        crop = recipe.eval_crop if policy == "rrc" else 1.0  # small images: keep it all
+        return cls(variant.resolution, policy, recipe.crop_area, crop)
+
+
+# ---------------------------------------------------------------------------------------
+# Evaluation
+# ---------------------------------------------------------------------------------------
+
+
+def _autocast(device, recipe: Recipe):
+    if device.type == "cuda" and recipe.amp:
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return torch.autocast(device.type, enabled=False)
+
+
+def _model_input(x, data: ImageDataset, prep: Preprocess, recipe: Recipe, device):
+    x = eval_transform(x.to(device), prep.size, data.mean, data.std, prep.eval_crop)
+    return x.contiguous(memory_format=torch.channels_last) if recipe.channels_last else x
+
+
+def test_batches(data: ImageDataset, prep: Preprocess, recipe: Recipe, device):
+    """The test split as model inputs and labels, batch by batch (deterministic)."""
     if data.streaming:
         from effscale.data import stream_batches
 
@@ -121,10 +156,28 @@ def evaluate(model, data: ImageDataset, size: int, recipe: Recipe, device) -> di
             for i in range(0, len(data.test_labels), recipe.eval_batch_size)
         )
     for x, y in batches:
-        x = eval_transform(x.to(device), size, data.mean, data.std)
-        y = y.to(device)
-        if recipe.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+        yield _model_input(x, data, prep, recipe, device), y.to(device)
+
+
+def prepared_test_set(data: ImageDataset, prep: Preprocess, recipe: Recipe, device):
+    """The test inputs, resized once for the whole run when they fit in EVAL_CACHE_BYTES
+    (resizing 224 px images is a third of an evaluation's time); else None."""
+    nbytes = len(data.test_labels) * 3 * prep.size**2 * 4
+    if data.streaming or nbytes > EVAL_CACHE_BYTES:
+        return None
+    return list(test_batches(data, prep, recipe, device))
+
+
+EVAL_CACHE_BYTES = 1 << 30
+
+
+@torch.no_grad()
+def evaluate(model, data: ImageDataset, prep: Preprocess, recipe: Recipe, device, inputs=None):
+    """Top-1, top-5 (percent) and mean cross-entropy on the test split (``inputs``: the
+    batches of prepared_test_set, to skip the preprocessing)."""
+    model.eval()
+    n, loss, top1, top5 = 0, 0.0, 0, 0
+    for x, y in inputs if inputs is not None else test_batches(data, prep, recipe, device):
         with _autocast(device, recipe):
             logits = model(x).float()
         loss += F.cross_entropy(logits, y, reduction="sum").item()
@@ -135,15 +188,64 @@ def evaluate(model, data: ImageDataset, size: int, recipe: Recipe, device) -> di
     return {"top1": 100.0 * top1 / n, "top5": 100.0 * top5 / n, "loss": loss / n}
 
 
-def _autocast(device, recipe: Recipe):
-    if device.type == "cuda" and recipe.amp:
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-    return torch.autocast(device.type, enabled=False)
+def bn_batches(data: ImageDataset, prep: Preprocess, recipe: Recipe, seed: int, device):
+    """A fixed, seeded sample of ``recipe.bn_images`` training images, as model inputs with
+    evaluation preprocessing, in equal batches (each weighs the same in recompute_bn)."""
+    n = len(data.train_labels)
+    idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    idx = idx[: min(recipe.bn_images, n)]  # shuffled: a batch of one class has its own stats
+    if data.streaming:
+        images = torch.stack([data.train_images[i][0] for i in idx.tolist()])
+    else:
+        images = data.train_images[idx.to(data.train_images.device)]
+    b = recipe.batch_size
+    return [
+        _model_input(images[i * b : (i + 1) * b], data, prep, recipe, device)
+        for i in range(max(1, len(images) // b) if len(images) else 0)
+    ]
+
+
+@torch.no_grad()
+def recompute_bn(model, batches: list, recipe: Recipe, device) -> None:
+    """Set every BN layer's running statistics to their average over ``batches`` (training
+    images with evaluation preprocessing, bn_batches), the rest of the model in eval mode:
+    pycls's precise BN.
+
+    Why: an EMA of the weights averages the BN statistics too, and early in a run those
+    averages do not fit the averaged weights (Imagenette, B0: chance-level top-1 for three
+    epochs, 51 % with recomputed statistics); and the statistics gathered on train crops do
+    not fit test images. Cost: one forward pass over the batches per evaluation.
+    """
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms or not batches:
+        return
+    momenta = [bn.momentum for bn in norms]
+    model.eval()  # dropout and stochastic depth off: statistics of the network evaluated
+    for bn in norms:
+        bn.reset_running_stats()
+        bn.momentum = None  # a cumulative average over the batches below
+        bn.train()
+    for x in batches:
+        with _autocast(device, recipe):
+            model(x)
+    for bn, momentum in zip(norms, momenta):
+        bn.momentum = momentum
+    model.eval()
+
+
+def late_gain(metrics: list[dict]) -> tuple[float | None, int | None]:
+    """Top-1 gained since the last evaluation at or before 3/4 of the samples, and the
+    samples that evaluation was at: a point still improving at its end shows a gain."""
+    evals = [m for m in metrics if m.get("top1") is not None]
+    if len(evals) < 2:
+        return None, None
+    cut = 0.75 * evals[-1]["samples"]
+    before = [m for m in evals[:-1] if m["samples"] <= cut] or evals[:1]
+    return evals[-1]["top1"] - before[-1]["top1"], before[-1]["samples"]
 
 
 # ---------------------------------------------------------------------------------------
-# Schedule
+# Optimizer, schedule, EMA
 # ---------------------------------------------------------------------------------------
 
 
@@ -180,7 +282,8 @@ def make_optimizer(model, recipe: Recipe) -> torch.optim.Optimizer:
 
 @torch.no_grad()
 def update_ema(ema, model, decay: float) -> None:
-    """EMA of every floating tensor, BN running statistics included (timm's ModelEmaV2)."""
+    """EMA of every floating tensor, BN running statistics included (timm's ModelEmaV2);
+    the statistics are recomputed before the EMA is evaluated (recompute_bn)."""
     for e, m in zip(ema.state_dict().values(), model.state_dict().values()):
         if e.dtype.is_floating_point:
             e.lerp_(m, 1.0 - decay)
@@ -189,7 +292,7 @@ def update_ema(ema, model, decay: float) -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# Weights from elsewhere (fine-tuning)
+# Weights and checkpoints
 # ---------------------------------------------------------------------------------------
 
 
@@ -233,9 +336,118 @@ def load_weights(model, path: str | Path, new_head: bool) -> str:
     return "new head" if replaced else "all weights"
 
 
+@dataclass
+class Progress:
+    """Where a run stands: what a checkpoint holds besides the weights."""
+
+    batch_size: int
+    epoch: int = 0
+    samples: int = 0
+    seconds: float = 0.0  # training time so far, epochs restarted after an OOM included
+    metrics: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+
+
+def save_checkpoint(path, model, optimizer, ema, at: Progress, variant, data, prep) -> None:
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "ema": ema.state_dict() if ema is not None else None,
+        "batch_size": at.batch_size,
+        "epoch": at.epoch,
+        "samples": at.samples,
+        "seconds": at.seconds,
+        "metrics": at.metrics,
+        "notes": at.notes,
+        "variant": variant.to_dict(),
+        "classes": data.classes,
+        "mean": data.mean,  # the preprocessing the weights expect (CAM, inference)
+        "std": data.std,
+        "eval_crop": prep.eval_crop,
+        # dropout and stochastic depth draw from the global generator: resume it too
+        "rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
+    with io.atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path, model, optimizer, ema, device) -> Progress:
+    """Restore a run saved by save_checkpoint. Only tensors and plain data are read
+    (``weights_only``): a checkpoint replaced by a crafted pickle cannot run code."""
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
+        at = Progress(state["batch_size"], state["epoch"], state["samples"], state["seconds"])
+        at.metrics, at.notes = list(state["metrics"]), list(state["notes"])
+        torch.set_rng_state(state["rng"].cpu())
+        if state["cuda_rng"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
+    except Exception as e:
+        raise EffscaleError(
+            f"cannot resume from {path}: {str(e).splitlines()[0][:200]}",
+            "delete the checkpoint to train the run from the start",
+        ) from None
+    return at
+
+
 # ---------------------------------------------------------------------------------------
 # The run
 # ---------------------------------------------------------------------------------------
+
+
+def open_run_dir(out: Path, identity: dict, resume: bool) -> dict | None:
+    """The result of a finished run in ``out``; None when the run is to be trained (new, or
+    interrupted and resumed). A directory of another run is refused."""
+    if not (out / "config.json").exists():
+        return None
+    try:
+        saved = json.loads((out / "config.json").read_text())
+    except (OSError, ValueError):
+        saved = None
+    if not isinstance(saved, dict) or saved.get("identity") != identity:
+        raise EffscaleError(
+            f"{out} holds a different run (other variant, recipe, data or seed)",
+            "choose another --out",
+        )
+    if (out / "result.json").exists():
+        return json.loads((out / "result.json").read_text())  # finished: never retrained
+    if not resume and (out / "checkpoint.pt").exists():
+        raise EffscaleError(
+            f"{out} holds an interrupted run",
+            "pass --resume to continue it, or choose another --out",
+        )
+    return None
+
+
+def build_for_training(variant: Variant, data: ImageDataset, recipe: Recipe):
+    """The model with the paper's dropout and stochastic depth for its size (off in brief
+    budgets, whose ``regularization`` is 0), and its cost."""
+    cost = count_cost(variant, data.num_classes)
+    base = replace(variant, d=1.0, w=1.0, r=1.0, resolution=variant.base_resolution)
+    dropout = paper_dropout(cost.flops / count_cost(base, data.num_classes).flops)
+    spec = resolve_spec(variant)
+    model = build_model(
+        variant,
+        data.num_classes,
+        dropout=dropout * recipe.regularization if spec.dropout > 0 else 0.0,
+        drop_path=DROP_PATH * recipe.regularization if spec.drop_path else 0.0,
+    )
+    return model, cost
+
+
+def _check_protocol(recipe: Recipe) -> None:
+    from effscale.recipe import PROTOCOL
+
+    if recipe.protocol != PROTOCOL:
+        raise EffscaleError(
+            f"this run was planned with training protocol {recipe.protocol}; this effscale "
+            f"trains protocol {PROTOCOL} (see effscale.recipe.PROTOCOL)",
+            "its stored results can be reported; plan the study again to train it",
+        )
 
 
 def train(
@@ -250,32 +462,21 @@ def train(
     init_from: str | Path | None = None,
     new_head: bool = False,
     freeze_epochs: int = 0,
-    progress=None,
+    compile: bool = False,
+    on_event=None,
 ) -> dict:
     """Train one variant briefly and return its final metrics (also in out/result.json)."""
     recipe = recipe.validate()
     device = resolve_device(device)
     out = Path(out)
+    emit = on_event or (lambda kind, payload: None)
     identity = run_identity(variant, recipe, data, seed, init_from)
-    ckpt_path, result_path = out / "checkpoint.pt", out / "result.json"
-
-    # -- the run directory: new, resumable, or someone else's --------------------------
-    if (out / "config.json").exists():
-        saved = json.loads((out / "config.json").read_text())
-        if saved.get("identity") != identity:
-            raise EffscaleError(
-                f"{out} holds a different run (other variant, recipe, data or seed)",
-                "choose another --out",
-            )
-        if result_path.exists():
-            return json.loads(result_path.read_text())  # finished: never retrained
-        if not resume and ckpt_path.exists():
-            raise EffscaleError(
-                f"{out} holds an interrupted run",
-                "pass --resume to continue it, or choose another --out",
-            )
+    finished = open_run_dir(out, identity, resume)
+    if finished is not None:
+        return finished
+    _check_protocol(recipe)
     torch.manual_seed(seed)
-    cost = count_cost(variant, data.num_classes)
+    model, cost = build_for_training(variant, data, recipe)
     io.write_json(
         out / "config.json",
         {
@@ -286,166 +487,170 @@ def train(
             "spec": resolve_spec(variant).to_dict(),
         },
     )
-
-    # -- model -------------------------------------------------------------------------
-    base = replace(variant, d=1.0, w=1.0, r=1.0, resolution=variant.base_resolution)
-    base_cost = count_cost(base, data.num_classes)
-    dropout = paper_dropout(cost.flops / base_cost.flops) * recipe.regularization
-    spec = resolve_spec(variant)
-    model = build_model(
-        variant,
-        data.num_classes,
-        dropout=dropout if spec.dropout > 0 else 0.0,
-        drop_path=DROP_PATH * recipe.regularization if spec.drop_path else 0.0,
-    )
     notes = list(data.notes)
+    if variant.resolution > data.resolution:
+        notes.append(
+            f"upsampled: images stored at {data.resolution} px, trained at {variant.resolution} px"
+        )
     if init_from:
         notes.append(f"initialised from {init_from} ({load_weights(model, init_from, new_head)})")
     model.to(device)
     if recipe.channels_last:
         model = model.to(memory_format=torch.channels_last)
     ema = copy.deepcopy(model).eval() if recipe.ema > 0 else None
-    step_model = torch.compile(model) if recipe.compile else model
-
-    # -- optimizer, budget, resume -------------------------------------------------------
     optimizer = make_optimizer(model, recipe)
+    at = Progress(recipe.batch_size, notes=notes)
+    if resume and (out / "checkpoint.pt").exists():
+        at = load_checkpoint(out / "checkpoint.pt", model, optimizer, ema, device)
+    data = _to_device(data, device)
+    status = fit(
+        model, ema, optimizer, at, variant, data, recipe, out, seed, device,
+        freeze_epochs, torch.compile(model) if compile else model, emit,
+    )  # fmt: skip
+    return _finish(out, status, at, cost, ema, recipe)
+
+
+def fit(
+    model, ema, optimizer, at: Progress, variant, data, recipe, out, seed, device,
+    freeze_epochs, step_model, emit,
+) -> str:  # fmt: skip
+    """The loop: epochs of shuffled batches, one evaluation and checkpoint per epoch.
+    Returns "done" or "diverged"; ``at`` is advanced in place."""
+    prep = Preprocess.of(variant, data, recipe)
     scaler = torch.amp.GradScaler(
         enabled=device.type == "cuda" and recipe.amp and not torch.cuda.is_bf16_supported()
     )
-    batch_size, epoch, seen, metrics = recipe.batch_size, 0, 0, []
-    if resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if ema is not None:
-            ema.load_state_dict(state["ema"])
-        batch_size, epoch, seen = state["batch_size"], state["epoch"], state["samples"]
-        metrics = state["metrics"]
-        notes = state["notes"]
-        torch.set_rng_state(state["rng"].cpu())
-        if state["cuda_rng"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
-    data = _to_device(data, device)
-    size = variant.resolution
-    policy = policy_for(data.resolution) if recipe.aug == "auto" else recipe.aug
     total = planned_samples(
         recipe.samples, steps_per_epoch(data, recipe.batch_size) * recipe.batch_size
     )
     ema_halflife = recipe.ema * total  # in samples, so a halved batch keeps it
-    n_train = len(data.train_labels)
-    task = (
-        progress.add_task(variant.label, total=total, completed=seen, info="") if progress else None
+    bn_set = bn_batches(data, prep, recipe, seed, device)
+    test_set = prepared_test_set(data, prep, recipe, device)
+    emit(
+        "progress",
+        {"description": variant.label, "total": total, "completed": at.samples, "info": ""},
     )
-    train_seconds = sum(m["seconds"] for m in metrics)
-
-    # -- the loop ------------------------------------------------------------------------
-    status = "done"
-    while seen < total:
+    while at.samples < total:
         model.train()
+        head = {id(model.fc.weight), id(model.fc.bias)}
         for p in model.parameters():  # frozen backbone for the first epochs of a fine-tune
-            p.requires_grad_(epoch >= freeze_epochs or p is model.fc.weight or p is model.fc.bias)
-        aug = torch.Generator(device).manual_seed(seed * 7_919 + epoch)
-        t0, epoch_seen, loss_sum, loss_n, oom = time.perf_counter(), 0, 0.0, 0, False
-        for x, y in train_batches(data, epoch, batch_size, seed, device):
-            if seen >= total:
+            p.requires_grad_(at.epoch >= freeze_epochs or id(p) in head)
+        aug = torch.Generator(device).manual_seed(seed * 7_919 + at.epoch)
+        t0, epoch_seen, loss_sum, loss_n = time.perf_counter(), 0, 0.0, 0
+        status = "done"
+        for x, y in train_batches(data, at.epoch, at.batch_size, seed, device):
+            if at.samples >= total:
                 break
-            lr = get_lr(recipe, seen / total, seen / n_train) * batch_size / recipe.batch_size
+            done = at.samples / total
+            lr = get_lr(recipe, done, at.samples / len(data.train_labels))
             for g in optimizer.param_groups:
-                g["lr"] = lr
-            x = train_transform(x, size, data.mean, data.std, aug, policy)
+                g["lr"] = lr * at.batch_size / recipe.batch_size
+            x = train_transform(x, prep.size, data.mean, data.std, aug, prep.policy, prep.min_area)
             if recipe.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            try:
-                with _autocast(device, recipe):
-                    loss = F.cross_entropy(step_model(x), y, label_smoothing=recipe.label_smoothing)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-            except torch.OutOfMemoryError:
-                if batch_size == 1:
-                    raise EffscaleError(
-                        f"{variant.label} does not fit on {device} even at batch 1",
-                        "use a smaller variant or another device",
-                    ) from None
-                optimizer.zero_grad(set_to_none=True)
-                torch.cuda.empty_cache()
-                batch_size //= 2  # the lr follows (linear scaling), the budget does not change
-                notes.append(
-                    f"out of memory at epoch {epoch + 1}: batch size halved to {batch_size}"
-                )
-                if progress:
-                    progress.console.print(notes[-1], style="yellow", markup=False)
-                oom = True
+            loss = _step(step_model, optimizer, scaler, x, y, recipe, device)
+            if loss is None:  # CUDA out of memory: halve the batch, restart the epoch
+                _halve_batch(at, variant, device, emit)
+                status = "oom"
                 break
             if ema is not None:
                 update_ema(ema, model, 0.5 ** (len(y) / max(ema_halflife, len(y))))
-            seen += len(y)
+            at.samples += len(y)
             epoch_seen += len(y)
             loss_value = loss.item()
             if not math.isfinite(loss_value):
                 status = "diverged"
                 break
             loss_sum, loss_n = loss_sum + loss_value, loss_n + 1
-            if progress:
-                rate = epoch_seen / (time.perf_counter() - t0)
-                progress.update(
-                    task,
-                    completed=seen,
-                    info=f"epoch {epoch + 1} · {rate:,.0f} img/s · loss {loss_sum / loss_n:.3f}",
-                )
+            rate = epoch_seen / (time.perf_counter() - t0)
+            info = f"epoch {at.epoch + 1} · {rate:,.0f} img/s · loss {loss_sum / loss_n:.3f}"
+            emit("progress", {"completed": at.samples, "info": info})
         seconds = time.perf_counter() - t0
-        train_seconds += seconds
-        if oom:
+        at.seconds += seconds
+        if status == "oom":
             continue  # the epoch restarts at the smaller batch; samples seen still count
         if status == "diverged":
-            metrics.append(
-                {
-                    "epoch": epoch + 1,
-                    "samples": seen,
-                    "status": "diverged",
-                    "lr": lr,
-                    "seconds": seconds,
-                }
-            )
-            io.write_text(out / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in metrics))
-            break
-        epoch += 1
-        scores = evaluate(ema if ema is not None else model, data, size, recipe, device)
-        metrics.append(
+            at.metrics.append(
+                {"epoch": at.epoch + 1, "samples": at.samples, "status": "diverged",
+                 "lr": lr, "seconds": seconds}
+            )  # fmt: skip
+            io.write_text(out / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in at.metrics))
+            return "diverged"
+        at.epoch += 1
+        evaluated = ema if ema is not None else model
+        t_eval = time.perf_counter()
+        recompute_bn(evaluated, bn_set, recipe, device)
+        scores = evaluate(evaluated, data, prep, recipe, device, test_set)
+        at.metrics.append(
             {
-                "epoch": epoch,
-                "samples": seen,
+                "epoch": at.epoch,
+                "samples": at.samples,
                 "train_loss": loss_sum / max(1, loss_n),
                 "lr": lr,
                 "seconds": seconds,
+                "eval_seconds": round(time.perf_counter() - t_eval, 3),
                 "images_per_s": epoch_seen / seconds,
                 **scores,
             }
         )
-        io.write_text(out / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in metrics))
-        _save_checkpoint(
-            ckpt_path, model, optimizer, ema, batch_size, epoch, seen, metrics, notes, variant, data
-        )
-    if progress:
-        progress.remove_task(task)
+        io.write_text(out / "metrics.jsonl", "".join(json.dumps(m) + "\n" for m in at.metrics))
+        save_checkpoint(out / "checkpoint.pt", model, optimizer, ema, at, variant, data, prep)
+        emit("epoch", at.metrics[-1])
+    return "done"
 
-    final = metrics[-1] if metrics else {}
+
+def _step(step_model, optimizer, scaler, x, y, recipe, device):
+    """One SGD step; the loss, or None when CUDA ran out of memory."""
+    try:
+        with _autocast(device, recipe):
+            loss = F.cross_entropy(step_model(x), y, label_smoothing=recipe.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        return loss
+    except torch.OutOfMemoryError:
+        optimizer.zero_grad(set_to_none=True)
+        torch.cuda.empty_cache()
+        return None
+
+
+def _halve_batch(at: Progress, variant, device, emit) -> None:
+    if at.batch_size == 1:
+        raise EffscaleError(
+            f"{variant.label} does not fit on {device} even at batch 1",
+            "use a smaller variant or another device",
+        )
+    at.batch_size //= 2  # the lr follows (linear scaling), the budget does not change
+    at.notes.append(f"out of memory at epoch {at.epoch + 1}: batch size halved to {at.batch_size}")
+    emit("message", at.notes[-1])
+
+
+def _finish(out: Path, status: str, at: Progress, cost, ema, recipe: Recipe) -> dict:
+    """result.json: the last evaluation, what was evaluated, whether it was still improving."""
+    final = at.metrics[-1] if at.metrics and status == "done" else {}
+    train_seconds = at.seconds
+    gain, since = late_gain(at.metrics) if status == "done" else (None, None)
+    bn = f", BN statistics recomputed on {recipe.bn_images} training images" * bool(
+        recipe.bn_images
+    )
     result = {
         "status": status,
-        **{k: (final.get(k) if status == "done" else None) for k in ("top1", "top5", "loss")},
-        "epochs": epoch,
-        "samples": seen,
-        "batch_size": batch_size,
+        **{k: final.get(k) for k in ("top1", "top5", "loss")},
+        "epochs": at.epoch,
+        "samples": at.samples,
+        "batch_size": at.batch_size,
         "train_seconds": round(train_seconds, 2),
-        "images_per_s": round(seen / train_seconds, 1) if train_seconds else None,
-        "eval_model": "ema" if ema is not None else "final weights",
+        "images_per_s": round(at.samples / train_seconds, 1) if train_seconds else None,
+        "eval_model": ("ema" if ema is not None else "final weights") + bn,
+        "late_gain": gain,  # top-1 points gained after `late_from` samples
+        "late_from": since,
         "flops": cost.flops,
         "params": cost.params,
         "activations": cost.activations,
-        "notes": notes,
+        "notes": at.notes,
     }
-    io.write_json(result_path, result)
+    io.write_json(out / "result.json", result)
     return result
 
 
@@ -460,27 +665,3 @@ def _to_device(data: ImageDataset, device) -> ImageDataset:
             for k in ("train_images", "train_labels", "test_images", "test_labels")
         },
     )
-
-
-def _save_checkpoint(
-    path, model, optimizer, ema, batch_size, epoch, seen, metrics, notes, variant, data
-) -> None:
-    state = {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "ema": ema.state_dict() if ema is not None else None,
-        "batch_size": batch_size,
-        "epoch": epoch,
-        "samples": seen,
-        "metrics": metrics,
-        "notes": notes,
-        "variant": variant.to_dict(),
-        "classes": data.classes,
-        "mean": data.mean,  # the normalisation the weights expect (CAM, inference)
-        "std": data.std,
-        # dropout and stochastic depth draw from the global generator: resume it too
-        "rng": torch.get_rng_state(),
-        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-    }
-    with io.atomic_path(path) as tmp:
-        torch.save(state, tmp)

@@ -308,3 +308,49 @@ def test_train_command_prints_the_final_metrics(tmp_path):
     result = json.loads(r.stdout)
     assert result["status"] == "done" and 0 <= result["top1"] <= 100
     assert (tmp_path / "checkpoint.pt").exists() and (tmp_path / "result.json").exists()
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_evaluation_fits_the_weights_at_every_epoch_on_large_images(tmp_path):
+    """An EMA model's averaged BN statistics do not fit its averaged weights early in a run
+    (Imagenette: chance-level top-1 for three epochs). The top-1 a run reports at an
+    intermediate epoch must be that of its evaluated weights with BN statistics recomputed
+    on training images (images stored at 96 px, trained at 40 px, EMA on)."""
+    from effscale.train import Preprocess, build_for_training, evaluate
+
+    data = load_dataset("synthetic:60", storage_size=96)
+    variant = make_variant("efficientnet-b0", base_width=0.25, base_resolution=40)
+    recipe = budget("smoke", samples=6 * len(data.train_labels), batch_size=64, lr=0.1, ema=0.2)
+    reported = {}
+
+    def at_epoch(kind, payload):
+        if kind == "epoch" and payload["epoch"] == 2:
+            reported.update(payload)
+            raise _Stop  # the checkpoint of epoch 2 is written: it holds what was evaluated
+
+    with pytest.raises(_Stop):
+        train(variant, data, recipe, tmp_path, device="cpu", on_event=at_epoch)
+    model, _ = build_for_training(variant, data, recipe)
+    model = model.to(memory_format=torch.channels_last)
+    model.load_state_dict(torch.load(tmp_path / "checkpoint.pt", weights_only=True)["ema"])
+    prep = Preprocess.of(variant, data, recipe)
+    assert prep.eval_crop == 0.875  # large images: evaluated on the official centre crop
+    # BN statistics from scratch, by hand: a cumulative average over eval-preprocessed
+    # training images, everything else in eval mode
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    model.eval()
+    for bn in norms:
+        bn.reset_running_stats()
+        bn.momentum = None
+        bn.train()
+    shuffled = data.train_images[torch.randperm(len(data.train_labels))]  # classes mixed
+    with torch.no_grad():
+        for i in range(0, len(shuffled), 100):
+            x = eval_transform(shuffled[i : i + 100], prep.size, data.mean, data.std, 0.875)
+            model(x.contiguous(memory_format=torch.channels_last))
+    fitted = evaluate(model, data, prep, recipe, torch.device("cpu"))
+    assert fitted["top1"] > 100 / data.num_classes + 20  # the weights have learnt something
+    assert reported["top1"] >= fitted["top1"] - 5

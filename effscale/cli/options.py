@@ -86,7 +86,14 @@ EpochsOpt = Annotated[
         "--epochs", help="Passes over the data per point (instead of the budget's samples)."
     ),
 ]
-SamplesOpt = Annotated[int | None, typer.Option("--samples", help="Training samples per point.")]
+SamplesOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--samples",
+        help="Training samples per point (100000, 100k, 1.5M), or several budgets, each its "
+        "own points: 100k,200k. Not with --epochs.",
+    ),
+]
 LrOpt = Annotated[float | None, typer.Option("--lr", help="Peak learning rate.")]
 BatchOpt = Annotated[int | None, typer.Option("--batch-size", help="Batch size.")]
 RunDirArg = Annotated[str, typer.Argument(help="A study's run directory.")]

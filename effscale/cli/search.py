@@ -33,6 +33,7 @@ from effscale.cli.options import (
     SmallInputOpt,
     WorkersOpt,
 )
+from effscale.errors import EffscaleError
 from effscale.output import Format
 
 SCREEN = [  # the terminal table; CSV, JSON and Markdown carry every column
@@ -148,9 +149,9 @@ def search(
 
     from effscale.cli.study import _study_context
     from effscale.study.executors import LocalWorkers
-    from effscale.study.plan import Study
+    from effscale.study.plan import Study, at_budgets
 
-    ds, recipe, base = _study_context(
+    ds, recipe, budgets, base = _study_context(
         data,
         budget_,
         epochs,
@@ -164,6 +165,9 @@ def search(
         small_input,
         model,
     )
+    if budgets and len(budgets) > 1:
+        raise EffscaleError("a search trains at one budget", "give one --samples value")
+    recipe = at_budgets(recipe, budgets)[0]
     settings = {"phi": phi, "target": target, "step": step, "max": max_, "tolerance": tolerance}
     study = Study(
         f"search-{model}",
@@ -171,7 +175,7 @@ def search(
             "kind": "search",
             "model": model,
             "data": data,
-            "recipe": recipe.to_dict(),
+            "recipe": recipe.to_dict(),  # with its samples: a search ranks at one budget
             "base": base.__dict__,
             **settings,
             "flops_tolerance": flops_tolerance,

@@ -62,21 +62,24 @@ def _study_context(
     small_input,
     model,
 ):
-    """Dataset, recipe and base shared by sweep and compound."""
-    from effscale.recipe import budget
+    """Dataset, recipe, training budgets and base shared by sweep, compound and search."""
+    from effscale.recipe import budget, parse_budgets
     from effscale.study.engine import dataset
     from effscale.study.plan import Base
     from effscale.zoo import get_spec
 
+    if epochs is not None and samples is not None:
+        raise EffscaleError("--epochs and --samples both set the budget", "give one of them")
+    budgets = parse_budgets(samples) if samples is not None else None
     get_spec(model)  # an unknown model fails here, before any data is loaded
     ds = dataset(data)
     if epochs is not None:
-        samples = int(epochs * len(ds.train_labels))
-    recipe = budget(budget_, samples=samples, lr=lr, batch_size=batch_size)
+        budgets = [max(1, int(epochs * len(ds.train_labels)))]
+    recipe = budget(budget_, lr=lr, batch_size=batch_size)
     base = Base(
         model, base_resolution or ds.resolution, base_width, base_depth, multiple, small_input
     )
-    return ds, recipe, base
+    return ds, recipe, budgets, base
 
 
 def _run_and_print(
@@ -155,7 +158,13 @@ def sweep(
     r 1.0,1.3,1.5,1.7,1.9,2.2,2.5. Example: effscale sweep --model resnet50 --dim width
     """
     from effscale.scaling import DIMENSIONS, parse_range
-    from effscale.study.plan import FIGURE3_VALUES, Study, plan_sweep
+    from effscale.study.plan import (
+        FIGURE3_VALUES,
+        Study,
+        at_budgets,
+        plan_sweep,
+        recipe_identity,
+    )
 
     if dim not in DIMENSIONS:
         raise EffscaleError(f"unknown dimension {dim!r}", f"use one of {', '.join(DIMENSIONS)}")
@@ -190,7 +199,7 @@ def sweep(
             ],
         )
         return
-    ds, recipe, base = _study_context(
+    ds, recipe, budgets, base = _study_context(
         data,
         budget_,
         epochs,
@@ -211,11 +220,12 @@ def sweep(
             "model": model,
             "dim": dim,
             "data": data,
-            "recipe": recipe.to_dict(),
+            "recipe": recipe_identity(recipe),
             "base": base.__dict__,
         },
     )
-    plan_sweep(study, base, dim, vals, list(range(seeds)), recipe, data)
+    for r in at_budgets(recipe, budgets):
+        plan_sweep(study, base, dim, vals, list(range(seeds)), r, data)
     _run_and_print(
         study,
         out,
@@ -349,9 +359,9 @@ def compound_cmd(
             fmt,
         )
         return
-    from effscale.study.plan import Study, plan_compound
+    from effscale.study.plan import Study, at_budgets, plan_compound, recipe_identity
 
-    ds, recipe, base = _study_context(
+    ds, recipe, budgets, base = _study_context(
         data,
         budget_,
         epochs,
@@ -371,7 +381,7 @@ def compound_cmd(
             "kind": "compound",
             "model": model,
             "data": data,
-            "recipe": recipe.to_dict(),
+            "recipe": recipe_identity(recipe),
             "base": base.__dict__,
             "alpha": alpha,
             "beta": beta,
@@ -379,20 +389,21 @@ def compound_cmd(
             "table": table_,
         },
     )
-    plan_compound(
-        study,
-        base,
-        phis,
-        list(range(seeds)),
-        recipe,
-        data,
-        alpha=alpha,
-        beta=beta,
-        gamma=gamma,
-        table=table_,
-        match_single=match_single,
-        num_classes=ds.num_classes,
-    )
+    for r in at_budgets(recipe, budgets):
+        plan_compound(
+            study,
+            base,
+            phis,
+            list(range(seeds)),
+            r,
+            data,
+            alpha=alpha,
+            beta=beta,
+            gamma=gamma,
+            table=table_,
+            match_single=match_single,
+            num_classes=ds.num_classes,
+        )
     output.note(f"Scaling rule: {rule}", fmt)
     _run_and_print(
         study,
@@ -435,9 +446,11 @@ def run_cmd(
 
     Example: effscale run studies/quick.toml
     """
+    from effscale.recipe import parse_budgets
     from effscale.study.files import load_study
 
-    study = load_study(study_file, data=data, budget_name=budget_, seeds=seeds, samples=samples)
+    budgets = parse_budgets(samples) if samples is not None else None
+    study = load_study(study_file, data=data, budget_name=budget_, seeds=seeds, samples=budgets)
     _run_and_print(
         study,
         out,

@@ -50,7 +50,9 @@ def train_cmd(
             help="Train for this many passes over the data (instead of the budget's samples)."
         ),
     ] = None,
-    samples: Annotated[int | None, typer.Option(help="Training samples to see.")] = None,
+    samples: Annotated[
+        str | None, typer.Option(help="Training samples to see (100000, 100k, 1.5M).")
+    ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
     device: DeviceOpt = "auto",
@@ -80,10 +82,17 @@ def train_cmd(
     adapted for small images. Example: effscale train efficientnet-b0 --width 0.5
     """
     from effscale.data import load_dataset
-    from effscale.recipe import budget
+    from effscale.recipe import budget, parse_budgets
     from effscale.train import train
     from effscale.zoo import variant_for
 
+    if epochs is not None and samples is not None:
+        raise EffscaleError("--epochs and --samples both set the budget", "give one of them")
+    if samples is not None:
+        budgets = parse_budgets(samples)
+        if len(budgets) > 1:
+            raise EffscaleError("train runs one budget", "give one --samples value")
+        samples = budgets[0]
     dataset = load_dataset(data)
     variant = variant_for(
         model,
@@ -101,9 +110,7 @@ def train_cmd(
     )
     if epochs is not None:
         samples = int(epochs * len(dataset.train_labels))
-    recipe = budget(
-        budget_, samples=samples, batch_size=batch_size, lr=lr, compile=compile_ or None
-    )
+    recipe = budget(budget_, samples=samples, batch_size=batch_size, lr=lr)
     out = (
         out
         or f"runs/train/{variant.backbone}-d{variant.d:g}-w{variant.w:g}-"
@@ -126,7 +133,8 @@ def train_cmd(
             init_from=init_from,
             new_head=new_head,
             freeze_epochs=freeze_epochs,
-            progress=bar,
+            compile=compile_,
+            on_event=output.show_run(bar),
         )
     output.record(
         {"model": variant.label, "data": dataset.name, "seed": seed, **result, "out": out},

@@ -1,10 +1,18 @@
-"""Batch augmentation on the training device: no per-image Python in the hot loop.
+"""Batch augmentation on the training device: no per-image decoding in the hot loop.
 
 Images arrive as a uint8 batch [B, 3, S, S] already on the device (airbench's CifarLoader
-style). Training: random crop with reflect padding (small images) or random-resized crop
-(larger ones), horizontal flip, resize to the variant's resolution (antialiased when
-shrinking), normalisation. Evaluation: resize and normalise only. Every random choice comes
-from an explicit generator, so a resumed run draws the same augmentations.
+style). Two policies, chosen by the stored image size:
+
+- small images (CIFAR-like, stored at 64 px or less): random crop with reflect padding and a
+  flip, resized to the variant's resolution; evaluation resizes the whole image.
+- large images: an Inception-style random-resized crop, resampled with an antialiased
+  (triangle) filter so that shrinking a 224 px crop to 64 px does not alias, and a flip;
+  evaluation as the official EfficientNet code does it: a centre crop of ``eval_crop``
+  (0.875) of the image, resized to the resolution. Train and test images then go through the
+  same resampling filter, so the BN statistics and the weights see one input distribution.
+
+Every random choice comes from an explicit generator, so a resumed run draws the same
+augmentations.
 """
 
 import torch
@@ -42,32 +50,55 @@ def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return torch.where(flip[:, None, None, None], x.flip(-1), x)
 
 
+def crop_boxes(
+    b: int, side: int, generator: torch.Generator, min_area: float, ratio=(3 / 4, 4 / 3)
+) -> list[tuple[int, int, int, int]]:
+    """Random crops (top, left, height, width) in whole pixels of a ``side``-px square image,
+    of area ``min_area``..1 of the image and aspect ``ratio``, as torchvision's
+    RandomResizedCrop draws them (without its retry loop: sides beyond the image are clipped)."""
+    area = min_area + (1 - min_area) * _rand(b, generator, "cpu")
+    log_r = torch.log(torch.tensor(ratio))
+    aspect = torch.exp(log_r[0] + (log_r[1] - log_r[0]) * _rand(b, generator, "cpu"))
+    w = (torch.sqrt(area * aspect) * side).round().clamp(1, side)
+    h = (torch.sqrt(area / aspect) * side).round().clamp(1, side)
+    top = (_rand(b, generator, "cpu") * (side - h + 1)).floor().clamp(max=side - h)
+    left = (_rand(b, generator, "cpu") * (side - w + 1)).floor().clamp(max=side - w)
+    return [tuple(map(int, box)) for box in torch.stack([top, left, h, w], 1).tolist()]
+
+
 def random_resized_crop(
-    x: torch.Tensor, size: int, generator: torch.Generator, scale=(0.25, 1.0), ratio=(3 / 4, 4 / 3)
+    x: torch.Tensor, size: int, generator: torch.Generator, min_area: float = 0.25
 ) -> torch.Tensor:
-    """Inception-style crop of random area and aspect, resampled to ``size``, in one op."""
-    b = x.shape[0]
-    area = scale[0] + (scale[1] - scale[0]) * _rand(b, generator, x.device)
-    log_r = torch.log(torch.tensor(ratio, device=x.device))
-    aspect = torch.exp(log_r[0] + (log_r[1] - log_r[0]) * _rand(b, generator, x.device))
-    sw = torch.sqrt(area * aspect).clamp(max=1.0)  # crop width / image width
-    sh = torch.sqrt(area / aspect).clamp(max=1.0)
-    cx = (1 - sw) * (2 * _rand(b, generator, x.device) - 1)  # centre, in [-1, 1] units
-    cy = (1 - sh) * (2 * _rand(b, generator, x.device) - 1)
-    theta = torch.zeros(b, 2, 3, device=x.device)
-    theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = sw, cx, sh, cy
-    grid = F.affine_grid(theta, (b, 3, size, size), align_corners=False)
-    return F.grid_sample(
-        x.float(), grid, mode="bilinear", padding_mode="reflection", align_corners=False
-    )
+    """Random-resized crops of a uint8 batch, each resampled to ``size`` with antialiasing.
+
+    One resize per image: crops differ in size, and an antialiased filter's width depends on
+    the shrink factor. On a 2-core CPU this costs about 35 ms per batch of 128 (224 -> 64 px),
+    less than the batched ``grid_sample`` it replaced (66 ms), which aliased.
+    """
+    boxes = crop_boxes(x.shape[0], x.shape[-1], generator, min_area)
+    out = torch.empty(x.shape[0], x.shape[1], size, size, device=x.device)
+    for i, (top, left, h, w) in enumerate(boxes):
+        out[i] = resize(x[i : i + 1, :, top : top + h, left : left + w].float(), size)[0]
+    return out
+
+
+def center_crop(x: torch.Tensor, fraction: float) -> torch.Tensor:
+    """The central ``fraction`` of each image's side (the official eval crop is 0.875)."""
+    if fraction >= 1:
+        return x
+    side = x.shape[-1]
+    keep = max(1, round(side * fraction))
+    start = (side - keep) // 2
+    return x[..., start : start + keep, start : start + keep]
 
 
 def resize(x: torch.Tensor, size: int) -> torch.Tensor:
     """Bilinear resize of a float batch; antialiased when shrinking."""
     if x.shape[-1] == size and x.shape[-2] == size:
         return x
+    shrink = size < x.shape[-1] or size < x.shape[-2]
     return F.interpolate(
-        x, size=(size, size), mode="bilinear", align_corners=False, antialias=size < x.shape[-1]
+        x, size=(size, size), mode="bilinear", align_corners=False, antialias=shrink
     )
 
 
@@ -79,11 +110,17 @@ def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:
 
 
 def train_transform(
-    x: torch.Tensor, size: int, mean, std, generator: torch.Generator, policy: str = "crop"
+    x: torch.Tensor,
+    size: int,
+    mean,
+    std,
+    generator: torch.Generator,
+    policy: str = "crop",
+    min_area: float = 0.25,
 ) -> torch.Tensor:
     """A uint8 batch to an augmented, normalised float batch at ``size`` pixels."""
     if policy == "rrc":
-        x = random_resized_crop(x, size, generator)
+        x = random_resized_crop(x, size, generator, min_area)
     else:
         if policy == "crop":
             x = random_crop(x, max(1, x.shape[-1] // 8), generator)
@@ -91,6 +128,7 @@ def train_transform(
     return normalize(random_flip(x, generator), mean, std)
 
 
-def eval_transform(x: torch.Tensor, size: int, mean, std) -> torch.Tensor:
-    """A uint8 batch to a normalised float batch at ``size`` pixels, no randomness."""
-    return normalize(resize(x.float(), size), mean, std)
+def eval_transform(x: torch.Tensor, size: int, mean, std, crop: float = 1.0) -> torch.Tensor:
+    """A uint8 batch to a normalised float batch at ``size`` pixels, no randomness: the
+    central ``crop`` of each image (all of it by default), resized."""
+    return normalize(resize(center_crop(x, crop).float(), size), mean, std)

@@ -23,6 +23,7 @@ class ImageDataset:
     std: tuple[float, float, float]
     source: str = ""  # provenance: where the images came from, for results and reports
     notes: list[str] = field(default_factory=list)  # e.g. "skipped 2 unreadable images: ..."
+    resized: bool = False  # stored at a chosen size (images of mixed sizes), not their own
 
     @property
     def num_classes(self) -> int:

@@ -24,7 +24,8 @@ BAD_IMAGE = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBomb
 BAD_IMAGE_HINT = "remove or replace the file, or skip unreadable images (on_bad_image='skip')"
 
 MAX_KEPT_PX = 512  # the automatic storage size keeps images of one square size up to this
-DEFAULT_PX = 128  # ... and otherwise stores every image at this size
+DEFAULT_PX = 128  # ... and otherwise stores every image at this size, or at the next
+STEP_PX = 64  # multiple of this at or above the largest resolution trained (mixed_size)
 CHUNK = 64  # files per pool task: large enough to amortise scheduling, small for the bar
 PROGRESS_FROM = 1000  # fewer files than this decode without a progress bar
 
@@ -44,8 +45,9 @@ def decode_image(src: str | bytes, size: int) -> torch.Tensor:
     return hwc.permute(2, 0, 1)
 
 
-def auto_size(srcs: list[str | bytes]) -> int:
-    """The images' own size if all are one square size <= 512 px, else 128 (reads headers only)."""
+def own_size(srcs: list[str | bytes]) -> int | None:
+    """The images' own size if all are one square size <= 512 px, else None (reads headers
+    only): such images are stored as they are."""
     seen = None
     for src in srcs:
         try:
@@ -54,9 +56,17 @@ def auto_size(srcs: list[str | bytes]) -> int:
         except BAD_IMAGE:
             continue  # decoding reports it
         if wh[0] != wh[1] or wh[0] > MAX_KEPT_PX or (seen and wh != seen):
-            return DEFAULT_PX
+            return None
         seen = wh
-    return seen[0] if seen else DEFAULT_PX
+    return seen[0] if seen else None
+
+
+def mixed_size(min_size: int | None = None) -> int:
+    """The storage size of images of mixed sizes: 128 px, or the next multiple of 64 px at or
+    above ``min_size`` (the largest resolution to be trained), so no variant sees upsampled
+    images. A function of ``min_size`` alone, so one point always sees the same pixels."""
+    need = max(DEFAULT_PX, min_size or 0)
+    return -(-need // STEP_PX) * STEP_PX
 
 
 def decode_workers() -> int:

@@ -10,14 +10,14 @@ import hashlib
 import json
 import os
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
 import torch
 
 from effscale.data.dataset import ImageDataset
-from effscale.data.decode import BAD_IMAGE_HINT, auto_size, decode_all
+from effscale.data.decode import BAD_IMAGE_HINT, decode_all, mixed_size, own_size
 from effscale.data.pixels import channel_stats
 from effscale.data.streaming import StreamingImages
 from effscale.errors import EffscaleError
@@ -26,7 +26,7 @@ from effscale.io import atomic_path, cache_dir, write_json
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
 SPLITS = ("train", "test")
 LAYOUT = "expected ROOT/train/<class>/*.jpg and ROOT/test/<class>/*.jpg (or val/ for test)"
-CACHE_VERSION = 1  # bump when decoding changes, so no stale tensors are reused
+CACHE_VERSION = 2  # bump when decoding or the cache layout changes: no stale tensors reused
 STATS_SAMPLE = 2000  # training images that estimate the mean and std of a streamed set
 
 
@@ -179,28 +179,38 @@ def _sha256(text: str) -> str:
 
 
 def load_tree(
-    tree: Tree, *, storage_size: int | None, stream: bool | None, on_bad_image: str
+    tree: Tree,
+    *,
+    storage_size: int | None,
+    stream: bool | None,
+    on_bad_image: str,
+    min_size: int | None = None,
 ) -> ImageDataset:
-    """Decoded tensors of a tree (from the cache when its files have not changed), or streams."""
+    """Decoded tensors of a tree (from the cache when its files have not changed), or streams.
+
+    Stored at ``storage_size``; by default at the images' own size when they share one, else
+    at mixed_size(min_size)."""
     key = _sha256(f"{CACHE_VERSION}\n{tree.name}\n{storage_size or 'auto'}\n{tree.fingerprint}")
     meta_path = cache_dir() / "folders" / f"{key[:32]}.json"
     meta = _read_json(meta_path)
-    size = storage_size or meta.get("size")
+    size, resized = storage_size, True
     if size is None:
-        size = auto_size(tree.sources("train") + tree.sources("test"))
+        if not isinstance(meta.get("own"), int):
+            meta["own"] = own_size(tree.sources("train") + tree.sources("test")) or 0
+            write_json(meta_path, meta)
+        size, resized = meta["own"] or mixed_size(min_size), not meta["own"]
     n = len(tree.files["train"]) + len(tree.files["test"])
     nbytes, limit = n * 3 * size * size, stream_limit()
     if stream or (stream is None and nbytes > limit):
         why = "as asked" if stream else f"{nbytes / 2**30:.1f} GiB > {limit / 2**30:.1f} GiB"
-        return _streaming(tree, size, meta_path, meta, on_bad_image, why)
+        return replace(_streaming(tree, size, meta_path, meta, on_bad_image, why), resized=resized)
 
-    pt_path = meta_path.with_suffix(".pt")
+    pt_path = meta_path.with_name(f"{meta_path.stem}-{size}px.pt")
     data = _read_pt(pt_path)
     if data is None:
         data = _decode(tree, size, on_bad_image == "fail")
         with atomic_path(pt_path) as tmp:
             torch.save(data, tmp)
-        write_json(meta_path, {**meta, "size": size})
     bad = data["bad"]
     if bad and on_bad_image == "fail":
         raise EffscaleError(f"unreadable image {bad[0][0]}: {bad[0][1]}", hint=BAD_IMAGE_HINT)
@@ -218,6 +228,7 @@ def load_tree(
         std=tuple(data["std"]),
         source=tree.source,
         notes=notes,
+        resized=resized,
     )
 
 
@@ -254,7 +265,7 @@ def _decode(tree: Tree, size: int, fail: bool) -> dict:
 
 def _streaming(tree, size, meta_path, meta, on_bad_image, why) -> ImageDataset:
     """StreamingImages for both splits; mean and std from a fixed sample of training images."""
-    stats = meta.get("stream_stats")
+    stats = meta.get(f"stream_stats_{size}")
     if stats is None:
         n = len(tree.files["train"])
         idx = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:STATS_SAMPLE]
@@ -268,7 +279,7 @@ def _streaming(tree, size, meta_path, meta, on_bad_image, why) -> ImageDataset:
         mean, std = channel_stats(sample)
         bad = [(names[i], reason) for i, reason in bad]
         stats = {"mean": mean, "std": std, "sample": len(sample), "bad": bad}
-        write_json(meta_path, {**meta, "size": size, "stream_stats": stats})
+        write_json(meta_path, {**meta, f"stream_stats_{size}": stats})
     if (bad := stats["bad"]) and on_bad_image == "fail":
         raise EffscaleError(f"unreadable image {bad[0][0]}: {bad[0][1]}", hint=BAD_IMAGE_HINT)
 

@@ -31,6 +31,7 @@ def load_dataset(
     stream: bool | None = None,
     on_bad_image: str = "skip",
     download: bool = True,
+    min_size: int | None = None,
 ) -> ImageDataset:
     """Load a dataset as uint8 tensors (or streaming files), with its mean, std and provenance.
 
@@ -46,6 +47,9 @@ def load_dataset(
             quarter of the RAM). Other sources always fit and ignore it.
         on_bad_image: "skip" unreadable image files (noted in ``notes``) or "fail" on them.
         download: fetch cifar10/cifar100 into the cache when they are not there.
+        min_size: the largest resolution to be trained: image folders of mixed sizes are
+            stored at least this large (effscale.data.decode.mixed_size); images that share
+            one size keep it.
 
     Raises:
         EffscaleError: for an unknown spec, a missing or badly laid out directory, an
@@ -57,7 +61,9 @@ def load_dataset(
         raise EffscaleError(f"storage size must be a whole number of pixels >= 8: {storage_size}")
 
     spec = os.fspath(spec)
-    opts = dict(storage_size=storage_size, stream=stream, on_bad_image=on_bad_image)
+    opts = dict(
+        storage_size=storage_size, stream=stream, on_bad_image=on_bad_image, min_size=min_size
+    )
     if spec == "embedded":
         return folder.load_tree(folder.scan_zip(_embedded_zip(), spec, EMBEDDED_SOURCE), **opts)
     if spec == "synthetic" or spec.startswith("synthetic:"):

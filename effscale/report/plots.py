@@ -5,6 +5,8 @@ figure8       compound vs single dimensions, the same FLOPs axis (paper Figure 8
 flops_vs_phi  target (alpha*beta^2*gamma^2)^phi and realised FLOPs ratio vs phi
 acc_vs_params accuracy vs parameters for every variant
 acc_vs_latency accuracy vs measured latency (paper Table 4 / Figure 1), when the table has it
+budget_trend  compound minus the best single dimension vs the training budget, per phi
+              (when a study trains at several budgets; the other plots are then per budget)
 
 Points are means over seeds; error bars are their standard deviation.
 """
@@ -202,14 +204,59 @@ def acc_vs_latency(df: pd.DataFrame, out: Path, name: str = "acc_vs_latency") ->
     return _save(fig, out, name)
 
 
+def budget_label(samples: int) -> str:
+    """100000 -> "100k", 1500000 -> "1.5M": short names for budgets in labels and files."""
+    for scale, unit in ((1_000_000, "M"), (1_000, "k")):
+        if samples >= scale:
+            return f"{samples / scale:g}{unit}"
+    return str(samples)
+
+
+def budget_trend(rows: list[dict], out: Path, name: str = "budget_trend") -> list[Path]:
+    """Compound minus the best single dimension (mean and std of per-seed differences)
+    against the training budget, one line per phi: does the verdict move with training?"""
+    rows = pd.DataFrame(rows)
+    if rows.empty or "budget" not in rows or rows["budget"].nunique() < 2:
+        return []
+    fig, ax = plt.subplots(figsize=(5.2, 3.8))
+    for phi, r in rows.sort_values("budget").groupby("phi"):
+        ax.errorbar(
+            r["budget"],
+            r["compound_minus_best"],
+            yerr=r["difference_std"].fillna(0),
+            marker="o",
+            capsize=3,
+            label=f"φ = {phi:g}",
+        )
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xscale("log", base=2)
+    budgets = sorted(rows["budget"].unique())
+    ax.set_xticks(budgets, [budget_label(int(b)) for b in budgets])
+    ax.minorticks_off()
+    ax.set_xlabel("Training budget (samples per point)")
+    ax.set_ylabel("Compound − best single (top-1 points)")
+    ax.set_title("Compound vs the best single dimension, by budget")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, out, name)
+
+
 def all_plots(df: pd.DataFrame, out: Path) -> list[Path]:
-    """Every plot the results support; one set per model when a study mixes models."""
+    """Every plot the results support; one set per model when a study mixes models, and
+    per budget when it trains at several (then also the verdict's trend over budgets)."""
+    from effscale.report.verdicts import compound_vs_single
+
     out.mkdir(parents=True, exist_ok=True)
     models = list(df["model"].dropna().unique())
+    budgets = sorted(df["budget"].dropna().unique()) if "budget" in df else []
     paths = []
     for model in models or [None]:
         sub = df[df["model"] == model] if model else df
         suffix = f"-{model}" if len(models) > 1 else ""
-        for make in (figure3, figure8, flops_vs_phi, acc_vs_params, acc_vs_latency):
-            paths += make(sub, out, make.__name__ + suffix)
+        for budget in budgets if len(budgets) > 1 else [None]:
+            part = sub[sub["budget"] == budget] if budget is not None else sub
+            tag = suffix + (f"-{budget_label(int(budget))}" if budget is not None else "")
+            for make in (figure3, figure8, flops_vs_phi, acc_vs_params, acc_vs_latency):
+                paths += make(part, out, make.__name__ + tag)
+        paths += budget_trend(compound_vs_single(sub), out, "budget_trend" + suffix)
     return paths

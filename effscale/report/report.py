@@ -13,6 +13,7 @@ from effscale import io, output
 from effscale.latency import LATENCY_FILE, latency_for_results
 from effscale.report import plots
 from effscale.report.verdicts import (
+    IMPROVING,
     compound_vs_single,
     diminishing_returns,
     summarise,
@@ -66,6 +67,8 @@ def write_report(run_dir: str | Path) -> dict:
     env = _environment(store, df)
     hours = df["train_seconds"].fillna(0).sum() / 3600
     recipe = study.points[0].recipe if study.points else None
+    budgets = sorted({p.recipe.samples for p in study.points})
+    protocols = sorted({p.recipe.protocol for p in study.points})
 
     lines = [f"# {study.name}", ""]
     lines += [
@@ -74,10 +77,12 @@ def write_report(run_dir: str | Path) -> dict:
         f"{status['failed']} failed, {status['diverged']} diverged, "
         f"{status['pending']} pending",
         f"- data: {', '.join(sorted(set(p.data for p in study.points)))}",
-        f"- recipe: {recipe.samples:,} samples per point, batch {recipe.batch_size}, "
-        f"{recipe.optimizer}, lr {recipe.lr:g}, {recipe.schedule}"
+        f"- recipe: {' and '.join(f'{b:,}' for b in budgets)} samples per point, batch "
+        f"{recipe.batch_size}, {recipe.optimizer}, lr {recipe.lr:g}, {recipe.schedule}; "
+        f"training protocol {', '.join(map(str, protocols))} (effscale.recipe.PROTOCOL)"
         if recipe
         else "",
+        *_upsampled(store, df),
         f"- training time: {hours:.2f} h summed over points, on "
         f"{env.get('hardware', '?')} ({env.get('device', '?')}, "
         f"{env.get('threads', '?')} thread(s) per point), torch {env.get('torch', '?')}",
@@ -103,6 +108,15 @@ def write_report(run_dir: str | Path) -> dict:
         lines.append(output.to_markdown(_fmt_rows(compound)))
     else:
         lines.append("No compound point with finished matched single-dimension points yet.\n")
+    if dims or compound:
+        lines += [
+            f"`still_improving` names the points a verdict stands on that gained more than "
+            f"{IMPROVING:g} top-1 point(s), on average over seeds, in about the last quarter of "
+            "their training (late_gain in results.csv): a verdict standing on them may move "
+            "with a longer budget.",
+            "",
+        ]
+    lines += _budget_section(compound)
     transfer = transfer_table(df, study.points)
     if any(p.init_from for p in study.points):
         lines += ["## Transfer: pre-train, then fine-tune (paper Table 5)", ""]
@@ -152,6 +166,55 @@ def write_report(run_dir: str | Path) -> dict:
         "transfer": transfer,
         "status": status,
     }
+
+
+def _budget_section(compound: list[dict]) -> list[str]:
+    """How the Figure-8 verdict moves as the training budget grows (when there are several)."""
+    rows = [r for r in compound if "budget" in r]
+    if len({r["budget"] for r in rows}) < 2:
+        return []
+    trend = [
+        {k: r[k] for k in ("phi", "budget", "best_single", "compound_minus_best",
+                           "difference_std", "seeds", "verdict", "still_improving")}
+        for r in sorted(rows, key=lambda r: (r["model"], r["phi"], r["budget"]))
+    ]  # fmt: skip
+    lines = ["## How the verdict moves with the training budget", ""]
+    lines += [
+        "Compound minus the best single dimension at matched FLOPs, per phi and budget "
+        "(mean ± std of per-seed differences); positive favours compound scaling.",
+        "",
+        output.to_markdown(_fmt_rows(trend)),
+    ]
+    for phi in sorted({r["phi"] for r in trend}):
+        at = [r for r in trend if r["phi"] == phi]
+        first, last = at[0], at[-1]
+        move = last["compound_minus_best"] - first["compound_minus_best"]
+        lines.append(
+            f"- φ = {phi:g}: {first['compound_minus_best']:+.2f} at {first['budget']:,} samples, "
+            f"{last['compound_minus_best']:+.2f} at {last['budget']:,} ({move:+.2f} points)."
+        )
+    return lines + ["", "![budget trend](figures/budget_trend.png)", ""]
+
+
+def _upsampled(store: RunDir, df: pd.DataFrame) -> list[str]:
+    """One line when some variants train above the stored image size (upsampled images)."""
+    stored, sizes = set(), set()
+    for key, resolution in zip(df["key"], df["resolution"]):
+        try:
+            cfg = json.loads((store.point_dir(key) / "config.json").read_text())
+            px = int(cfg["identity"]["data"]["stored_px"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if resolution > px:
+            stored.add(px)
+            sizes.add(int(resolution))
+    if not sizes:
+        return []
+    return [
+        f"- upsampled: images are stored at {', '.join(map(str, sorted(stored)))} px; variants "
+        f"at {', '.join(map(str, sorted(sizes)))} px see them upsampled (no detail beyond the "
+        "stored size)"
+    ]
 
 
 def _mean_pm(stats: dict) -> str:

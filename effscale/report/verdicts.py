@@ -6,7 +6,9 @@
    FLOPs, per phi, as the mean and spread of the per-seed differences.
 
 A verdict the data do not support says so: a difference smaller than twice its standard
-error is reported as not resolved.
+error is reported as not resolved. Verdicts are given per training budget, and each names the
+points it stands on that were still improving when their training ended (late_gain above
+IMPROVING): such a verdict may move with a longer budget.
 """
 
 import math
@@ -19,6 +21,9 @@ from effscale.study.store import VARIANT_COLUMNS
 
 # What tells variants of one study apart (its base resolution and stem are shared).
 VARIANT = VARIANT_COLUMNS[:7]
+# Top-1 points gained over the last quarter (or so) of a run's samples above which the run
+# counts as still improving when it ended.
+IMPROVING = 1.0
 
 
 def finished(df: pd.DataFrame) -> pd.DataFrame:
@@ -33,8 +38,10 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
             columns=VARIANT
             + ["data", "roles", "phi", "flops", "params", "seeds", "top1_mean", "top1_std"]
         )
-    # by data too, when known: a transfer study trains one variant on two datasets
-    g = df.groupby(VARIANT + ["data"] * ("data" in df), dropna=False, sort=False)
+    # by data too, when known: a transfer study trains one variant on two datasets; and by
+    # budget: a budget study trains one variant at several
+    by = VARIANT + [c for c in ("data", "budget") if c in df]
+    g = df.groupby(by, dropna=False, sort=False)
     out = g.agg(
         roles=("roles", "first"),
         phi=("phi", "first"),
@@ -47,6 +54,7 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
         top1_std=("top1", "std"),
         top5_mean=("top5", "mean"),
         train_seconds=("train_seconds", "sum"),
+        **({"late_gain": ("late_gain", "mean")} if "late_gain" in df else {}),
     ).reset_index()
     out["top1_std"] = out["top1_std"].fillna(0.0)
     return out.sort_values("flops").reset_index(drop=True)
@@ -93,13 +101,25 @@ def _mean_std(x) -> tuple[float, float, int]:
     )
 
 
+def still_improving(rows: pd.DataFrame) -> bool:
+    """Whether one variant's per-seed rows gained more than IMPROVING top-1 points, on
+    average, over the last part of their training."""
+    if "late_gain" not in rows:
+        return False
+    gains = pd.to_numeric(rows["late_gain"], errors="coerce").dropna()
+    return bool(len(gains)) and float(gains.mean()) > IMPROVING
+
+
 def per_model(verdict):
-    """Run a verdict on each model of a study separately (Table 3 mixes three families)."""
+    """Run a verdict on each model and training budget of a study separately (Table 3 mixes
+    three families; a budget study holds the same variants at several budgets)."""
 
     def run(df: pd.DataFrame) -> list[dict]:
+        keys = ["model"] + ["budget"] * ("budget" in df)
+        df = df.sort_values(keys[1:], kind="stable")
         return [
-            {"model": model, **row}
-            for model, sub in df.groupby("model", sort=False)
+            {**dict(zip(keys, group if isinstance(group, tuple) else (group,))), **row}
+            for group, sub in df.groupby(keys, sort=False)
             for row in verdict(sub)
         ]
 
@@ -126,6 +146,7 @@ def diminishing_returns(df: pd.DataFrame) -> list[dict]:
             - last.set_index("seed")["gain_per_doubling"]
         )
         d_mean, d_std, d_n = _mean_std(paired.dropna())
+        improving = [f for f, rows in curve.groupby("flops") if still_improving(rows)]
         se = d_std / math.sqrt(d_n) if d_n > 1 else float("nan")
         if math.isnan(se):
             verdict = "not resolved: one seed"
@@ -149,6 +170,7 @@ def diminishing_returns(df: pd.DataFrame) -> list[dict]:
                 "first_minus_last": d_mean,
                 "first_minus_last_std": d_std,
                 "verdict": verdict,
+                "still_improving": f"{len(improving)} of {curve['flops'].nunique()} points",
             }
         )
     return out
@@ -180,6 +202,11 @@ def compound_vs_single(df: pd.DataFrame) -> list[dict]:
             verdict = f"contradicted: {best} alone is better"
         else:
             verdict = "not resolved: within noise"
+        improving = [
+            name
+            for name, rows in (("compound", comp), (best, singles[best]))
+            if still_improving(rows)
+        ]
         c_mean, c_std, _ = _mean_std(comp["top1"])
         s_mean, s_std, _ = _mean_std(singles[best]["top1"])
         out.append(
@@ -197,6 +224,7 @@ def compound_vs_single(df: pd.DataFrame) -> list[dict]:
                 "difference_std": d_std,
                 "seeds": n,
                 "verdict": verdict,
+                "still_improving": ", ".join(improving) or "none",
             }
         )
     return out

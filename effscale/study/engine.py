@@ -33,17 +33,26 @@ class Task:
 _datasets: dict = {}
 
 
-def dataset(spec: str):
-    """Load a dataset once per process: points of one study share it."""
-    if spec not in _datasets:
+def dataset(spec: str, min_size: int | None = None):
+    """Load a dataset once per process: points of one study share it. ``min_size``: the
+    resolution to be trained; images of mixed sizes are stored at least that large."""
+    from effscale.data.decode import mixed_size
+
+    cached = _datasets.get(spec)
+    # a point sees the same pixels whichever points this process trained before it
+    if cached is None or (cached.resized and cached.resolution != mixed_size(min_size)):
         from effscale.data import load_dataset
 
-        _datasets[spec] = load_dataset(spec)
+        _datasets.pop(spec, None)  # one copy per process: images take memory
+        _datasets[spec] = load_dataset(spec, min_size=min_size)
     return _datasets[spec]
 
 
-def run_point(task: Task, progress=None) -> dict:
-    """Train one point into its directory, unless another process is already on it."""
+def run_point(task: Task, emit=None) -> dict:
+    """Train one point into its directory, unless another process is already on it.
+
+    ``emit(kind, key, payload)`` receives the run's events (effscale.train) under its key.
+    """
     from effscale.train import train
 
     store = RunDir(task.run_dir)
@@ -59,7 +68,7 @@ def run_point(task: Task, progress=None) -> dict:
             init_from = store.point_dir(task.point.init_from) / "checkpoint.pt"
         return train(
             task.point.variant,
-            dataset(task.point.data),
+            dataset(task.point.data, task.point.variant.resolution),
             task.point.recipe,
             out,
             seed=task.point.seed,
@@ -67,7 +76,7 @@ def run_point(task: Task, progress=None) -> dict:
             resume=True,
             init_from=init_from,
             new_head=True,
-            progress=progress,
+            on_event=(lambda kind, payload: emit(kind, task.point.key, payload)) if emit else None,
         )
 
 

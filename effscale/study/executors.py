@@ -18,31 +18,6 @@ import torch
 from effscale.errors import EffscaleError
 
 
-class EventProgress:
-    """Looks like a rich Progress to train(), forwards its updates as events."""
-
-    def __init__(self, emit, key: str):
-        self.emit, self.key = emit, key
-        self.console = self
-
-    def add_task(self, description, total=None, completed=0, **fields):
-        self.emit(
-            "progress",
-            self.key,
-            {"description": description, "total": total, "completed": completed, **fields},
-        )
-        return 0
-
-    def update(self, task, completed=None, **fields):
-        self.emit("progress", self.key, {"completed": completed, **fields})
-
-    def remove_task(self, task):
-        pass
-
-    def print(self, text, **_):
-        self.emit("message", self.key, str(text))
-
-
 def _failure(e: BaseException) -> str:
     if isinstance(e, EffscaleError):
         return str(e)
@@ -62,7 +37,7 @@ class InProcess:
         for task in tasks:
             events("start", task.point.key, task.point.variant.label)
             try:
-                result = run_point(task, progress=EventProgress(events, task.point.key))
+                result = run_point(task, events)
             except (KeyboardInterrupt, SystemExit):
                 raise
             except BaseException as e:  # one failing point must not stop the study
@@ -101,7 +76,7 @@ def _worker_run(task):
     device = os.environ.get("EFFSCALE_WORKER_DEVICE", task.device)
     task = replace(task, device=device if task.device in ("auto", "cuda") else task.device)
     emit("start", task.point.key, task.point.variant.label)
-    return run_point(task, progress=EventProgress(emit, task.point.key))
+    return run_point(task, emit)
 
 
 class LocalWorkers:

@@ -4,6 +4,8 @@
     model = "efficientnet-b0"
     data = "cifar10"                      # as --data: embedded, synthetic, cifar10, a path
     budget = "short"                      # smoke, short, paper
+    samples = [100_000, 200_000]          # training budgets, each its own points (optional;
+                                          # default: the budget's); also per table below
     seeds = 3                             # seeds 0 .. n-1 (or a list: [0, 5, 7])
     base_width = 0.5                      # the study's base design (optional)
 
@@ -43,16 +45,18 @@ from pathlib import Path
 import tomllib
 
 from effscale.errors import EffscaleError
-from effscale.recipe import Recipe, budget
+from effscale.recipe import Recipe, budget, parse_budgets
 from effscale.scaling import ALPHA, BETA, DIMENSIONS, GAMMA, parse_range
 from effscale.study.plan import (
     FIGURE3_VALUES,
     Base,
     Point,
     Study,
+    at_budgets,
     plan_compound,
     plan_sweep,
     plan_transfer,
+    recipe_identity,
 )
 
 NUMBER = (int, float)
@@ -62,6 +66,7 @@ TOP = {
     "model": str,
     "data": str,
     "budget": str,
+    "samples": (int, list, str),
     "seeds": (int, list),
     "base_resolution": int,
     "base_width": NUMBER,
@@ -74,8 +79,9 @@ TOP = {
     "variant": list,
     "transfer": list,
 }
-SWEEP = {"dim": str, "values": (list, str), "model": str}
-VARIANT = {"model": str, "d": NUMBER, "w": NUMBER, "r": NUMBER, "role": str}
+SAMPLES = (int, list, str)
+SWEEP = {"dim": str, "values": (list, str), "model": str, "samples": SAMPLES}
+VARIANT = {"model": str, "d": NUMBER, "w": NUMBER, "r": NUMBER, "role": str, "samples": SAMPLES}
 TRANSFER = {
     "pretrain": str,
     "finetune": str,
@@ -93,6 +99,7 @@ COMPOUND = {
     "table": str,
     "match_single": bool,
     "model": str,
+    "samples": SAMPLES,
 }
 RECIPE = {f.name: NUMBER if f.type is float else f.type for f in fields(Recipe)}
 
@@ -144,10 +151,12 @@ def load_study(
     data: str | None = None,
     budget_name: str | None = None,
     seeds: int | None = None,
-    samples: int | None = None,
+    samples: list[int] | None = None,
     num_classes: int | None = None,
 ) -> Study:
-    """Parse and plan a study file; keyword arguments override the file (e.g. in CI)."""
+    """Parse and plan a study file; keyword arguments override the file (e.g. in CI).
+
+    ``samples``: training budgets replacing every budget the file names."""
     path = Path(path)
     if not path.is_file():
         raise EffscaleError(f"no study file at {path}", "see studies/ for examples")
@@ -181,10 +190,12 @@ def load_study(
     from effscale.study.engine import dataset
 
     data = data or spec.get("data", "embedded")
-    recipe = budget(
-        budget_name or spec.get("budget", "short"),
-        **{**spec.get("recipe", {}), **({"samples": samples} if samples else {})},
-    )
+    recipe = budget(budget_name or spec.get("budget", "short"), **spec.get("recipe", {}))
+    top_budgets = samples or _budgets(path, spec)
+
+    def budgets(entry: dict) -> list[int] | None:
+        return samples or _budgets(path, entry) or top_budgets
+
     n_seeds = seeds if seeds is not None else spec.get("seeds", 1)
     seed_list = list(range(n_seeds)) if isinstance(n_seeds, int) else list(n_seeds)
     if not seed_list or not all(isinstance(s, int) and not isinstance(s, bool) for s in seed_list):
@@ -211,7 +222,7 @@ def load_study(
         "kind": "study file",
         "name": name,
         "data": data,
-        "recipe": recipe.to_dict(),
+        "recipe": recipe_identity(recipe),
         "base": {
             k: spec.get(k)
             for k in (
@@ -229,24 +240,26 @@ def load_study(
         dim = entry["dim"]
         values = entry.get("values", FIGURE3_VALUES.get(dim, []))
         values = parse_range(values) if isinstance(values, str) else [float(v) for v in values]
-        plan_sweep(study, base_for(entry.get("model", model)), dim, values, seed_list, recipe, data)
+        for r in at_budgets(recipe, budgets(entry)):
+            plan_sweep(study, base_for(entry.get("model", model)), dim, values, seed_list, r, data)
     for entry in spec.get("compound", []):
         phi = entry.get("phi", "1..3")
         phis = parse_range(str(phi)) if not isinstance(phi, list) else [float(p) for p in phi]
-        plan_compound(
-            study,
-            base_for(entry.get("model", model)),
-            phis,
-            seed_list,
-            recipe,
-            data,
-            alpha=entry.get("alpha", ALPHA),
-            beta=entry.get("beta", BETA),
-            gamma=entry.get("gamma", GAMMA),
-            table=entry.get("table", "formula"),
-            match_single=entry.get("match_single", False),
-            num_classes=num_classes,
-        )
+        for r in at_budgets(recipe, budgets(entry)):
+            plan_compound(
+                study,
+                base_for(entry.get("model", model)),
+                phis,
+                seed_list,
+                r,
+                data,
+                alpha=entry.get("alpha", ALPHA),
+                beta=entry.get("beta", BETA),
+                gamma=entry.get("gamma", GAMMA),
+                table=entry.get("table", "formula"),
+                match_single=entry.get("match_single", False),
+                num_classes=num_classes,
+            )
     for entry in spec.get("variant", []):
         d, w, r = (float(entry.get(k, 1.0)) for k in ("d", "w", "r"))
         variant = base_for(entry.get("model", model)).variant(d, w, r)
@@ -254,17 +267,28 @@ def load_study(
         role = entry.get("role") or (
             "base" if not scaled else scaled[0] if len(scaled) == 1 else "compound"
         )
-        for seed in seed_list:
-            study.add(Point(variant, seed, recipe, data, (role,)))
+        for r in at_budgets(recipe, budgets(entry)):
+            for seed in seed_list:
+                study.add(Point(variant, seed, r, data, (role,)))
     for entry in spec.get("transfer", []):
         plan_transfer(
             study,
             base_for(entry.get("model", model)),
             seed_list,
-            recipe,
+            at_budgets(recipe, top_budgets)[0],
             pretrain=entry["pretrain"],
             finetune=entry["finetune"],
             **{k: float(entry[k]) for k in ("d", "w", "r") if k in entry},
             finetune_samples=entry.get("finetune_samples"),
         )
     return study
+
+
+def _budgets(path: Path, table: dict) -> list[int] | None:
+    """A table's ``samples`` as a list of budgets, or None when it names none."""
+    if "samples" not in table:
+        return None
+    try:
+        return parse_budgets(table["samples"])
+    except EffscaleError as e:
+        raise EffscaleError(f"{path}: samples: {e.message}", e.hint) from None

@@ -65,12 +65,23 @@ class Point:
         return cls(
             variant,
             d["seed"],
-            Recipe(**d["recipe"]),
+            Recipe.from_dict(d["recipe"]),
             d["data"],
             tuple(d["roles"]),
             d.get("phi"),
             d.get("init_from"),
         )
+
+
+def recipe_identity(recipe: Recipe) -> dict:
+    """The recipe as a study's identity holds it: without its samples, since budgets are an
+    axis of a study (a run directory takes points at more budgets later)."""
+    return {k: v for k, v in recipe.to_dict().items() if k != "samples"}
+
+
+def at_budgets(recipe: Recipe, budgets: list[int] | None) -> list[Recipe]:
+    """The recipe once per training budget (its own samples when none are given)."""
+    return [replace(recipe, samples=s) for s in budgets] if budgets else [recipe]
 
 
 @dataclass

@@ -27,7 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from effscale.errors import EffscaleError
-from effscale.study.executors import EventProgress, _failure
+from effscale.study.executors import _failure
 
 SMALL_FLOPS = 1e9  # multiply-adds at batch 1: below this a point gets a share of a GPU
 SMALL_GPU_SHARE = 0.25
@@ -82,7 +82,7 @@ def _train_point(task, sink, threads: int, cwd: str):
     key = task.point.key
     emit("start", key, task.point.variant.label)
     try:
-        outcome = ("done", run_point(task, progress=EventProgress(emit, key)))
+        outcome = ("done", run_point(task, emit))
     except Exception as e:  # reported as the point's failure, not retried by Ray
         outcome = ("failed", _failure(e))
     ray.get(sink.push.remote())  # calls from one caller run in order: all events are in

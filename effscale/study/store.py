@@ -48,6 +48,7 @@ TRAINED_COLUMNS = [
     "epochs",
     "train_seconds",
     "images_per_s",
+    "late_gain",
     "status",
 ]
 RESULT_COLUMNS = [
@@ -56,6 +57,8 @@ RESULT_COLUMNS = [
     "roles",
     "phi",
     "seed",
+    "budget",
+    "protocol",
     "data",
     "flops",
     "params",
@@ -176,6 +179,8 @@ class RunDir:
                 "roles": ";".join(p.roles),
                 "phi": p.phi,
                 "seed": p.seed,
+                "budget": p.recipe.samples,
+                "protocol": p.recipe.protocol,
                 "data": p.data,
                 **{k: result.get(k) for k in TRAINED_COLUMNS},
             }
