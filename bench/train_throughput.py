@@ -8,9 +8,14 @@ Same variant, batch size, device, optimizer and loss for all three:
       per-image PIL decode, pad-and-crop, flip, to-tensor, normalise (target >= 1.4);
   (c) achieved FLOP/s (3 x forward multiply-adds x 2 x images/s) over the device's measured
       dense fp32 matmul FLOP/s;
-  (d) the data paths alone, without a model: what each costs per image.
+  (d) the data paths alone, without a model: what each costs per image;
+  (e) with --compile: the bare loop eager and torch.compile'd, their ratio, the compile
+      seconds (the first compiled step, with inductor's cache in a fresh directory, so cold),
+      and the MFU of each (achieved FLOP/s over the measured dense matmul FLOP/s). Without
+      --data, only (e) and the matmul rate run, on the variant given by --width/--resolution.
 
     python bench/train_throughput.py --data /path/to/cifar10 [--samples 12800] [--stem standard]
+    python bench/train_throughput.py --compile-only --width 0.25 --resolution 64
 
 (b) cannot exceed the bare loop over the conventional pipeline, which the benchmark prints as
 its ceiling. How close (b) can come to 1.4 depends on how much of a step the model takes: the
@@ -24,7 +29,6 @@ only, it also prints the conventional pipeline feeding the NCHW step most script
 
 import argparse
 import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -34,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
+from effscale.compiling import cpu_name
 from effscale.cost import count_cost
 from effscale.data import load_dataset
 from effscale.data.augment import train_transform
@@ -96,6 +101,42 @@ class JpegFolder(torch.utils.data.Dataset):
         t = torch.from_numpy(np.array(img)).permute(2, 0, 1).contiguous()  # ToTensor
         t = t.float().div(255)
         return (t - self.mean) / self.std, label  # Normalize
+
+
+def compiled_loop(variant, recipe, steps, num_classes) -> tuple[float, float]:
+    """Images/s of the bare loop with torch.compile, and the seconds its first step took
+    (the compile), with inductor's on-disk cache in a fresh directory (a cold compile)."""
+    with tempfile.TemporaryDirectory() as cache:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
+        torch.manual_seed(0)
+        model = build_model(variant, num_classes).to(memory_format=torch.channels_last)
+        compiled = torch.compile(model)
+        step = step_fn(compiled, make_optimizer(model, recipe), recipe)
+        x = torch.randn(recipe.batch_size, 3, variant.resolution, variant.resolution)
+        y = torch.randint(0, num_classes, (recipe.batch_size,))
+        start = time.perf_counter()
+        step(x, y)
+        compile_seconds = time.perf_counter() - start
+        step(x, y)
+        start = time.perf_counter()
+        for _ in range(steps):
+            step(x, y)
+        return steps * recipe.batch_size / (time.perf_counter() - start), compile_seconds
+
+
+def compile_report(variant, recipe, steps, num_classes) -> None:
+    """(e): eager and compiled bare loops in one run, their ratio, compile seconds, MFU."""
+    macs = count_cost(variant, num_classes).flops
+    peak = matmul_flops()
+    eager = bare_loop(variant, recipe, steps, num_classes)
+    compiled, compile_seconds = compiled_loop(variant, recipe, steps, num_classes)
+    mfu = {k: 3 * macs * 2 * v / peak for k, v in (("eager", eager), ("compiled", compiled))}
+    print(
+        f"(e) {variant.label}, batch {recipe.batch_size}, {torch.get_num_threads()} threads: "
+        f"eager {eager:.0f} img/s (MFU {mfu['eager']:.1%}), compiled {compiled:.0f} img/s "
+        f"(MFU {mfu['compiled']:.1%}): {compiled / eager:.2f}x; cold compile "
+        f"{compile_seconds:.0f} s; dense matmul {peak / 1e9:.1f} GFLOP/s"
+    )
 
 
 def conventional(
@@ -167,7 +208,10 @@ def matmul_flops(n=2048, repeats=10) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, help="ImageFolder root (train/<class>/...)")
+    parser.add_argument("--data", help="ImageFolder root (train/<class>/...)")
+    parser.add_argument("--compile", action="store_true", help="also (e): eager vs compiled")
+    parser.add_argument("--compile-only", action="store_true", help="only (e), no --data")
+    parser.add_argument("--resolution", type=int, default=None, help="with --compile-only")
     parser.add_argument("--model", default="efficientnet-b0")
     parser.add_argument("--width", type=float, default=0.5)
     parser.add_argument(
@@ -180,14 +224,23 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=12_800)
     parser.add_argument("--workers", default="0,1,2", help="DataLoader workers to try for (b)")
     args = parser.parse_args()
-
-    data = load_dataset(args.data)
     small_input = {"auto": None, "small-input": True, "standard": False}[args.stem]
+    recipe = budget("short", samples=args.samples, batch_size=args.batch_size, ema=0.0)
+    steps = args.samples // args.batch_size
+    if args.compile_only:
+        variant = make_variant(
+            args.model, base_width=args.width, base_resolution=args.resolution or 64,
+            small_input=small_input,
+        )  # fmt: skip
+        print(f"machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}")
+        compile_report(variant, recipe, min(steps, 20), 10)
+        return
+    if not args.data:
+        parser.error("--data is required unless --compile-only")
+    data = load_dataset(args.data)
     variant = make_variant(
         args.model, w=args.width, base_resolution=data.resolution, small_input=small_input
     )
-    recipe = budget("short", samples=args.samples, batch_size=args.batch_size, ema=0.0)
-    steps = args.samples // args.batch_size
     macs = count_cost(variant, data.num_classes).flops
 
     ours = effscale_run(variant, recipe, data)
@@ -217,7 +270,7 @@ def main() -> None:
     achieved = 3 * macs * 2 * ours
 
     print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads"
     )
     print(
@@ -249,6 +302,8 @@ def main() -> None:
         f"(c) achieved {achieved / 1e9:.1f} GFLOP/s of {peak / 1e9:.1f} GFLOP/s dense matmul: "
         f"{achieved / peak:.2f}"
     )
+    if args.compile:
+        compile_report(variant, recipe, min(steps, 20), data.num_classes)
 
 
 if __name__ == "__main__":

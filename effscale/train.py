@@ -25,6 +25,8 @@ import torch.nn.functional as F
 
 import effscale
 from effscale import io
+from effscale.compiling import CompiledOrEager
+from effscale.compiling import decide as decide_compile
 from effscale.cost import count_cost
 from effscale.data.augment import eval_transform, policy_for, train_transform
 from effscale.data.dataset import ImageDataset
@@ -462,10 +464,14 @@ def train(
     init_from: str | Path | None = None,
     new_head: bool = False,
     freeze_epochs: int = 0,
-    compile: bool = False,
+    compile: bool | None = None,
     on_event=None,
 ) -> dict:
-    """Train one variant briefly and return its final metrics (also in out/result.json)."""
+    """Train one variant briefly and return its final metrics (also in out/result.json).
+
+    ``compile``: torch.compile the training step (True), not (False), or decide from what was
+    measured on this device (None: effscale.compiling.decide).
+    """
     recipe = recipe.validate()
     device = resolve_device(device)
     out = Path(out)
@@ -503,9 +509,13 @@ def train(
     if resume and (out / "checkpoint.pt").exists():
         at = load_checkpoint(out / "checkpoint.pt", model, optimizer, ema, device)
     data = _to_device(data, device)
+    compiled, why = decide_compile(device, 6 * cost.flops * recipe.samples, compile, emit)
+    if not any(n.startswith("torch.compile") for n in at.notes):
+        at.notes.append(f"torch.compile {'on' if compiled else 'off'}: {why}")
+    step_model = CompiledOrEager(model, emit) if compiled else model
     status = fit(
         model, ema, optimizer, at, variant, data, recipe, out, seed, device,
-        freeze_epochs, torch.compile(model) if compile else model, emit,
+        freeze_epochs, step_model, emit,
     )  # fmt: skip
     return _finish(out, status, at, cost, ema, recipe)
 

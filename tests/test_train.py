@@ -354,3 +354,54 @@ def test_evaluation_fits_the_weights_at_every_epoch_on_large_images(tmp_path):
     fitted = evaluate(model, data, prep, recipe, torch.device("cpu"))
     assert fitted["top1"] > 100 / data.num_classes + 20  # the weights have learnt something
     assert reported["top1"] >= fitted["top1"] - 5
+
+
+def test_compiled_training_matches_eager(synthetic, tmp_path):
+    """torch.compile changes the float order of a step, not what it computes: the losses of
+    a few steps agree with eager ones to float precision."""
+    recipe = quick(samples=256)
+    eager = train(SMALL, synthetic, recipe, tmp_path / "eager", device="cpu", compile=False)
+    compiled = train(SMALL, synthetic, recipe, tmp_path / "compiled", device="cpu", compile=True)
+    assert not any("failed" in n for n in compiled["notes"])
+    assert "torch.compile on: asked for" in compiled["notes"]
+    assert "torch.compile off: --no-compile" in eager["notes"]
+    runs = (tmp_path / "eager", tmp_path / "compiled")
+    loss = [
+        json.loads((p / "metrics.jsonl").read_text().splitlines()[-1])["train_loss"] for p in runs
+    ]
+    assert loss[1] == pytest.approx(loss[0], rel=1e-3)
+
+
+def test_a_failing_compile_falls_back_to_eager_and_says_so(synthetic, tmp_path, monkeypatch):
+    def broken(model, *a, **k):
+        def fail(x):
+            raise RuntimeError("inductor exploded")
+
+        return fail
+
+    monkeypatch.setattr(torch, "compile", broken)
+    said = []
+    result = train(
+        SMALL, synthetic, quick(samples=256), tmp_path, device="cpu", compile=True,
+        on_event=lambda kind, payload: said.append(payload) if kind == "message" else None,
+    )  # fmt: skip
+    assert result["status"] == "done"
+    assert said == ["torch.compile failed (RuntimeError: inductor exploded); training eagerly"]
+
+
+def test_compile_is_decided_from_the_device_probe(tmp_path, monkeypatch):
+    from effscale import compiling
+
+    monkeypatch.setenv("EFFSCALE_CACHE", str(tmp_path))
+    cpu = torch.device("cpu")
+    assert compiling.decide(cpu, 1e9, None) == (
+        False, "no probe of this device yet, and the run is short"
+    )  # fmt: skip
+    probe = {"speedup": 0.83, "compile_seconds": 100.0, "eager_flop_per_s": 1e10}
+    (tmp_path / "compile").mkdir()
+    compiling._path(cpu).write_text(json.dumps(probe))
+    assert compiling.decide(cpu, 1e15, None)[0] is False  # slower compiled: never
+    compiling._path(cpu).write_text(json.dumps({**probe, "speedup": 1.9}))
+    assert compiling.decide(cpu, 1e12, None)[0] is False  # 100 s eager: saves < a compile
+    assert compiling.decide(cpu, 1e14, None)[0] is True  # hours eager: pays
+    assert compiling.decide(cpu, 1e14, False) == (False, "--no-compile")

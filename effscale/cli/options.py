@@ -94,6 +94,14 @@ SamplesOpt = Annotated[
         "own points: 100k,200k. Not with --epochs.",
     ),
 ]
+CompileOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--compile/--no-compile",
+        help="torch.compile each point's training step, or not (default: where a probe of "
+        "this device found it faster and the point is long enough to pay for a compile).",
+    ),
+]
 LrOpt = Annotated[float | None, typer.Option("--lr", help="Peak learning rate.")]
 BatchOpt = Annotated[int | None, typer.Option("--batch-size", help="Batch size.")]
 RunDirArg = Annotated[str, typer.Argument(help="A study's run directory.")]

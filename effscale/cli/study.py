@@ -21,6 +21,7 @@ from effscale.cli.options import (
     BatchOpt,
     BetaOpt,
     BudgetOpt,
+    CompileOpt,
     CostOnlyOpt,
     DataOpt,
     DeviceOpt,
@@ -83,7 +84,16 @@ def _study_context(
 
 
 def _run_and_print(
-    study, out, workers, device, force, fmt, executor="local", latency=False, **cluster
+    study,
+    out,
+    workers,
+    device,
+    force,
+    fmt,
+    executor="local",
+    latency=False,
+    compile_=None,
+    **cluster,
 ):
     """Run a study on the executor asked for; ``cluster``: make_executor's cluster options."""
     from effscale.report.verdicts import summarise
@@ -93,7 +103,7 @@ def _run_and_print(
     out = out or f"runs/{study.name}"
     runner = make_executor(executor, workers, device, run_dir=out, **cluster)
     output.note(f"{study.name}: {len(study.points)} points -> {out}", fmt)
-    df = run_study(study, out, executor=runner, device=device, force=force)
+    df = run_study(study, out, executor=runner, device=device, force=force, compile=compile_)
     if executor == "slurm":  # submitted, not finished: the executor said how to follow it
         return
     if latency:
@@ -141,6 +151,7 @@ def sweep(
     time_min: TimeOpt = 60,
     max_parallel: MaxParallelOpt = None,
     latency: LatencyOpt = False,
+    compile_: CompileOpt = None,
     device: DeviceOpt = "auto",
     out: OutOpt = None,
     force: ForceOpt = False,
@@ -240,6 +251,7 @@ def sweep(
         time_min=time_min,
         max_parallel=max_parallel,
         latency=latency,
+        compile_=compile_,
     )
 
 
@@ -285,6 +297,7 @@ def compound_cmd(
     time_min: TimeOpt = 60,
     max_parallel: MaxParallelOpt = None,
     latency: LatencyOpt = False,
+    compile_: CompileOpt = None,
     device: DeviceOpt = "auto",
     out: OutOpt = None,
     force: ForceOpt = False,
@@ -419,6 +432,7 @@ def compound_cmd(
         time_min=time_min,
         max_parallel=max_parallel,
         latency=latency,
+        compile_=compile_,
     )
 
 
@@ -437,6 +451,7 @@ def run_cmd(
     time_min: TimeOpt = 60,
     max_parallel: MaxParallelOpt = None,
     latency: LatencyOpt = False,
+    compile_: CompileOpt = None,
     device: DeviceOpt = "auto",
     out: OutOpt = None,
     force: ForceOpt = False,
@@ -465,6 +480,7 @@ def run_cmd(
         time_min=time_min,
         max_parallel=max_parallel,
         latency=latency,
+        compile_=compile_,
     )
 
 

@@ -69,7 +69,14 @@ def train_cmd(
     freeze_epochs: Annotated[
         int, typer.Option(help="With --from: train only the classifier for this many epochs first.")
     ] = 0,
-    compile_: Annotated[bool, typer.Option("--compile", help="torch.compile the model.")] = False,
+    compile_: Annotated[
+        bool | None,
+        typer.Option(
+            "--compile/--no-compile",
+            help="torch.compile the training step, or not (default: where a probe of this "
+            "device found it faster and the run is long enough to pay for the compile).",
+        ),
+    ] = None,
     base_resolution: BaseResOpt = None,
     small_input: SmallInputOpt = None,
     base_width: BaseWidthOpt = 1.0,

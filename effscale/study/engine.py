@@ -28,6 +28,7 @@ class Task:
     point: Point
     run_dir: str
     device: str = "auto"
+    compile: bool | None = None  # torch.compile: forced on or off, or decided (None)
 
 
 _datasets: dict = {}
@@ -76,6 +77,7 @@ def run_point(task: Task, emit=None) -> dict:
             resume=True,
             init_from=init_from,
             new_head=True,
+            compile=task.compile,
             on_event=(lambda kind, payload: emit(kind, task.point.key, payload)) if emit else None,
         )
 
@@ -88,6 +90,7 @@ def run_study(
     device: str = "auto",
     force: bool = False,
     show_progress: bool = True,
+    compile: bool | None = None,
 ) -> pd.DataFrame:
     """Run every unfinished point of a study and return the results table."""
     from effscale.study.executors import InProcess
@@ -149,7 +152,7 @@ def run_study(
             wave = [p for p in todo if not p.init_from or p.init_from in finished]
             if not wave:
                 break  # their sources failed; they stay pending and status shows why
-            executor.run([Task(p, str(store.path), device) for p in wave], events)
+            executor.run([Task(p, str(store.path), device, compile) for p in wave], events)
             todo = [
                 p for p in todo if p.key not in finished and p.key not in failures and p not in wave
             ]
