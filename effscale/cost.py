@@ -10,13 +10,18 @@ of conv and linear layers, as pycls reports. Each handle returns both counts, so
 the model gives both (two analyses would trace it twice).
 
 Counting traces a real forward pass at batch 1, so costs are cached on disk by the
-resolved spec, resolution and class count.
+resolved spec, resolution and class count, and the pieces of a traced network (stem, each
+block, head, classifier) are remembered in the process, so a variant made of pieces already
+seen (a deeper or shallower one) is added up without a trace.
 """
 
+import functools
 import hashlib
 import json
+import os
 from collections import Counter
 from dataclasses import asdict, dataclass, replace
+from importlib import resources
 from typing import TYPE_CHECKING
 
 from effscale import io
@@ -83,23 +88,95 @@ def _op_handles() -> dict:
     return {kind: both(kind) for kind in multiply_adds.keys() | output_elements.keys()}
 
 
-def count_model(model: "torch.nn.Module", resolution: int) -> Cost:
-    """Count any image model at batch 1 and a square input of ``resolution`` pixels."""
+def count_model(model: "torch.nn.Module", resolution: int, by_module: bool = False):
+    """Count any image model at batch 1 and a square input of ``resolution`` pixels.
+
+    ``by_module``: instead, the counts of every submodule by name, as Counter(flops=...,
+    activations=...) (fvcore's by_module_and_operator, from the same single trace)."""
     import torch
     from fvcore.nn.jit_analysis import JitModelAnalysis
 
     x = torch.zeros(1, 3, resolution, resolution, device=next(model.parameters()).device)
-    was_training = model.training
+    was_training, threads = model.training, torch.get_num_threads()
     model.eval()
+    # One thread: a trace runs thousands of tiny batch-1 ops, which more threads only slow
+    # down, by 4x or more when another process keeps the cores busy (a study's workers).
+    torch.set_num_threads(1)
     try:
         with torch.no_grad():
             analysis = JitModelAnalysis(model, x).set_op_handle(**_op_handles())
             analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+            if by_module:
+                return analysis.by_module_and_operator()
             counts = analysis.by_operator()  # by the handles' keys: flops, activations
     finally:
         model.train(was_training)
+        torch.set_num_threads(threads)
     params = sum(p.numel() for p in model.parameters())
     return Cost(int(counts["flops"]), params, int(counts["activations"]))
+
+
+# Costs of the pieces a Net is assembled from (stem, blocks, head, classifier), by what
+# defines each and the spatial size it meets: variants that differ in depth alone repeat the
+# same few pieces, so a bisection over depth needs no trace after its first one.
+_PIECES: dict = {}
+
+
+def _conv_out(h: int, stride: int) -> int:
+    """Side after an odd-kernel 'same' conv (or a 3x3 / 2 max-pool) of ``stride``."""
+    return (h - 1) // stride + 1
+
+
+def piece_keys(spec, num_classes: int, resolution: int) -> list[tuple[str, tuple]] | None:
+    """(module name, key) of every piece of Net(spec) in forward order; None when a block is
+    not one of effscale's own (a plugin's block may read anything, so it is never shared)."""
+    from effscale.zoo import layers
+    from effscale.zoo.net import blocks_of
+
+    h = _conv_out(resolution, spec.stem_stride)
+    h = _conv_out(h, 2) if spec.stem_pool else h
+    stem = (spec.stem_channels, spec.stem_kernel, spec.stem_stride, spec.stem_pool, spec.act)
+    keys = [("stem", ("stem", *stem, resolution))]
+    for i, j, block_cls, w_in, w_out, stride, stage, _ in blocks_of(spec):
+        if block_cls.__module__ != layers.__name__:
+            return None
+        seen = replace(stage, repeats=0)  # effscale's blocks do not read their stage's repeats
+        key = ("block", block_cls.__qualname__, w_in, w_out, stride, seen, spec.act, h)
+        keys.append((f"stages.s{i}.b{j}", key))
+        h = _conv_out(h, stride)
+    keys.append(("head", ("head", spec.stages[-1].channels, spec.head_channels, spec.act, h)))
+    keys.append(("fc", ("fc", spec.head_channels or spec.stages[-1].channels, num_classes)))
+    return keys
+
+
+def count_spec(spec, num_classes: int, resolution: int) -> Cost:
+    """The cost of Net(spec, num_classes) at ``resolution``: one fvcore trace of the whole
+    network, or none when every piece was met before (the sum of their costs is the trace's
+    total: pooling, flattening and dropout between the pieces count nothing)."""
+    keys = piece_keys(spec, num_classes, resolution)
+    if keys is not None and all(k in _PIECES for _, k in keys):
+        return _sum(_PIECES[k] for _, k in keys)
+    from effscale.zoo.net import Net
+
+    model = Net(spec, num_classes)
+    if keys is None:
+        return count_model(model, resolution)
+    per_module = count_model(model, resolution, by_module=True)
+    modules = dict(model.named_modules())
+    if len(_PIECES) > 50_000:
+        _PIECES.clear()
+    for name, key in keys:
+        found = per_module.get(name, Counter())
+        params = sum(p.numel() for p in modules[name].parameters())
+        _PIECES[key] = Cost(found["flops"], params, found["activations"])
+    return _sum(_PIECES[k] for _, k in keys)
+
+
+def _sum(costs) -> Cost:
+    total = Counter()
+    for c in costs:
+        total.update(c.to_dict())
+    return Cost(total["flops"], total["params"], total["activations"])
 
 
 def _cache_key(spec_dict: dict, resolution: int, num_classes: int) -> str:
@@ -107,29 +184,41 @@ def _cache_key(spec_dict: dict, resolution: int, num_classes: int) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
+@functools.cache
+def shipped_costs() -> dict:
+    """Costs shipped with effscale, by cache key: the registered backbones at their native
+    resolution (`effscale models`), counted by tools/make_costs.py and checked against fresh
+    counts by the tests. A spec that changes gets another key, so it is counted, never
+    answered wrong. $EFFSCALE_SHIPPED_COSTS=0 ignores them (the cost benchmark does)."""
+    if os.environ.get("EFFSCALE_SHIPPED_COSTS") == "0":
+        return {}
+    try:
+        return json.loads((resources.files("effscale") / "reference" / "costs.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def cost_key(variant: Variant, num_classes: int) -> str:
+    """What a cost is cached under: the resolved spec (what is built), resolution, classes."""
+    spec_dict = resolve_spec(variant).to_dict()
+    for key in ("name", "reference", "dropout", "drop_path"):  # no effect on eval cost
+        spec_dict.pop(key)
+    return _cache_key(spec_dict, variant.resolution, num_classes)
+
+
 def count_cost(variant: Variant, num_classes: int = 1000, cache: bool = True) -> Cost:
     """The cost of a variant, from the on-disk cache when it was counted before."""
     spec = resolve_spec(variant)
-    spec_dict = spec.to_dict()
-    for key in ("name", "reference", "dropout", "drop_path"):  # no effect on eval cost
-        spec_dict.pop(key)
-    path = (
-        io.cache_dir() / "cost" / f"{_cache_key(spec_dict, variant.resolution, num_classes)}.json"
-    )
+    key = cost_key(variant, num_classes)
+    if cache and key in shipped_costs():
+        return Cost(**shipped_costs()[key])
+    path = io.cache_dir() / "cost" / f"{key}.json"
     if cache and path.exists():
         try:
             return Cost(**json.loads(path.read_text()))
         except (ValueError, TypeError):
             pass  # a damaged entry is recounted and replaced
-    import torch  # only on a miss: a cached answer needs no torch
-
-    from effscale.zoo.net import Net
-
-    # Build without initialising weights: counting needs shapes, not values.
-    with torch.device("meta"):
-        model = Net(spec, num_classes)
-    model = model.to_empty(device="cpu")
-    cost = count_model(model, variant.resolution)
+    cost = count_spec(spec, num_classes, variant.resolution)  # imports torch: a miss only
     if cache:
         io.write_json(path, cost.to_dict())
     return cost

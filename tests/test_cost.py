@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,47 @@ def test_small_input_costs_are_counted_on_the_adapted_model():
     adapted = count_cost(make_variant("efficientnet-b0", base_resolution=32))
     plain = count_cost(make_variant("efficientnet-b0", base_resolution=32, small_input=False))
     assert adapted.flops > 3 * plain.flops  # stride-1 stem: 4x the pixels after the stem
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [make_variant(n, base_resolution=64) for n in list_backbones()]
+    + [
+        make_variant(
+            "efficientnet-b0", d=2.33333, w=1.1, r=1.5, base_resolution=32, base_width=0.25
+        ),
+        make_variant("resnet50", d=3, w=0.5, base_resolution=32),
+        make_variant("mobilenet-v1", w=1.4, base_resolution=96, small_input=True),
+    ],  # fmt: skip
+    ids=lambda v: v.label,
+)
+def test_counting_piece_by_piece_equals_one_trace_of_the_whole_network(variant):
+    """A variant whose pieces (stem, blocks, head, classifier) were all seen before is
+    added up from them, without a trace: the sum equals one trace of the whole network."""
+    spec = resolve_spec(variant)
+    whole = cost_mod.count_model(Net(spec, 10), variant.resolution)
+    cost_mod._PIECES.clear()
+    assert cost_mod.count_spec(spec, 10, variant.resolution) == whole  # traced
+    cost_mod.count_spec(resolve_spec(replace(variant, d=variant.d * 2)), 10, variant.resolution)
+    deeper = resolve_spec(replace(variant, d=variant.d * 3))  # the same pieces, repeated
+    traced = cost_mod.count_model(Net(deeper, 10), variant.resolution)
+    calls = []
+    real = cost_mod.count_model
+    cost_mod.count_model = lambda *a, **k: calls.append(1) or real(*a, **k)
+    try:
+        summed = cost_mod.count_spec(deeper, 10, variant.resolution)
+    finally:
+        cost_mod.count_model = real
+    assert summed == traced and calls == []
+
+
+def test_shipped_costs_are_the_frozen_counts_of_every_registered_backbone():
+    """effscale/reference/costs.json answers `effscale models` on a fresh machine; each
+    entry must be what counting gives (the frozen table is checked against counting above)."""
+    frozen = json.loads(EXPECTED.read_text())
+    shipped = cost_mod.shipped_costs()
+    for name in list_backbones():
+        variant = base_variant(name)
+        assert shipped[cost_mod.cost_key(variant, 1000)] == frozen[variant.label], name
+    other = make_variant("efficientnet-b0", w=1.1, base_resolution=224)  # not shipped
+    assert cost_mod.cost_key(other, 1000) not in shipped

@@ -16,6 +16,33 @@ from effscale.spec import BackboneSpec
 from effscale.zoo.layers import BLOCKS, MBConv, _Residual, conv_bn_act
 
 
+def stem_of(spec: BackboneSpec) -> nn.Sequential:
+    return nn.Sequential(
+        conv_bn_act(3, spec.stem_channels, spec.stem_kernel, spec.stem_stride, act=spec.act),
+        nn.MaxPool2d(3, 2, 1) if spec.stem_pool else nn.Identity(),
+    )
+
+
+def blocks_of(spec: BackboneSpec):
+    """Each block's place and constructor arguments, in forward order: (stage index, block
+    index, block class, w_in, w_out, stride, stage, drop-path rate)."""
+    # Stochastic depth ramps linearly with the block index (torchvision / official code).
+    n_blocks, idx, w_in = spec.depth, 0, spec.stem_channels
+    for i, stage in enumerate(spec.stages, 1):
+        for j in range(stage.repeats):
+            stride = stage.stride if j == 0 else 1
+            rate = spec.drop_path * idx / n_blocks
+            yield i, j + 1, BLOCKS[stage.block], w_in, stage.channels, stride, stage, rate
+            w_in, idx = stage.channels, idx + 1
+
+
+def head_of(spec: BackboneSpec) -> nn.Module:
+    w_in = spec.stages[-1].channels
+    return conv_bn_act(w_in, spec.head_channels, 1, act=spec.act) if spec.head_channels else (
+        nn.Identity()
+    )  # fmt: skip
+
+
 class Net(nn.Module):
     """Stem, stages, head and classifier, built from a spec."""
 
@@ -23,32 +50,18 @@ class Net(nn.Module):
         super().__init__()
         self.spec = spec
         self.num_classes = num_classes
-        self.stem = nn.Sequential(
-            conv_bn_act(3, spec.stem_channels, spec.stem_kernel, spec.stem_stride, act=spec.act),
-            nn.MaxPool2d(3, 2, 1) if spec.stem_pool else nn.Identity(),
-        )
-        # Stochastic depth ramps linearly with the block index (torchvision / official code).
-        n_blocks, idx, w_in = spec.depth, 0, spec.stem_channels
+        self.stem = stem_of(spec)
         stages = OrderedDict()
-        for i, stage in enumerate(spec.stages, 1):
-            block_cls = BLOCKS[stage.block]
-            blocks = OrderedDict()
-            for j in range(stage.repeats):
-                rate = spec.drop_path * idx / n_blocks
-                stride = stage.stride if j == 0 else 1
-                blocks[f"b{j + 1}"] = block_cls(w_in, stage.channels, stride, stage, spec.act, rate)
-                w_in, idx = stage.channels, idx + 1
-            stages[f"s{i}"] = nn.Sequential(blocks)
-        self.stages = nn.Sequential(stages)
-        if spec.head_channels:
-            self.head = conv_bn_act(w_in, spec.head_channels, 1, act=spec.act)
-            w_in = spec.head_channels
-        else:
-            self.head = nn.Identity()
-        self.num_features = w_in
+        for i, j, block_cls, w_in, w_out, stride, stage, rate in blocks_of(spec):
+            stages.setdefault(f"s{i}", OrderedDict())[f"b{j}"] = block_cls(
+                w_in, w_out, stride, stage, spec.act, rate
+            )
+        self.stages = nn.Sequential(OrderedDict((k, nn.Sequential(v)) for k, v in stages.items()))
+        self.head = head_of(spec)
+        self.num_features = spec.head_channels or spec.stages[-1].channels
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(spec.dropout) if spec.dropout > 0 else nn.Identity()
-        self.fc = nn.Linear(w_in, num_classes)
+        self.fc = nn.Linear(self.num_features, num_classes)
         init_weights(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
