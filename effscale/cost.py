@@ -156,9 +156,12 @@ def count_spec(spec, num_classes: int, resolution: int) -> Cost:
     keys = piece_keys(spec, num_classes, resolution)
     if keys is not None and all(k in _PIECES for _, k in keys):
         return _sum(_PIECES[k] for _, k in keys)
+    import torch
+
     from effscale.zoo.net import Net
 
-    model = Net(spec, num_classes)
+    with torch.random.fork_rng(devices=[]):  # counting must not move a training run's seed
+        model = Net(spec, num_classes)
     if keys is None:
         return count_model(model, resolution)
     per_module = count_model(model, resolution, by_module=True)

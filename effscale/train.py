@@ -27,6 +27,7 @@ import effscale
 from effscale import io
 from effscale.compiling import CompiledOrEager
 from effscale.compiling import decide as decide_compile
+from effscale.compiling import mode_for as compile_mode
 from effscale.cost import count_cost
 from effscale.data.augment import eval_transform, policy_for, train_transform
 from effscale.data.dataset import ImageDataset
@@ -512,7 +513,7 @@ def train(
     compiled, why = decide_compile(device, 6 * cost.flops * recipe.samples, compile, emit)
     if not any(n.startswith("torch.compile") for n in at.notes):
         at.notes.append(f"torch.compile {'on' if compiled else 'off'}: {why}")
-    step_model = CompiledOrEager(model, emit) if compiled else model
+    step_model = CompiledOrEager(model, emit, compile_mode(device)) if compiled else model
     status = fit(
         model, ema, optimizer, at, variant, data, recipe, out, seed, device,
         freeze_epochs, step_model, emit,

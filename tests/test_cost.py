@@ -177,3 +177,13 @@ def test_shipped_costs_are_the_frozen_counts_of_every_registered_backbone():
         assert shipped[cost_mod.cost_key(variant, 1000)] == frozen[variant.label], name
     other = make_variant("efficientnet-b0", w=1.1, base_resolution=224)  # not shipped
     assert cost_mod.cost_key(other, 1000) not in shipped
+
+
+def test_counting_leaves_the_random_state_alone(monkeypatch, tmp_path):
+    """A run seeds, counts its cost, then builds its model: a count that drew from the
+    global generator would make the weights depend on whether the cost was cached."""
+    monkeypatch.setenv("EFFSCALE_CACHE", str(tmp_path))
+    torch.manual_seed(0)
+    before = torch.get_rng_state()
+    count_cost(make_variant("resnet18", w=0.75, base_resolution=40))  # a miss: built, traced
+    assert torch.equal(torch.get_rng_state(), before)

@@ -356,20 +356,35 @@ def test_evaluation_fits_the_weights_at_every_epoch_on_large_images(tmp_path):
     assert reported["top1"] >= fitted["top1"] - 5
 
 
-def test_compiled_training_matches_eager(synthetic, tmp_path):
-    """torch.compile changes the float order of a step, not what it computes: the losses of
-    a few steps agree with eager ones to float precision."""
-    recipe = quick(samples=256)
-    eager = train(SMALL, synthetic, recipe, tmp_path / "eager", device="cpu", compile=False)
-    compiled = train(SMALL, synthetic, recipe, tmp_path / "compiled", device="cpu", compile=True)
-    assert not any("failed" in n for n in compiled["notes"])
-    assert "torch.compile on: asked for" in compiled["notes"]
-    assert "torch.compile off: --no-compile" in eager["notes"]
-    runs = (tmp_path / "eager", tmp_path / "compiled")
-    loss = [
-        json.loads((p / "metrics.jsonl").read_text().splitlines()[-1])["train_loss"] for p in runs
-    ]
-    assert loss[1] == pytest.approx(loss[0], rel=1e-3)
+def test_compiled_training_matches_eager(synthetic):
+    """torch.compile changes the float order of a step, not what it computes: the same
+    model, batches and optimizer give the same first loss to float precision, and losses
+    within a few percent after some steps (float-order differences grow as SGD goes)."""
+    import torch.nn.functional as F
+
+    from effscale.train import build_for_training, make_optimizer
+
+    recipe = quick()
+    x = torch.randn(4, 32, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    y = torch.randint(0, 10, (4, 32), generator=torch.Generator().manual_seed(1))
+
+    def losses(compiled: bool) -> list[float]:
+        torch.manual_seed(0)
+        model, _ = build_for_training(SMALL, synthetic, recipe)
+        step_model = torch.compile(model) if compiled else model
+        optimizer = make_optimizer(model, recipe)
+        out = []
+        for xb, yb in zip(x, y):
+            loss = F.cross_entropy(step_model(xb), yb)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            out.append(loss.item())
+        return out
+
+    eager, compiled = losses(False), losses(True)
+    assert compiled[0] == pytest.approx(eager[0], rel=1e-4)
+    assert compiled == pytest.approx(eager, rel=0.03)
 
 
 def test_a_failing_compile_falls_back_to_eager_and_says_so(synthetic, tmp_path, monkeypatch):
