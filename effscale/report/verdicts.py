@@ -181,8 +181,10 @@ def compound_vs_single(df: pd.DataFrame) -> list[dict]:
     """Per phi: compound top-1 minus the best single dimension at matched FLOPs."""
     df = finished(df)
     out = []
-    for phi in sorted(p for p in df["phi"].dropna().unique() if p != 0):
-        at_phi = df[df["phi"] == phi]
+    # one comparison per scaling rule (coefficients) and phi: a study may hold two rules
+    rules = df["scaling"].fillna("") if "scaling" in df else pd.Series("", index=df.index)
+    for rule, phi in sorted({(r, p) for r, p in zip(rules, df["phi"]) if pd.notna(p) and p}):
+        at_phi = df[(df["phi"] == phi) & (rules == rule)]
         comp = at_phi[has_role(at_phi, "compound")]
         if comp.empty:
             continue
@@ -212,6 +214,7 @@ def compound_vs_single(df: pd.DataFrame) -> list[dict]:
         out.append(
             {
                 "phi": phi,
+                **({"scaling": rule} if rule else {}),
                 "compound_top1": c_mean,
                 "compound_std": c_std,
                 "compound_flops_ratio": float(comp["realised_flops_ratio"].iloc[0]),

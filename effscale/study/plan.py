@@ -38,6 +38,8 @@ class Point:
     roles: tuple[str, ...] = ()  # what the point is for: base, width, compound, match-depth ...
     phi: float | None = None  # for compound points and their matches
     init_from: str | None = None  # key of the point whose checkpoint it fine-tunes (transfer)
+    scaling: str | None = None  # compound points and their matches: the rule, e.g. the
+    #                             coefficients "alpha=1.2 beta=1.1 gamma=1.15" (not in the key)
 
     @property
     def key(self) -> str:
@@ -57,6 +59,7 @@ class Point:
             "roles": list(self.roles),
             "phi": self.phi,
             "init_from": self.init_from,
+            **({"scaling": self.scaling} if self.scaling else {}),
         }
 
     @classmethod
@@ -70,6 +73,7 @@ class Point:
             tuple(d["roles"]),
             d.get("phi"),
             d.get("init_from"),
+            d.get("scaling"),
         )
 
 
@@ -98,7 +102,10 @@ class Study:
             if p.key == point.key:
                 roles = tuple(dict.fromkeys(p.roles + point.roles))
                 self.points[i] = replace(
-                    p, roles=roles, phi=p.phi if p.phi is not None else point.phi
+                    p,
+                    roles=roles,
+                    phi=p.phi if p.phi is not None else point.phi,
+                    scaling=p.scaling or point.scaling,
                 )
                 return
         self.points.append(point)
@@ -193,10 +200,13 @@ def plan_compound(
     )
     for seed in seeds:
         study.add(Point(base.variant(), seed, recipe, data, ("base",)))
+    rule = "official B0-B7 table" if table == "official" else (
+        f"alpha={alpha:g} beta={beta:g} gamma={gamma:g}"
+    )  # fmt: skip
     for phi, variant in variants:
         role = "base" if phi == 0 else "compound"
         for seed in seeds:
-            study.add(Point(variant, seed, recipe, data, (role,), phi=phi))
+            study.add(Point(variant, seed, recipe, data, (role,), phi=phi, scaling=rule))
         if match_single and phi != 0:
             target = count_cost(variant, num_classes).flops
             for dim in DIMENSIONS:
@@ -208,7 +218,9 @@ def plan_compound(
                     base.multiple,
                 )
                 for seed in seeds:
-                    study.add(Point(matched, seed, recipe, data, (f"match-{dim}",), phi=phi))
+                    study.add(
+                        Point(matched, seed, recipe, data, (f"match-{dim}",), phi=phi, scaling=rule)
+                    )
 
 
 def plan_transfer(
