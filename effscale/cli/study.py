@@ -13,6 +13,7 @@ import typer
 from effscale import output
 from effscale.cli.app import app
 from effscale.cli.options import (
+    BUDGET_CHOICES,
     AddressOpt,
     AlphaOpt,
     BaseDepthOpt,
@@ -119,11 +120,15 @@ def _measure_latency(run_dir, device):
 @app.command()
 def sweep(
     model: ModelOpt = "efficientnet-b0",
-    dim: Annotated[str, typer.Option(help="depth, width or resolution.")] = "width",
+    dim: Annotated[
+        str,
+        typer.Option(metavar="[width|depth|resolution]", help="The dimension scaled alone."),
+    ] = "width",
     values: Annotated[
         str | None,
         typer.Option(
-            help="Multipliers, e.g. 1,1.4,2 or 1..4 (default: the paper's Figure 3 values)."
+            metavar="RANGE",
+            help="Multipliers, e.g. 1,1.4,2 or 1..4 (default: the paper's Figure 3 values).",
         ),
     ] = None,
     data: DataOpt = "embedded",
@@ -247,7 +252,9 @@ def sweep(
 def compound_cmd(
     ctx: typer.Context,
     model: ModelOpt = "efficientnet-b0",
-    phi: Annotated[str, typer.Option(help="Range of phi: 1..7, 0..2:0.5 or 1,2,3.")] = "1..7",
+    phi: Annotated[
+        str, typer.Option(metavar="RANGE", help="Range of phi: 1..7, 0..2:0.5 or 1,2,3.")
+    ] = "1..7",
     alpha: AlphaOpt = 1.2,
     beta: BetaOpt = 1.1,
     gamma: GammaOpt = 1.15,
@@ -255,13 +262,18 @@ def compound_cmd(
         str | None,
         typer.Option(
             "--from-search",
+            metavar="RUN_DIR",
             help="Use the alpha, beta, gamma chosen by `effscale search` in this run directory "
             "(Step 2); not together with --alpha/--beta/--gamma.",
         ),
     ] = None,
     table_: Annotated[
         str,
-        typer.Option("--table", help="formula: Equation 3; official: the published B0-B7 table."),
+        typer.Option(
+            "--table",
+            metavar="[formula|official]",
+            help="formula: Equation 3; official: the published B0-B7 table.",
+        ),
     ] = "formula",
     match_single: Annotated[
         bool,
@@ -425,8 +437,13 @@ def compound_cmd(
 @app.command(name="run")
 def run_cmd(
     study_file: Annotated[str, typer.Argument(help="A study file, e.g. studies/figure3.toml.")],
-    data: Annotated[str | None, typer.Option(help="Override the file's data.")] = None,
-    budget_: Annotated[str | None, typer.Option("--budget", help="Override the budget.")] = None,
+    data: Annotated[
+        str | None, typer.Option(metavar="DATA", help="Override the file's data.")
+    ] = None,
+    budget_: Annotated[
+        str | None,
+        typer.Option("--budget", metavar=BUDGET_CHOICES, help="Override the budget."),
+    ] = None,
     seeds: Annotated[int | None, typer.Option(help="Override the number of seeds.")] = None,
     samples: SamplesOpt = None,
     workers: WorkersOpt = 1,

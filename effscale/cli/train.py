@@ -51,17 +51,20 @@ def train_cmd(
         ),
     ] = None,
     samples: Annotated[
-        str | None, typer.Option(help="Training samples to see (100000, 100k, 1.5M).")
+        str | None,
+        typer.Option(metavar="N", help="Training samples to see (100000, 100k, 1.5M)."),
     ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
     device: DeviceOpt = "auto",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    out: Annotated[str | None, typer.Option(help="Run directory.")] = None,
+    out: Annotated[str | None, typer.Option(metavar="DIR", help="Run directory.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
     init_from: Annotated[
         str | None,
-        typer.Option("--from", help="Fine-tune from a checkpoint.pt or a state-dict file."),
+        typer.Option(
+            "--from", metavar="PATH", help="Fine-tune from a checkpoint.pt or a state-dict file."
+        ),
     ] = None,
     new_head: Annotated[
         bool, typer.Option(help="With --from: a fresh classifier when the class count differs.")
