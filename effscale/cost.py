@@ -169,6 +169,7 @@ def backbone_costs(pattern: str = "*") -> list[dict]:
                 "resolution": spec.resolution,
                 "blocks": spec.depth,
                 "params": cost.params,
+                "flops": cost.flops,
                 "gflops": round(cost.gflops, 4),
                 "activations": cost.activations,
                 "reference": spec.reference,

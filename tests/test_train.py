@@ -354,3 +354,30 @@ def test_evaluation_fits_the_weights_at_every_epoch_on_large_images(tmp_path):
     fitted = evaluate(model, data, prep, recipe, torch.device("cpu"))
     assert fitted["top1"] > 100 / data.num_classes + 20  # the weights have learnt something
     assert reported["top1"] >= fitted["top1"] - 5
+
+
+def test_the_environment_names_the_cpu_model(monkeypatch):
+    import builtins
+
+    from effscale import hardware
+    from effscale.train import environment
+
+    real_open = builtins.open
+    cpuinfo = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13 64-Core\n"
+
+    def fake_open(path, *a, **k):
+        if path == "/proc/cpuinfo":
+            import io
+
+            return io.StringIO(cpuinfo)
+        return real_open(path, *a, **k)
+
+    hardware.cpu_name.cache_clear()
+    monkeypatch.setattr(builtins, "open", fake_open)
+    try:
+        env = environment(torch.device("cpu"))
+    finally:
+        monkeypatch.undo()
+        hardware.cpu_name.cache_clear()
+    assert env["hardware"] == "AMD EPYC 7B13 64-Core"
+    assert env["machine"]  # the architecture, e.g. x86_64, beside it

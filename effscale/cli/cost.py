@@ -69,11 +69,17 @@ def cost(
     base_width: BaseWidthOpt = 1.0,
     base_depth: BaseDepthOpt = 1.0,
     num_classes: ClassesOpt = 1000,
+    stages_only: Annotated[
+        bool,
+        typer.Option("--stages", help="Only the stage table (one CSV of stages with -f csv)."),
+    ] = False,
     fmt: FormatOpt = Format.table,
 ):
     """One variant's FLOPs (multiply-adds), parameters and activations, with its stage table.
 
-    Example: effscale cost resnet50 --width 2
+    CSV is one table: the variant's row, or with --stages the stage table; JSON is one
+    object with the stages inside. Examples: effscale cost resnet50 --width 2;
+    effscale cost resnet50 --format csv; effscale cost resnet50 --stages --format csv
     """
     from effscale.cost import describe
     from effscale.zoo import stage_table, variant_for
@@ -94,13 +100,19 @@ def cost(
         base_width=base_width,
         base_depth=base_depth,
     )
-    row = describe(variant, num_classes)
     stages = stage_table(variant)
+    stages_title = "Stages (after rounding, beside the base design)"
+    if stages_only:
+        output.rows(stages, fmt, title=stages_title)
+        return
+    row = describe(variant, num_classes)
     if fmt is Format.json:
         output.record({**row, "stages": stages}, fmt)
-        return
-    output.record(row, fmt, title=variant.label)
-    output.rows(stages, fmt, title="Stages (after rounding, beside the base design)")
+    elif fmt is Format.csv:
+        output.rows([row], fmt)  # one CSV: a header and the variant's row
+    else:
+        output.record(row, fmt, title=variant.label)
+        output.rows(stages, fmt, title=stages_title)
 
 
 @app.command()
