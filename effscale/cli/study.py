@@ -1,9 +1,9 @@
-"""Study commands: sweep, compound, run, status, report, plot.
+"""Study commands: sweep, compound, run, studies, status, report, plot.
 
 Examples:
     effscale sweep --model resnet50 --dim width
     effscale compound --phi 0..7 --cost-only
-    effscale run studies/quick.toml && effscale report runs/quick
+    effscale run quick && effscale report runs/quick
 """
 
 from typing import Annotated
@@ -436,7 +436,14 @@ def compound_cmd(
 
 @app.command(name="run")
 def run_cmd(
-    study_file: Annotated[str, typer.Argument(help="A study file, e.g. studies/figure3.toml.")],
+    study_file: Annotated[
+        str,
+        typer.Argument(
+            metavar="STUDY",
+            help="A study file, or the name of a packaged one (quick, figure3 ...: "
+            "see `effscale studies`).",
+        ),
+    ],
     data: Annotated[
         str | None, typer.Option(metavar="DATA", help="Override the file's data.")
     ] = None,
@@ -459,9 +466,10 @@ def run_cmd(
     force: ForceOpt = False,
     fmt: FormatOpt = Format.table,
 ):
-    """Run a whole study written as a TOML file (see studies/); resumable.
+    """Run a whole study written as a TOML file; resumable.
 
-    Example: effscale run studies/quick.toml
+    STUDY is a path, or a name: studies/NAME.toml here, else the study of that name that
+    ships with effscale. Examples: effscale run quick; effscale run studies/figure3.toml
     """
     from effscale.recipe import parse_budgets
     from effscale.study.files import load_study
@@ -482,6 +490,22 @@ def run_cmd(
         time_min=time_min,
         max_parallel=max_parallel,
         latency=latency,
+    )
+
+
+@app.command()
+def studies(fmt: FormatOpt = Format.table):
+    """The study files that ship with effscale, for `effscale run NAME`.
+
+    Example: effscale studies; effscale run quick
+    """
+    from effscale.study.files import describe_studies
+
+    output.rows(
+        describe_studies(),
+        fmt,
+        title="Packaged studies (effscale run NAME)",
+        screen=["name", "description", "data", "budget", "seeds"],
     )
 
 
