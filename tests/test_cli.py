@@ -1,5 +1,8 @@
 """Command-line conventions: version, completion, one-line errors, choices in help."""
 
+import json
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -65,3 +68,26 @@ def test_help_shows_the_choices(command, choices):
     assert r.exit_code == 0
     for text in choices:
         assert text in r.stdout
+
+
+def test_studies_lists_the_packaged_study_files():
+    r = run("studies", "--format", "json")
+    assert r.exit_code == 0, r.output
+    rows = {row["name"]: row for row in json.loads(r.stdout)}
+    assert {"quick", "figure3", "figure8", "cifar10", "transfer"} <= set(rows)
+    assert rows["quick"]["data"] == "embedded" and rows["quick"]["description"]
+    assert Path(rows["quick"]["file"]).is_file()
+
+
+def test_a_study_is_found_by_name_here_or_in_the_package(tmp_path, monkeypatch):
+    from effscale.errors import EffscaleError
+    from effscale.study.files import find_study, packaged_studies
+
+    monkeypatch.chdir(tmp_path)
+    assert find_study("quick") == packaged_studies()["quick"]
+    assert find_study("studies/quick.toml") == packaged_studies()["quick"]
+    (tmp_path / "studies").mkdir()
+    (tmp_path / "studies" / "quick.toml").write_text("# mine\n")
+    assert find_study("quick") == Path("studies/quick.toml")  # the working directory's first
+    with pytest.raises(EffscaleError, match="packaged study: .*quick"):
+        find_study("no-such-study")
