@@ -16,6 +16,8 @@ resolved spec, resolution and class count.
 import hashlib
 import json
 from collections import Counter
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -107,6 +109,20 @@ def _cache_key(spec_dict: dict, resolution: int, num_classes: int) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
+_on_count: ContextVar = ContextVar("on_count", default=None)
+
+
+@contextmanager
+def counting(callback):
+    """Within the block, ``callback(variant)`` hears of every variant counted afresh (a
+    cache miss: a trace), so that slow planning can say what it is doing."""
+    token = _on_count.set(callback)
+    try:
+        yield
+    finally:
+        _on_count.reset(token)
+
+
 def count_cost(variant: Variant, num_classes: int = 1000, cache: bool = True) -> Cost:
     """The cost of a variant, from the on-disk cache when it was counted before."""
     spec = resolve_spec(variant)
@@ -121,6 +137,8 @@ def count_cost(variant: Variant, num_classes: int = 1000, cache: bool = True) ->
             return Cost(**json.loads(path.read_text()))
         except (ValueError, TypeError):
             pass  # a damaged entry is recounted and replaced
+    if _on_count.get() is not None:
+        _on_count.get()(variant)
     import torch  # only on a miss: a cached answer needs no torch
 
     from effscale.zoo.net import Net

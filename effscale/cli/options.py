@@ -89,7 +89,30 @@ WorkersOpt = Annotated[
 OutOpt = Annotated[
     str | None, typer.Option("--out", metavar="DIR", help="Run directory (default runs/<name>).")
 ]
-CostOnlyOpt = Annotated[bool, typer.Option("--cost-only", help="Count costs, do not train.")]
+CostOnlyOpt = Annotated[
+    bool,
+    typer.Option(
+        "--cost-only",
+        help="Count costs at the resolution and class count training would use, do not train.",
+    ),
+]
+DryRunOpt = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run",
+        help="Print the plan (every point, its FLOPs, whether stored results cover it) and "
+        "the estimated time on this machine; train nothing, write nothing.",
+    ),
+]
+YesOpt = Annotated[
+    bool,
+    typer.Option(
+        "--yes",
+        "-y",
+        help="Start without asking when the estimate exceeds an hour (effscale asks only "
+        "on a terminal).",
+    ),
+]
 ForceOpt = Annotated[
     bool, typer.Option("--force", help="Reuse a run directory made for a different study.")
 ]

@@ -1,4 +1,4 @@
-"""Study commands: sweep, compound, run, studies, status, report, plot.
+"""Study commands: sweep, compound, run, studies, speed, status, report, plot.
 
 Examples:
     effscale sweep --model resnet50 --dim width
@@ -6,6 +6,7 @@ Examples:
     effscale run quick && effscale report runs/quick
 """
 
+import sys
 from typing import Annotated
 
 import typer
@@ -25,6 +26,7 @@ from effscale.cli.options import (
     CostOnlyOpt,
     DataOpt,
     DeviceOpt,
+    DryRunOpt,
     EpochsOpt,
     ExecutorOpt,
     ForceOpt,
@@ -44,6 +46,7 @@ from effscale.cli.options import (
     SmallInputOpt,
     TimeOpt,
     WorkersOpt,
+    YesOpt,
 )
 from effscale.errors import EffscaleError
 from effscale.output import Format
@@ -84,17 +87,34 @@ def _study_context(
 
 
 def _run_and_print(
-    study, out, workers, device, force, fmt, executor="local", latency=False, **cluster
+    study,
+    out,
+    workers,
+    device,
+    force,
+    fmt,
+    executor="local",
+    latency=False,
+    dry_run=False,
+    yes=False,
+    **cluster,
 ):
-    """Run a study on the executor asked for; ``cluster``: make_executor's cluster options."""
+    """Estimate a study, then print its plan (dry run) or run it on the executor asked for;
+    ``cluster``: make_executor's cluster options."""
     from effscale.report.verdicts import summarise
     from effscale.study.engine import run_study
     from effscale.study.executors import make_executor
 
     out = out or f"runs/{study.name}"
     runner = make_executor(executor, workers, device, run_dir=out, **cluster)
+    plan = _estimate(study, out, device, runner)
+    if dry_run:
+        _print_plan(plan, fmt)
+        return
     output.note(f"{study.name}: {len(study.points)} points -> {out}", fmt)
-    df = run_study(study, out, executor=runner, device=device, force=force)
+    output.note(plan.sentence(), fmt)
+    confirm_long_run(plan.wall_seconds or plan.total_seconds, yes)
+    df = run_study(study, out, executor=runner, device=device, force=force, estimates=plan)
     if executor == "slurm":  # submitted, not finished: the executor said how to follow it
         return
     if latency:
@@ -107,6 +127,70 @@ def _run_and_print(
         screen=["d", "w", "r", "resolution", "roles", "flops", "seeds", "top1_mean", "top1_std"],
     )
     output.note(f"results: {out}/results.csv; report and plots: effscale report {out}", fmt)
+
+
+def _estimate(study, out, device, executor=None, **kw):
+    """The study's plan and estimate (effscale.study.estimate.estimate_study, ``kw`` its
+    options); the speed probe (seconds, once per device and thread count) says so."""
+    from effscale.study.estimate import estimate_study
+
+    with output.planning("estimating") as say:
+        say("measuring this device's training speed (once per device and thread count)")
+        return estimate_study(study, out, device=device, executor=executor, **kw)
+
+
+PLAN_SCREEN = ["point", "roles", "gflops", "mparams", "samples", "seed", "covered", "est"]
+
+
+def _print_plan(plan, fmt) -> None:
+    """A dry run's output: one row per point, then the totals and the estimate."""
+    if fmt is Format.json:
+        output.record({**plan.summary(), "plan": plan.rows}, fmt)
+        return
+    output.rows(plan.rows, fmt, title=f"{plan.study}: plan (dry run)", screen=PLAN_SCREEN)
+    output.note(f"Dry run, nothing trained: {plan.sentence()}", fmt)
+
+
+LONG_RUN = 3600  # seconds: a run estimated longer than this asks first, on a terminal
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def confirm_long_run(seconds: float | None, yes: bool) -> None:
+    """Ask before a run estimated over an hour; never without a terminal, nor with --yes."""
+    if yes or seconds is None or seconds <= LONG_RUN or not _interactive():
+        return
+    question = f"Estimated {output.fmt_seconds(seconds)} on this machine. Start?"
+    if not typer.confirm(question, default=False, err=True):
+        output.err_console.print(
+            "not started (--dry-run shows the plan; --yes starts without asking)",
+            highlight=False,
+        )
+        raise typer.Exit(1)
+
+
+def _cost_base(data, model, base_resolution, base_width, base_depth, multiple, small_input):
+    """The base costs are counted at (--cost-only): the resolution and class count training
+    on ``data`` would use, and the note that says so."""
+    from effscale.study.engine import dataset
+    from effscale.study.plan import Base
+    from effscale.zoo import get_spec
+
+    get_spec(model)
+    ds = dataset(data)
+    base = Base(
+        model, base_resolution or ds.resolution, base_width, base_depth, multiple, small_input
+    )
+    where = "the data's" if base_resolution is None else "as given"
+    note = (
+        f"Costs at the resolution and class count training would use: a {base.base_resolution} "
+        f"px base ({where}) and {ds.num_classes} classes ({data})"
+    )
+    if base_resolution is None:
+        note += f"; --base-resolution {get_spec(model).resolution} for the backbone's native size"
+    return base, ds.num_classes, note
 
 
 def _measure_latency(run_dir, device):
@@ -150,6 +234,8 @@ def sweep(
     out: OutOpt = None,
     force: ForceOpt = False,
     cost_only: CostOnlyOpt = False,
+    dry_run: DryRunOpt = False,
+    yes: YesOpt = False,
     base_resolution: BaseResOpt = None,
     base_width: BaseWidthOpt = 1.0,
     base_depth: BaseDepthOpt = 1.0,
@@ -174,20 +260,15 @@ def sweep(
     if dim not in DIMENSIONS:
         raise EffscaleError(f"unknown dimension {dim!r}", f"use one of {', '.join(DIMENSIONS)}")
     vals = parse_range(values) if values is not None else FIGURE3_VALUES[dim]
+    if cost_only and dry_run:
+        raise EffscaleError("--cost-only and --dry-run both print without training", "give one")
     if cost_only:
         from effscale.cost import describe
-        from effscale.study.plan import Base
-        from effscale.zoo import get_spec
 
-        base = Base(
-            model,
-            base_resolution or get_spec(model).resolution,
-            base_width,
-            base_depth,
-            multiple,
-            small_input,
+        base, classes, where = _cost_base(
+            data, model, base_resolution, base_width, base_depth, multiple, small_input
         )
-        rows = [describe(base.variant(**{dim[0]: v})) for v in sorted(set([1.0] + vals))]
+        rows = [describe(base.variant(**{dim[0]: v}), classes) for v in sorted(set([1.0] + vals))]
         output.rows(
             rows,
             fmt,
@@ -203,6 +284,7 @@ def sweep(
                 "realised_flops_ratio",
             ],
         )
+        output.note(f"{where}.", fmt)
         return
     ds, recipe, budgets, base = _study_context(
         data,
@@ -229,8 +311,9 @@ def sweep(
             "base": base.__dict__,
         },
     )
-    for r in at_budgets(recipe, budgets):
-        plan_sweep(study, base, dim, vals, list(range(seeds)), r, data)
+    with output.planning(f"planning {study.name}"):
+        for r in at_budgets(recipe, budgets):
+            plan_sweep(study, base, dim, vals, list(range(seeds)), r, data)
     _run_and_print(
         study,
         out,
@@ -245,6 +328,8 @@ def sweep(
         time_min=time_min,
         max_parallel=max_parallel,
         latency=latency,
+        dry_run=dry_run,
+        yes=yes,
     )
 
 
@@ -301,6 +386,8 @@ def compound_cmd(
     out: OutOpt = None,
     force: ForceOpt = False,
     cost_only: CostOnlyOpt = False,
+    dry_run: DryRunOpt = False,
+    yes: YesOpt = False,
     base_resolution: BaseResOpt = None,
     base_width: BaseWidthOpt = 1.0,
     base_depth: BaseDepthOpt = 1.0,
@@ -333,22 +420,29 @@ def compound_cmd(
         + (f" (chosen by the search in {from_search})" if from_search else "")
     )
     phis = parse_range(phi)
+    if cost_only and dry_run:
+        raise EffscaleError("--cost-only and --dry-run both print without training", "give one")
     if cost_only:
         from effscale.cost import compound_costs
 
-        rows = compound_costs(
-            model,
-            phis,
-            alpha=alpha,
-            beta=beta,
-            gamma=gamma,
-            table=table_,
-            base_resolution=base_resolution,
-            multiple=multiple,
-            small_input=small_input,
-            base_width=base_width,
-            base_depth=base_depth,
+        base, classes, where = _cost_base(
+            data, model, base_resolution, base_width, base_depth, multiple, small_input
         )
+        with output.planning("counting"):
+            rows = compound_costs(
+                model,
+                phis,
+                alpha=alpha,
+                beta=beta,
+                gamma=gamma,
+                table=table_,
+                base_resolution=base.base_resolution,
+                num_classes=classes,
+                multiple=multiple,
+                small_input=small_input,
+                base_width=base_width,
+                base_depth=base_depth,
+            )
         output.rows(
             rows,
             fmt,
@@ -367,7 +461,7 @@ def compound_cmd(
         )
         output.note(
             f"Scaling rule: {rule}. Target ratio = (alpha*beta^2*gamma^2)^phi; "
-            "realised = counted FLOPs / base FLOPs after rounding.",
+            f"realised = counted FLOPs / base FLOPs after rounding. {where}.",
             fmt,
         )
         return
@@ -401,21 +495,22 @@ def compound_cmd(
             "table": table_,
         },
     )
-    for r in at_budgets(recipe, budgets):
-        plan_compound(
-            study,
-            base,
-            phis,
-            list(range(seeds)),
-            r,
-            data,
-            alpha=alpha,
-            beta=beta,
-            gamma=gamma,
-            table=table_,
-            match_single=match_single,
-            num_classes=ds.num_classes,
-        )
+    with output.planning(f"planning {study.name}"):
+        for r in at_budgets(recipe, budgets):
+            plan_compound(
+                study,
+                base,
+                phis,
+                list(range(seeds)),
+                r,
+                data,
+                alpha=alpha,
+                beta=beta,
+                gamma=gamma,
+                table=table_,
+                match_single=match_single,
+                num_classes=ds.num_classes,
+            )
     output.note(f"Scaling rule: {rule}", fmt)
     _run_and_print(
         study,
@@ -431,6 +526,8 @@ def compound_cmd(
         time_min=time_min,
         max_parallel=max_parallel,
         latency=latency,
+        dry_run=dry_run,
+        yes=yes,
     )
 
 
@@ -464,6 +561,8 @@ def run_cmd(
     device: DeviceOpt = "auto",
     out: OutOpt = None,
     force: ForceOpt = False,
+    dry_run: DryRunOpt = False,
+    yes: YesOpt = False,
     fmt: FormatOpt = Format.table,
 ):
     """Run a whole study written as a TOML file; resumable.
@@ -475,7 +574,8 @@ def run_cmd(
     from effscale.study.files import load_study
 
     budgets = parse_budgets(samples) if samples is not None else None
-    study = load_study(study_file, data=data, budget_name=budget_, seeds=seeds, samples=budgets)
+    with output.planning(f"planning {study_file}"):
+        study = load_study(study_file, data=data, budget_name=budget_, seeds=seeds, samples=budgets)
     _run_and_print(
         study,
         out,
@@ -490,6 +590,8 @@ def run_cmd(
         time_min=time_min,
         max_parallel=max_parallel,
         latency=latency,
+        dry_run=dry_run,
+        yes=yes,
     )
 
 
@@ -507,6 +609,27 @@ def studies(fmt: FormatOpt = Format.table):
         title="Packaged studies (effscale run NAME)",
         screen=["name", "description", "data", "budget", "seeds"],
     )
+
+
+@app.command()
+def speed(
+    device: DeviceOpt = "auto",
+    threads: Annotated[
+        int | None, typer.Option(help="Torch threads per point (default: torch's).")
+    ] = None,
+    fmt: FormatOpt = Format.table,
+):
+    """Measure this device's training speed afresh and cache it: the FLOP/s every estimate
+    (--dry-run, the time printed before a run) divides by.
+
+    Measure again on a quieter machine, or after a change of hardware. Example: effscale speed
+    """
+    from effscale.study.estimate import measure_speed
+
+    with output.planning("measuring") as say:
+        say("a few training steps of a small model")
+        measured = measure_speed(device, threads, fresh=True)
+    output.record({k: v for k, v in measured.__dict__.items() if k != "cached"}, fmt)
 
 
 @app.command()

@@ -4,6 +4,7 @@ Example:
     effscale train efficientnet-b0 --width 0.5 --budget short
 """
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -20,6 +21,7 @@ from effscale.cli.options import (
     DataOpt,
     DepthOpt,
     DeviceOpt,
+    DryRunOpt,
     FormatOpt,
     GammaOpt,
     ModelArg,
@@ -27,6 +29,7 @@ from effscale.cli.options import (
     ResMultOpt,
     SmallInputOpt,
     WidthOpt,
+    YesOpt,
 )
 from effscale.errors import EffscaleError
 from effscale.output import Format
@@ -77,6 +80,8 @@ def train_cmd(
     small_input: SmallInputOpt = None,
     base_width: BaseWidthOpt = 1.0,
     base_depth: BaseDepthOpt = 1.0,
+    dry_run: DryRunOpt = False,
+    yes: YesOpt = False,
     fmt: FormatOpt = Format.table,
 ):
     """Train one variant briefly on a dataset; metrics per epoch, checkpoint, final table.
@@ -119,11 +124,28 @@ def train_cmd(
         or f"runs/train/{variant.backbone}-d{variant.d:g}-w{variant.w:g}-"
         f"{variant.resolution}px-seed{seed}"
     )
+    from effscale.cli.study import _estimate, _print_plan, confirm_long_run
+    from effscale.study.plan import Point, Study
+
+    point = Point(variant, seed, recipe, data)
+    sizes = (len(dataset.train_labels), len(dataset.test_labels), dataset.num_classes)
+    plan = _estimate(
+        Study(f"train {variant.label}", {}, [point]),
+        None,
+        device,
+        sizes={data: sizes},
+        covered={point.key} if (Path(out) / "result.json").exists() else set(),
+    )
+    if dry_run:
+        _print_plan(plan, fmt)
+        return
     output.note(
         f"{variant.label} on {dataset.name} ({len(dataset.train_labels):,} train, "
         f"{len(dataset.test_labels):,} test), {recipe.samples:,} samples -> {out}",
         fmt,
     )
+    output.note(plan.sentence(), fmt)
+    confirm_long_run(plan.wall_seconds, yes)
     with output.progress() as bar:
         result = train(
             variant,

@@ -343,8 +343,10 @@ def run_search(
     device: str = "auto",
     force: bool = False,
     show_progress: bool = True,
+    estimates=None,
 ) -> dict:
-    """Store the plan (study.json, search.json), train what is unfinished, then rank."""
+    """Store the plan (study.json, search.json), train what is unfinished, then rank.
+    ``estimates``: the study's Estimate (effscale.study.estimate), kept for the report."""
     store = RunDir(run_dir)
     study = store.save_study(study, force=force)  # refuses another study's directory first
     plan_id = _plan_id(record)
@@ -358,6 +360,7 @@ def run_search(
         device=device,
         force=force,
         show_progress=show_progress,
+        estimates=estimates,
     )
     return search_report(store.path)
 
