@@ -705,6 +705,15 @@ def report(
     ):
         if result[key]:
             output.rows(result[key], fmt, title=title, screen=screen)
+    timing = result["timing"]
+    if timing["points"]:
+        output.note(
+            f"time: estimated {timing['estimated_seconds']:,.0f} s, measured "
+            f"{timing['measured_seconds']:,.0f} s over {len(timing['points'])} points "
+            f"(measured / estimated {timing['ratio']:.2f}; per point, median "
+            f"{timing['median_ratio']:.2f})",
+            fmt,
+        )
     output.note(f"report: {result['report']} ({len(result['figures'])} figure files)", fmt)
 
 
