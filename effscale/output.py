@@ -236,18 +236,29 @@ def fit_line(parts: dict[str, str], width: int, label: int | None = None) -> dic
     if label is not None and "label" in size:
         size["label"] = label
     chosen: dict[str, int] = {}
-    for key in _PRIORITY:
-        if key not in texts:
-            continue
-        need = min(_MIN[key], size[key]) if key in ("label", "info") else _MIN.get(key, size[key])
-        if sum(chosen.values()) + len(chosen) + need <= width or key in ("count", "eta"):
-            chosen[key] = need
-    spare = width - sum(chosen.values()) - (len(chosen) - 1)
-    for key in ("label", "bar", "info"):  # grow the flexible parts into what is left
-        if key in chosen and spare > 0:
-            grow = max(0, min(spare, _MAX.get(key, size.get(key, 0)) - chosen[key]))
-            chosen[key] += grow
-            spare -= grow
+
+    def spare() -> int:
+        return width - sum(chosen.values()) - max(0, len(chosen) - 1)
+
+    def add(key: str) -> None:
+        if key in texts:
+            need = (
+                min(_MIN[key], size[key]) if key in ("label", "info") else _MIN.get(key, size[key])
+            )
+            if need + (1 if chosen else 0) <= spare() or key in ("count", "eta"):
+                chosen[key] = need
+
+    def grow(key: str) -> None:
+        if key in chosen and spare() > 0:
+            chosen[key] += max(0, min(spare(), _MAX.get(key, size.get(key, 0)) - chosen[key]))
+
+    for key in _PRIORITY[:5]:  # count, eta, rate, label, bar
+        add(key)
+    grow("label")  # the whole label before any less important part
+    for key in _PRIORITY[5:]:  # info, elapsed
+        add(key)
+    grow("bar")
+    grow("info")
     return {k: chosen[k] for k in _SHOWN if k in chosen}
 
 
