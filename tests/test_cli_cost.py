@@ -105,7 +105,10 @@ def test_compound_cost_only_json_one_row_per_phi():
 
 
 def test_compound_official_table():
-    r = run("compound", "--phi", "0..7", "--table", "official", "--cost-only", "--format", "json")
+    r = run(
+        "compound", "--phi", "0..7", "--table", "official", "--cost-only", "--base-resolution",
+        "224", "--format", "json",
+    )  # fmt: skip
     assert r.exit_code == 0, r.output
     assert [row["resolution"] for row in json.loads(r.stdout)] == [
         224,
