@@ -38,10 +38,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
-from effscale.compiling import cpu_name
 from effscale.cost import count_cost
 from effscale.data import load_dataset
 from effscale.data.augment import train_transform
+from effscale.hardware import cpu_name
 from effscale.recipe import budget
 from effscale.scaling import make_variant
 from effscale.train import make_optimizer, train

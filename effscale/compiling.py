@@ -19,7 +19,6 @@ architecture (seeds, budgets) pay for its compile once.
 
 import json
 import os
-import platform
 import time
 
 from effscale import io
@@ -37,23 +36,10 @@ def use_inductor_cache() -> None:
 def device_key(device) -> str:
     import torch
 
-    if device.type == "cuda":
-        hw = torch.cuda.get_device_name(device)
-    else:
-        hw = cpu_name()
-    return f"{device.type}-{hw}-torch{torch.__version__}-threads{torch.get_num_threads()}"
+    from effscale.hardware import device_name
 
-
-def cpu_name() -> str:
-    """The CPU's model name (from /proc/cpuinfo on Linux), else what platform knows."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    threads = torch.get_num_threads()
+    return f"{device.type}-{device_name(device)}-torch{torch.__version__}-threads{threads}"
 
 
 def _path(device):

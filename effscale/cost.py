@@ -20,6 +20,8 @@ import hashlib
 import json
 import os
 from collections import Counter
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from typing import TYPE_CHECKING
@@ -209,6 +211,20 @@ def cost_key(variant: Variant, num_classes: int) -> str:
     return _cache_key(spec_dict, variant.resolution, num_classes)
 
 
+_on_count: ContextVar = ContextVar("on_count", default=None)
+
+
+@contextmanager
+def counting(callback):
+    """Within the block, ``callback(variant)`` hears of every variant counted afresh (a
+    cache miss: a trace), so that slow planning can say what it is doing."""
+    token = _on_count.set(callback)
+    try:
+        yield
+    finally:
+        _on_count.reset(token)
+
+
 def count_cost(variant: Variant, num_classes: int = 1000, cache: bool = True) -> Cost:
     """The cost of a variant, from the on-disk cache when it was counted before."""
     spec = resolve_spec(variant)
@@ -221,6 +237,8 @@ def count_cost(variant: Variant, num_classes: int = 1000, cache: bool = True) ->
             return Cost(**json.loads(path.read_text()))
         except (ValueError, TypeError):
             pass  # a damaged entry is recounted and replaced
+    if _on_count.get() is not None:
+        _on_count.get()(variant)
     cost = count_spec(spec, num_classes, variant.resolution)  # imports torch: a miss only
     if cache:
         io.write_json(path, cost.to_dict())
@@ -261,6 +279,7 @@ def backbone_costs(pattern: str = "*") -> list[dict]:
                 "resolution": spec.resolution,
                 "blocks": spec.depth,
                 "params": cost.params,
+                "flops": cost.flops,
                 "gflops": round(cost.gflops, 4),
                 "activations": cost.activations,
                 "reference": spec.reference,

@@ -11,7 +11,6 @@ the quartiles and the standard deviation say how noisy the machine was.
 
 import json
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -22,6 +21,7 @@ import torch
 
 from effscale import io
 from effscale.errors import EffscaleError
+from effscale.hardware import device_name
 from effscale.scaling import Variant
 from effscale.study.store import VARIANT_COLUMNS, RunDir, file_lock
 from effscale.train import resolve_device
@@ -126,12 +126,11 @@ def measure_latency(
         used = torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
-    hardware = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor()
     return {
         "model": variant.label,
         **summarise_times(times, batch),
         "device": str(dev),
-        "hardware": hardware or platform.machine(),
+        "hardware": device_name(dev),
         "threads": used,
         "cores": os.cpu_count(),
         "load": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,

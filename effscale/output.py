@@ -10,20 +10,19 @@ import csv
 import io
 import json
 import math
+import os
 import sys
+import time
+from contextlib import contextmanager
 from enum import Enum
 
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import Progress
+from rich.progress_bar import ProgressBar
 from rich.table import Table
+from rich.text import Text
 
 
 class Format(str, Enum):
@@ -161,34 +160,301 @@ def _is_text(data: list[dict], col: str) -> bool:
     return any(isinstance(r.get(col), str) for r in data)
 
 
-def progress(transient: bool = False) -> Progress:
-    """The one progress display: a bar per task (study above run), rate and ETA on each."""
-    return Progress(
-        TextColumn("{task.description}", style="bold", markup=False),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}", markup=False),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=transient,
-    )
+# ---------------------------------------------------------------------------------------
+# Progress: bars on a terminal, plain lines in a log
+# ---------------------------------------------------------------------------------------
+
+PLAIN_INTERVAL = float(os.environ.get("EFFSCALE_PROGRESS_SECONDS", 30))  # between log lines
 
 
-def show_run(bar: Progress):
+def fmt_seconds(seconds: float) -> str:
+    """A duration a person reads at a glance: 45 s, 12 min, 3.2 h, 14.5 d (days)."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
+def fmt_flops(flops: float) -> str:
+    """A FLOP count with its SI prefix: 3.87 MFLOPs, 22.1 PFLOPs (effscale's FLOPs are
+    multiply-adds)."""
+    for scale, prefix in ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M")):
+        if abs(flops) >= scale:
+            return f"{flops / scale:.3g} {prefix}FLOPs"
+    return f"{flops:,.0f} FLOPs"
+
+
+def _clock(seconds: float | None) -> str:
+    """H:MM:SS, or days and hours past a day; -:--:-- when unknown."""
+    if seconds is None or not math.isfinite(seconds):
+        return "-:--:--"
+    seconds = max(0, int(seconds))
+    if seconds >= 86400:
+        return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def _eta(task) -> float | None:
+    """Seconds left: the ``eta_at`` field (a time.monotonic() deadline: the study bar's,
+    from the points' estimates), else rich's from the task's speed."""
+    at = task.fields.get("eta_at")
+    if at is not None:
+        return at - time.monotonic()
+    return task.time_remaining
+
+
+def _rate(task) -> str:
+    """The task's own ``rate`` text, or its speed in its ``unit`` per second."""
+    if task.fields.get("rate"):
+        return str(task.fields["rate"])
+    speed = task.speed
+    return f"{speed:,.0f} {task.fields.get('unit', 'it')}/s" if speed else ""
+
+
+def _count(task) -> str:
+    done = f"{int(task.completed):,}"
+    return f"{done}/{int(task.total):,}" if task.total is not None else done
+
+
+# What a line keeps as the width shrinks: the count and the ETA always, then the rate, the
+# label (shortened), the bar, the info text and the elapsed time, in that order.
+_PRIORITY = ("count", "eta", "rate", "label", "bar", "info", "elapsed")
+_SHOWN = ("label", "bar", "count", "rate", "eta", "elapsed", "info")  # left to right
+_MIN = {"label": 12, "bar": 8, "info": 12}
+_MAX = {"bar": 30}
+
+
+def fit_line(parts: dict[str, str], width: int, label: int | None = None) -> dict[str, int]:
+    """Widths for the parts of a progress line that fit ``width`` columns, one space apart;
+    parts dropped in reverse _PRIORITY order, the label and info shortened first. ``label``:
+    the label's width when lines are aligned (padded or shortened to it)."""
+    texts = {k: v for k, v in parts.items() if v or k == "bar"}
+    size = {k: len(v) for k, v in texts.items()}
+    if label is not None and "label" in size:
+        size["label"] = label
+    chosen: dict[str, int] = {}
+
+    def spare() -> int:
+        return width - sum(chosen.values()) - max(0, len(chosen) - 1)
+
+    def add(key: str) -> None:
+        if key in texts:
+            need = (
+                min(_MIN[key], size[key]) if key in ("label", "info") else _MIN.get(key, size[key])
+            )
+            if need + (1 if chosen else 0) <= spare() or key in ("count", "eta"):
+                chosen[key] = need
+
+    def grow(key: str) -> None:
+        if key in chosen and spare() > 0:
+            chosen[key] += max(0, min(spare(), _MAX.get(key, size.get(key, 0)) - chosen[key]))
+
+    for key in _PRIORITY[:5]:  # count, eta, rate, label, bar
+        add(key)
+    grow("label")  # the whole label before any less important part
+    for key in _PRIORITY[5:]:  # info, elapsed
+        add(key)
+    grow("bar")
+    grow("info")
+    return {k: chosen[k] for k in _SHOWN if k in chosen}
+
+
+class Bars(Progress):
+    """The terminal display: one line per task (a study above its points), each fitted to
+    the console width so that count, rate and ETA stay visible at 80 columns."""
+
+    def get_renderables(self):
+        live = getattr(self, "live", None)  # rich renders once before it has its Live
+        width = live.console.width if live else 80
+        lines = [self._parts(task) for task in self.tasks if task.visible]
+        # one label width for every line, so that the bars start in one column
+        label = max((fit_line(p, width).get("label", 0) for _, p in lines), default=0)
+        yield Group(*(self._line(task, parts, fit_line(parts, width, label))
+                      for task, parts in lines))  # fmt: skip
+
+    @staticmethod
+    def _parts(task) -> tuple:
+        return task, {
+            "label": task.description,
+            "bar": "",
+            "count": _count(task),
+            "rate": _rate(task),
+            "eta": f"eta {_clock(_eta(task))}",
+            "elapsed": _clock(task.elapsed),
+            "info": str(task.fields.get("info") or ""),
+        }
+
+    @staticmethod
+    def _line(task, parts: dict[str, str], widths: dict[str, int]):
+        grid = Table.grid(padding=(0, 1, 0, 0), pad_edge=False)
+        cells = []
+        for key, w in widths.items():
+            grid.add_column(width=w, no_wrap=True, overflow="ellipsis")
+            if key == "bar":
+                cells.append(ProgressBar(task.total, task.completed, width=w))
+            else:
+                style = {"label": "bold", "eta": "cyan", "elapsed": "dim"}.get(key, "")
+                cells.append(Text(parts[key], style=style))
+        grid.add_row(*cells)
+        return grid
+
+    def mark(self) -> None:
+        """A moment worth a log line (an epoch ended); the bars show it already."""
+
+
+class PlainProgress:
+    """The same interface for a stderr that is not a terminal (a file, CI, a cluster log):
+    a plain line per task when it starts and ends, and all tasks every PLAIN_INTERVAL
+    seconds (and at ``mark()``, once an epoch), so that logs show the run is alive."""
+
+    def __init__(self, console: Console, interval: float | None = None):
+        self.console = console
+        self.interval = PLAIN_INTERVAL if interval is None else interval
+        self.tasks: dict[int, dict] = {}
+        self._next_id = 0
+        self._last = time.monotonic()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def add_task(self, description: str, total=None, completed=0, **fields) -> int:
+        task_id, self._next_id = self._next_id, self._next_id + 1
+        now = time.monotonic()
+        self.tasks[task_id] = {
+            "description": description, "total": total, "completed": completed,
+            "start": now, "start_completed": completed, "fields": fields,
+        }  # fmt: skip
+        self._print(task_id)
+        return task_id
+
+    def update(self, task_id, *, total=None, completed=None, advance=None, description=None,
+               **fields) -> None:  # fmt: skip
+        t = self.tasks.get(task_id)
+        if t is None:
+            return
+        if total is not None:
+            t["total"] = total
+        if completed is not None:
+            t["completed"] = completed
+        if advance:
+            t["completed"] += advance
+        if description is not None:
+            t["description"] = description
+        t["fields"].update({k: v for k, v in fields.items() if k != "visible"})
+        if time.monotonic() - self._last >= self.interval:
+            self.mark()
+
+    def advance(self, task_id, advance: float = 1) -> None:
+        self.update(task_id, advance=advance)
+
+    def remove_task(self, task_id) -> None:
+        if task_id in self.tasks:
+            self._print(task_id, final=True)
+            del self.tasks[task_id]
+
+    def mark(self) -> None:
+        for task_id in list(self.tasks):
+            self._print(task_id)
+
+    def line(self, task_id, final: bool = False) -> str:
+        t = self.tasks[task_id]
+        done, total = t["completed"], t["total"]
+        count = f"{int(done):,}/{int(total):,}" if total is not None else f"{int(done):,}"
+        elapsed = time.monotonic() - t["start"]
+        speed = (done - t["start_completed"]) / elapsed if elapsed > 0 else 0.0
+        fields = t["fields"]
+        rate = fields.get("rate") or (
+            f"{speed:,.0f} {fields.get('unit', 'it')}/s" if speed > 0 else ""
+        )
+        if final:
+            eta = f"done in {_clock(elapsed)}"
+        elif fields.get("eta_at") is not None:
+            eta = f"eta {_clock(fields['eta_at'] - time.monotonic())}"
+        elif speed > 0 and total is not None:
+            eta = f"eta {_clock((total - done) / speed)}"
+        else:
+            eta = "eta -:--:--"
+        info = fields.get("info") or ""
+        return " | ".join(x for x in (t["description"], count, rate, eta, info) if x)
+
+    def _print(self, task_id, final: bool = False) -> None:
+        self._last = time.monotonic()
+        self.console.print(self.line(task_id, final), markup=False, highlight=False,
+                           soft_wrap=True)  # fmt: skip
+
+
+def progress(transient: bool = False, console: Console | None = None):
+    """The one progress display: bars with count, rate and ETA on a terminal (study above
+    run), plain lines every PLAIN_INTERVAL seconds when stderr is a file or a pipe."""
+    console = console or err_console
+    if not console.is_terminal:
+        return PlainProgress(console)
+    return Bars(console=console, transient=transient)
+
+
+def show_run(bar):
     """An ``on_event`` for effscale.train that draws the run on ``bar``: one task per run,
-    its messages printed above it."""
+    its messages printed above it, a log line per epoch when the output is a log."""
     task = None
 
     def on_event(kind: str, payload) -> None:
         nonlocal task
         if kind == "progress":
             if task is None:
-                task = bar.add_task(payload["description"], total=payload["total"], info="")
+                task = bar.add_task(
+                    payload["description"], total=payload["total"], info="", unit="img"
+                )
             fields = {k: v for k, v in payload.items() if k not in ("description", "total")}
             bar.update(task, **fields)
         elif kind == "message":
             bar.console.print(payload, style="yellow", markup=False)
+        elif kind == "epoch":
+            bar.mark()
 
     return on_event
+
+
+@contextmanager
+def planning(what: str = "planning"):
+    """Show what planning is doing when it takes longer than a second: the variant being
+    counted (effscale.cost.counting), or what ``say(text)`` last said. A transient status
+    line on a terminal; otherwise a plain line at most every PLAIN_INTERVAL seconds.
+    Yields ``say``."""
+    from effscale import cost
+
+    t0 = time.monotonic()
+    state = {"text": "", "counted": 0, "printed": None}
+
+    def text() -> str:
+        counted = f", {state['counted']} counted" if state["counted"] else ""
+        return f"{what}: {state['text']} ({time.monotonic() - t0:.0f} s{counted})"
+
+    def say(message: str) -> None:
+        state["text"] = message
+        if not err_console.is_terminal and time.monotonic() - t0 >= 1:
+            last = state["printed"]
+            if last is None or time.monotonic() - last >= PLAIN_INTERVAL:
+                state["printed"] = time.monotonic()
+                err_console.print(text(), markup=False, highlight=False, soft_wrap=True)
+
+    def counting(variant) -> None:
+        state["counted"] += 1
+        say(f"counting {variant.label}")
+
+    def renderable():
+        if time.monotonic() - t0 < 1 or not state["text"]:
+            return Group()
+        return Text(text(), style="dim", no_wrap=True, overflow="ellipsis")
+
+    with cost.counting(counting):
+        if err_console.is_terminal:
+            with Live(console=err_console, transient=True, get_renderable=renderable):
+                yield say
+        else:
+            yield say

@@ -49,6 +49,7 @@ def efficientnet_table() -> list[dict]:
                 "resolution": row["resolution"],
                 "params": row["params"],
                 "paper_params_m": v["params_m"],
+                "flops": row["flops"],
                 "gflops": row["gflops"],
                 "paper_gflops": v["flops_b"],
                 "deviation_pct": _deviation(row["gflops"], v["flops_b"]),
@@ -71,6 +72,8 @@ def _scaled_rows(entries: list[dict], backbone_of) -> list[dict]:
             "w": e["w"],
             "r": e["r"],
             "resolution": None,
+            "params": None,
+            "flops": None,
             "gflops": None,
             "paper_gflops": e["flops_b"],
             "deviation_pct": None,
@@ -82,6 +85,8 @@ def _scaled_rows(entries: list[dict], backbone_of) -> list[dict]:
             counted = describe(variant)
             row.update(
                 resolution=counted["resolution"],
+                params=counted["params"],
+                flops=counted["flops"],
                 gflops=counted["gflops"],
                 deviation_pct=_deviation(counted["gflops"], e["flops_b"]),
             )

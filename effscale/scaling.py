@@ -138,6 +138,12 @@ class Variant:
             parts.append("small-input stem")
         return f"{self.base_name} ({', '.join(parts)})"
 
+    @property
+    def short_label(self) -> str:
+        """The label for narrow screens: ``b0[w0.25] d2.33 w1 32px`` (for efficientnet-b0)."""
+        name = self.base_name.removeprefix("efficientnet-")
+        return f"{name} d{self.d:.3g} w{self.w:.3g} {self.resolution}px"
+
     @classmethod
     def from_dict(cls, d: dict) -> "Variant":
         """The inverse of to_dict (as stored in config.json, checkpoints and study.json)."""

@@ -32,6 +32,7 @@ from effscale.cost import count_cost
 from effscale.data.augment import eval_transform, policy_for, train_transform
 from effscale.data.dataset import ImageDataset
 from effscale.errors import EffscaleError
+from effscale.hardware import device_name
 from effscale.recipe import DROP_PATH, Recipe, paper_dropout
 from effscale.scaling import Variant
 from effscale.zoo import build_model, resolve_spec
@@ -54,14 +55,15 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def environment(device: torch.device) -> dict:
-    """Evidence that travels with results: versions and hardware."""
-    hw = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    """Evidence that travels with results: versions and hardware (the GPU's name, or the
+    CPU model's, with the machine's architecture beside it)."""
     return {
         "effscale": effscale.__version__,
         "torch": torch.__version__,
         "python": platform.python_version(),
         "device": str(device),
-        "hardware": hw or platform.machine(),
+        "hardware": device_name(device),
+        "machine": platform.machine(),
         "threads": torch.get_num_threads(),
     }
 

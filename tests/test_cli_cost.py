@@ -1,7 +1,9 @@
 """The cost commands through the real entry point, as a user or a script drives them."""
 
+import io
 import json
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -31,11 +33,38 @@ def test_cost_prints_the_stage_table():
     assert (s1["channels"], s1["base_channels"]) == (512, 256)
 
 
-def test_cost_with_phi_and_csv():
+def test_cost_csv_is_one_table_and_the_stages_are_their_own():
     r = run("cost", "efficientnet-b0", "--phi", "1", "--format", "csv")
     assert r.exit_code == 0, r.output
-    header, row = r.stdout.splitlines()[:2]
-    assert header.startswith("field,value")
+    table = pd.read_csv(io.StringIO(r.stdout))
+    assert len(table) == 1 and table["flops"].dtype.kind == "i"
+    assert table["gflops"][0] == pytest.approx(table["flops"][0] / 1e9, abs=1e-4)
+    r = run("cost", "efficientnet-b0", "--stages", "--format", "csv")
+    assert r.exit_code == 0, r.output
+    stages = pd.read_csv(io.StringIO(r.stdout))
+    assert stages["stage"].tolist()[:2] == ["stem", "s1"] and stages["stage"].iloc[-1] == "head"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["models", "resnet*"],
+        ["cost", "resnet50", "--width", "2"],
+        ["table", "efficientnet"],
+        ["table", "table7"],
+        ["compound", "--phi", "0..2", "--cost-only"],
+    ],
+)
+def test_json_carries_exact_integers_beside_rounded_figures(args):
+    r = run(*args, "--format", "json")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    rows = data if isinstance(data, list) else [data]
+    counted = [row for row in rows if row.get("gflops") is not None]
+    assert counted
+    for row in counted:
+        assert isinstance(row["flops"], int) and isinstance(row["params"], int)
+        assert row["gflops"] == pytest.approx(row["flops"] / 1e9, abs=1e-4)
 
 
 def test_table_efficientnet_within_five_percent_of_the_paper():
@@ -76,7 +105,10 @@ def test_compound_cost_only_json_one_row_per_phi():
 
 
 def test_compound_official_table():
-    r = run("compound", "--phi", "0..7", "--table", "official", "--cost-only", "--format", "json")
+    r = run(
+        "compound", "--phi", "0..7", "--table", "official", "--cost-only", "--base-resolution",
+        "224", "--format", "json",
+    )  # fmt: skip
     assert r.exit_code == 0, r.output
     assert [row["resolution"] for row in json.loads(r.stdout)] == [
         224,

@@ -420,3 +420,30 @@ def test_compile_is_decided_from_the_device_probe(tmp_path, monkeypatch):
     assert compiling.decide(cpu, 1e12, None)[0] is False  # 100 s eager: saves < a compile
     assert compiling.decide(cpu, 1e14, None)[0] is True  # hours eager: pays
     assert compiling.decide(cpu, 1e14, False) == (False, "--no-compile")
+
+
+def test_the_environment_names_the_cpu_model(monkeypatch):
+    import builtins
+
+    from effscale import hardware
+    from effscale.train import environment
+
+    real_open = builtins.open
+    cpuinfo = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13 64-Core\n"
+
+    def fake_open(path, *a, **k):
+        if path == "/proc/cpuinfo":
+            import io
+
+            return io.StringIO(cpuinfo)
+        return real_open(path, *a, **k)
+
+    hardware.cpu_name.cache_clear()
+    monkeypatch.setattr(builtins, "open", fake_open)
+    try:
+        env = environment(torch.device("cpu"))
+    finally:
+        monkeypatch.undo()
+        hardware.cpu_name.cache_clear()
+    assert env["hardware"] == "AMD EPYC 7B13 64-Core"
+    assert env["machine"]  # the architecture, e.g. x86_64, beside it

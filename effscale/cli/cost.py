@@ -40,12 +40,14 @@ def models(
 ):
     """List registered backbones with their native resolution, parameters and FLOPs.
 
-    Example: effscale models 'efficientnet*' --format json
+    A pattern starting with timm: lists timm's models instead (timm installed: the timm
+    extra). Examples: effscale models 'efficientnet*' --format json; effscale models 'timm:*eff*'
     """
     from effscale.cost import backbone_costs
+    from effscale.zoo.timm_models import is_timm, timm_costs
 
     output.rows(
-        backbone_costs(pattern),
+        timm_costs(pattern) if is_timm(pattern) else backbone_costs(pattern),
         fmt,
         title="Registered backbones (1000 classes)",
         screen=["model", "resolution", "blocks", "params", "gflops", "activations"],
@@ -54,6 +56,7 @@ def models(
 
 @app.command()
 def cost(
+    ctx: typer.Context,
     model: ModelArg,
     depth: DepthOpt = None,
     width: WidthOpt = None,
@@ -69,15 +72,27 @@ def cost(
     base_width: BaseWidthOpt = 1.0,
     base_depth: BaseDepthOpt = 1.0,
     num_classes: ClassesOpt = 1000,
+    stages_only: Annotated[
+        bool,
+        typer.Option("--stages", help="Only the stage table (one CSV of stages with -f csv)."),
+    ] = False,
     fmt: FormatOpt = Format.table,
 ):
     """One variant's FLOPs (multiply-adds), parameters and activations, with its stage table.
 
-    Example: effscale cost resnet50 --width 2
+    CSV is one table: the variant's row, or with --stages the stage table; JSON is one
+    object with the stages inside. MODEL may be timm:NAME (the timm extra): counted the same
+    way, scaled in depth and width for timm's efficientnet_b0..l2. Examples: effscale cost
+    resnet50 --width 2; effscale cost resnet50 --stages --format csv; effscale cost timm:resnet50
     """
     from effscale.cost import describe
     from effscale.zoo import stage_table, variant_for
+    from effscale.zoo.timm_models import is_timm
 
+    if is_timm(model):
+        _timm_cost(ctx, model, depth, width, res_mult, resolution, phi, alpha, beta, gamma,
+                   multiple, num_classes, stages_only, fmt)  # fmt: skip
+        return
     variant = variant_for(
         model,
         depth=depth,
@@ -94,13 +109,19 @@ def cost(
         base_width=base_width,
         base_depth=base_depth,
     )
-    row = describe(variant, num_classes)
     stages = stage_table(variant)
+    stages_title = "Stages (after rounding, beside the base design)"
+    if stages_only:
+        output.rows(stages, fmt, title=stages_title)
+        return
+    row = describe(variant, num_classes)
     if fmt is Format.json:
         output.record({**row, "stages": stages}, fmt)
-        return
-    output.record(row, fmt, title=variant.label)
-    output.rows(stages, fmt, title="Stages (after rounding, beside the base design)")
+    elif fmt is Format.csv:
+        output.rows([row], fmt)  # one CSV: a header and the variant's row
+    else:
+        output.record(row, fmt, title=variant.label)
+        output.rows(stages, fmt, title=stages_title)
 
 
 @app.command()
@@ -137,3 +158,38 @@ def table(
             "official round_filters), so deviations here are rule differences, not errors.",
             fmt,
         )
+
+
+def _timm_cost(ctx, model, depth, width, res_mult, resolution, phi, alpha, beta, gamma,
+               multiple, num_classes, stages_only, fmt) -> None:  # fmt: skip
+    """`effscale cost timm:NAME`: timm's model, counted like ours (effscale.zoo.timm_models)."""
+    from effscale.errors import EffscaleError
+    from effscale.scaling import compound
+    from effscale.zoo.timm_models import describe_timm
+
+    ours = ("base_resolution", "small_input", "base_width", "base_depth")
+    given = [n for n in ours if ctx.get_parameter_source(n).name != "DEFAULT"]
+    if given or stages_only:
+        flag = "--" + (given[0].replace("_", "-") if given else "stages")
+        raise EffscaleError(
+            f"{flag} applies to effscale's own backbones, not to timm models",
+            "timm models take --depth, --width (efficientnet_b*), --res-mult, --resolution, "
+            "--phi and --num-classes",
+        )
+    if phi is not None:
+        if any(v is not None for v in (depth, width, res_mult, resolution)):
+            raise EffscaleError("--phi sets depth, width and resolution together", "drop one")
+        depth, width, res_mult = compound(phi, alpha, beta, gamma)
+    row = describe_timm(
+        model,
+        d=depth if depth is not None else 1.0,
+        w=width if width is not None else 1.0,
+        r=res_mult,
+        resolution=resolution,
+        multiple=multiple,
+        num_classes=num_classes,
+    )
+    if fmt is Format.csv:
+        output.rows([row], fmt)
+    else:
+        output.record(row, fmt, title=model)

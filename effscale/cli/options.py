@@ -7,8 +7,12 @@ import typer
 from effscale.output import Format
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
-ModelArg = Annotated[str, typer.Argument(help="A registered backbone, see `effscale models`.")]
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="A registered backbone.")]
+ModelArg = Annotated[
+    str, typer.Argument(metavar="MODEL", help="A registered backbone, see `effscale models`.")
+]
+ModelOpt = Annotated[
+    str, typer.Option("--model", "-m", metavar="MODEL", help="A registered backbone.")
+]
 DepthOpt = Annotated[float | None, typer.Option("--depth", "-d", help="Depth multiplier d.")]
 WidthOpt = Annotated[float | None, typer.Option("--width", "-w", help="Width multiplier w.")]
 ResMultOpt = Annotated[
@@ -62,12 +66,19 @@ DataOpt = Annotated[
     str,
     typer.Option(
         "--data",
+        metavar="DATA",
         help="embedded (default, ships with effscale), synthetic, cifar10, cifar100, "
         "or a path: an ImageFolder tree (train/ and test/ or val/) or a CIFAR python directory.",
     ),
 ]
-BudgetOpt = Annotated[str, typer.Option("--budget", help="smoke, short or paper.")]
-DeviceOpt = Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:N or auto.")]
+BUDGET_CHOICES = "[smoke|short|paper]"
+BudgetOpt = Annotated[
+    str, typer.Option("--budget", metavar=BUDGET_CHOICES, help="A named training budget.")
+]
+DeviceOpt = Annotated[
+    str,
+    typer.Option("--device", metavar="[auto|cpu|cuda|cuda:N]", help="The training device."),
+]
 
 
 SeedsOpt = Annotated[int, typer.Option("--seeds", help="Seeds per variant (0 .. N-1).")]
@@ -75,8 +86,33 @@ WorkersOpt = Annotated[
     int,
     typer.Option("--workers", help="Local worker processes (one per GPU, or CPU threads split)."),
 ]
-OutOpt = Annotated[str | None, typer.Option("--out", help="Run directory (default runs/<name>).")]
-CostOnlyOpt = Annotated[bool, typer.Option("--cost-only", help="Count costs, do not train.")]
+OutOpt = Annotated[
+    str | None, typer.Option("--out", metavar="DIR", help="Run directory (default runs/<name>).")
+]
+CostOnlyOpt = Annotated[
+    bool,
+    typer.Option(
+        "--cost-only",
+        help="Count costs at the resolution and class count training would use, do not train.",
+    ),
+]
+DryRunOpt = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run",
+        help="Print the plan (every point, its FLOPs, whether stored results cover it) and "
+        "the estimated time on this machine; train nothing, write nothing.",
+    ),
+]
+YesOpt = Annotated[
+    bool,
+    typer.Option(
+        "--yes",
+        "-y",
+        help="Start without asking when the estimate exceeds an hour (effscale asks only "
+        "on a terminal).",
+    ),
+]
 ForceOpt = Annotated[
     bool, typer.Option("--force", help="Reuse a run directory made for a different study.")
 ]
@@ -90,6 +126,7 @@ SamplesOpt = Annotated[
     str | None,
     typer.Option(
         "--samples",
+        metavar="N[,N...]",
         help="Training samples per point (100000, 100k, 1.5M), or several budgets, each its "
         "own points: 100k,200k. Not with --epochs.",
     ),
@@ -104,11 +141,12 @@ CompileOpt = Annotated[
 ]
 LrOpt = Annotated[float | None, typer.Option("--lr", help="Peak learning rate.")]
 BatchOpt = Annotated[int | None, typer.Option("--batch-size", help="Batch size.")]
-RunDirArg = Annotated[str, typer.Argument(help="A study's run directory.")]
+RunDirArg = Annotated[str, typer.Argument(metavar="RUN_DIR", help="A study's run directory.")]
 ExecutorOpt = Annotated[
     str,
     typer.Option(
         "--executor",
+        metavar="[local|ray|slurm]",
         help="local (this machine: in process, or --workers processes), ray (a Ray cluster, "
         "or a local Ray) or slurm (a job array through submitit).",
     ),

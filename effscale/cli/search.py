@@ -21,6 +21,7 @@ from effscale.cli.options import (
     CostOnlyOpt,
     DataOpt,
     DeviceOpt,
+    DryRunOpt,
     EpochsOpt,
     ForceOpt,
     FormatOpt,
@@ -32,6 +33,7 @@ from effscale.cli.options import (
     SeedsOpt,
     SmallInputOpt,
     WorkersOpt,
+    YesOpt,
 )
 from effscale.errors import EffscaleError
 from effscale.output import Format
@@ -87,6 +89,8 @@ def search(
     out: OutOpt = None,
     force: ForceOpt = False,
     cost_only: CostOnlyOpt = False,
+    dry_run: DryRunOpt = False,
+    yes: YesOpt = False,
     base_resolution: BaseResOpt = None,
     base_width: BaseWidthOpt = 1.0,
     base_depth: BaseDepthOpt = 1.0,
@@ -106,17 +110,13 @@ def search(
     """
     from effscale.study import search as s
 
+    if cost_only and dry_run:
+        raise EffscaleError("--cost-only and --dry-run both print without training", "give one")
     if cost_only:
-        from effscale.study.plan import Base
-        from effscale.zoo import get_spec
+        from effscale.cli.study import _cost_base
 
-        base = Base(
-            model,
-            base_resolution or get_spec(model).resolution,
-            base_width,
-            base_depth,
-            multiple,
-            small_input,
+        base, classes, where = _cost_base(
+            data, model, base_resolution, base_width, base_depth, multiple, small_input
         )
         with output.progress(transient=True) as bar:
             rows = s.candidates(
@@ -127,6 +127,7 @@ def search(
                 max_=max_,
                 tolerance=tolerance,
                 flops_tolerance=flops_tolerance,
+                num_classes=classes,
                 progress=bar,
             )
         output.rows(
@@ -136,18 +137,12 @@ def search(
             screen=COST_SCREEN,
         )
         ftol = tolerance if flops_tolerance is None else flops_tolerance
-        where = f"Costs at a {base.base_resolution} px base and 1000 classes"
-        if base_resolution is None:
-            where += (
-                "; a training search uses the data's resolution (--base-resolution 32 "
-                "previews CIFAR)"
-            )
         output.note(f"{s.dropped_note(rows, ftol)}. {where}.", fmt)
         if not any(r["kept"] for r in rows):
             s.survivors(rows, ftol)  # says how close the nearest came and what to change
         return
 
-    from effscale.cli.study import _study_context
+    from effscale.cli.study import _estimate, _print_plan, _study_context, confirm_long_run
     from effscale.study.executors import LocalWorkers
     from effscale.study.plan import Study, at_budgets
 
@@ -206,7 +201,15 @@ def search(
     if seeds < 2:
         output.note("one seed: the ranking has no spread to judge it by (use --seeds 3)", fmt)
     executor = LocalWorkers(workers, device) if workers > 1 else None
-    result = s.run_search(study, record, out, executor=executor, device=device, force=force)
+    plan = _estimate(study, out, device, executor)
+    if dry_run:
+        _print_plan(plan, fmt)
+        return
+    output.note(plan.sentence(), fmt)
+    confirm_long_run(plan.wall_seconds, yes)
+    result = s.run_search(
+        study, record, out, executor=executor, device=device, force=force, estimates=plan
+    )
     output.rows(
         s.table(result),
         fmt,

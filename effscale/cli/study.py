@@ -1,11 +1,12 @@
-"""Study commands: sweep, compound, run, status, report, plot.
+"""Study commands: sweep, compound, run, studies, speed, status, report, plot.
 
 Examples:
     effscale sweep --model resnet50 --dim width
     effscale compound --phi 0..7 --cost-only
-    effscale run studies/quick.toml && effscale report runs/quick
+    effscale run quick && effscale report runs/quick
 """
 
+import sys
 from typing import Annotated
 
 import typer
@@ -13,6 +14,7 @@ import typer
 from effscale import output
 from effscale.cli.app import app
 from effscale.cli.options import (
+    BUDGET_CHOICES,
     AddressOpt,
     AlphaOpt,
     BaseDepthOpt,
@@ -25,6 +27,7 @@ from effscale.cli.options import (
     CostOnlyOpt,
     DataOpt,
     DeviceOpt,
+    DryRunOpt,
     EpochsOpt,
     ExecutorOpt,
     ForceOpt,
@@ -44,6 +47,7 @@ from effscale.cli.options import (
     SmallInputOpt,
     TimeOpt,
     WorkersOpt,
+    YesOpt,
 )
 from effscale.errors import EffscaleError
 from effscale.output import Format
@@ -93,17 +97,28 @@ def _run_and_print(
     executor="local",
     latency=False,
     compile_=None,
+    dry_run=False,
+    yes=False,
     **cluster,
 ):
-    """Run a study on the executor asked for; ``cluster``: make_executor's cluster options."""
+    """Estimate a study, then print its plan (dry run) or run it on the executor asked for;
+    ``cluster``: make_executor's cluster options."""
     from effscale.report.verdicts import summarise
     from effscale.study.engine import run_study
     from effscale.study.executors import make_executor
 
     out = out or f"runs/{study.name}"
     runner = make_executor(executor, workers, device, run_dir=out, **cluster)
+    plan = _estimate(study, out, device, runner)
+    if dry_run:
+        _print_plan(plan, fmt)
+        return
     output.note(f"{study.name}: {len(study.points)} points -> {out}", fmt)
-    df = run_study(study, out, executor=runner, device=device, force=force, compile=compile_)
+    output.note(plan.sentence(), fmt)
+    confirm_long_run(plan.wall_seconds or plan.total_seconds, yes)
+    df = run_study(
+        study, out, executor=runner, device=device, force=force, estimates=plan, compile=compile_
+    )
     if executor == "slurm":  # submitted, not finished: the executor said how to follow it
         return
     if latency:
@@ -118,6 +133,70 @@ def _run_and_print(
     output.note(f"results: {out}/results.csv; report and plots: effscale report {out}", fmt)
 
 
+def _estimate(study, out, device, executor=None, **kw):
+    """The study's plan and estimate (effscale.study.estimate.estimate_study, ``kw`` its
+    options); the speed probe (seconds, once per device and thread count) says so."""
+    from effscale.study.estimate import estimate_study
+
+    with output.planning("estimating") as say:
+        say("measuring this device's training speed (once per device and thread count)")
+        return estimate_study(study, out, device=device, executor=executor, **kw)
+
+
+PLAN_SCREEN = ["point", "roles", "gflops", "mparams", "samples", "seed", "covered", "est"]
+
+
+def _print_plan(plan, fmt) -> None:
+    """A dry run's output: one row per point, then the totals and the estimate."""
+    if fmt is Format.json:
+        output.record({**plan.summary(), "plan": plan.rows}, fmt)
+        return
+    output.rows(plan.rows, fmt, title=f"{plan.study}: plan (dry run)", screen=PLAN_SCREEN)
+    output.note(f"Dry run, nothing trained: {plan.sentence()}", fmt)
+
+
+LONG_RUN = 3600  # seconds: a run estimated longer than this asks first, on a terminal
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def confirm_long_run(seconds: float | None, yes: bool) -> None:
+    """Ask before a run estimated over an hour; never without a terminal, nor with --yes."""
+    if yes or seconds is None or seconds <= LONG_RUN or not _interactive():
+        return
+    question = f"Estimated {output.fmt_seconds(seconds)} on this machine. Start?"
+    if not typer.confirm(question, default=False, err=True):
+        output.err_console.print(
+            "not started (--dry-run shows the plan; --yes starts without asking)",
+            highlight=False,
+        )
+        raise typer.Exit(1)
+
+
+def _cost_base(data, model, base_resolution, base_width, base_depth, multiple, small_input):
+    """The base costs are counted at (--cost-only): the resolution and class count training
+    on ``data`` would use, and the note that says so."""
+    from effscale.study.engine import dataset
+    from effscale.study.plan import Base
+    from effscale.zoo import get_spec
+
+    get_spec(model)
+    ds = dataset(data)
+    base = Base(
+        model, base_resolution or ds.resolution, base_width, base_depth, multiple, small_input
+    )
+    where = "the data's" if base_resolution is None else "as given"
+    note = (
+        f"Costs at the resolution and class count training would use: a {base.base_resolution} "
+        f"px base ({where}) and {ds.num_classes} classes ({data})"
+    )
+    if base_resolution is None:
+        note += f"; --base-resolution {get_spec(model).resolution} for the backbone's native size"
+    return base, ds.num_classes, note
+
+
 def _measure_latency(run_dir, device):
     from effscale.latency import latency_for_results
 
@@ -129,11 +208,15 @@ def _measure_latency(run_dir, device):
 @app.command()
 def sweep(
     model: ModelOpt = "efficientnet-b0",
-    dim: Annotated[str, typer.Option(help="depth, width or resolution.")] = "width",
+    dim: Annotated[
+        str,
+        typer.Option(metavar="[width|depth|resolution]", help="The dimension scaled alone."),
+    ] = "width",
     values: Annotated[
         str | None,
         typer.Option(
-            help="Multipliers, e.g. 1,1.4,2 or 1..4 (default: the paper's Figure 3 values)."
+            metavar="RANGE",
+            help="Multipliers, e.g. 1,1.4,2 or 1..4 (default: the paper's Figure 3 values).",
         ),
     ] = None,
     data: DataOpt = "embedded",
@@ -156,6 +239,8 @@ def sweep(
     out: OutOpt = None,
     force: ForceOpt = False,
     cost_only: CostOnlyOpt = False,
+    dry_run: DryRunOpt = False,
+    yes: YesOpt = False,
     base_resolution: BaseResOpt = None,
     base_width: BaseWidthOpt = 1.0,
     base_depth: BaseDepthOpt = 1.0,
@@ -180,20 +265,15 @@ def sweep(
     if dim not in DIMENSIONS:
         raise EffscaleError(f"unknown dimension {dim!r}", f"use one of {', '.join(DIMENSIONS)}")
     vals = parse_range(values) if values is not None else FIGURE3_VALUES[dim]
+    if cost_only and dry_run:
+        raise EffscaleError("--cost-only and --dry-run both print without training", "give one")
     if cost_only:
         from effscale.cost import describe
-        from effscale.study.plan import Base
-        from effscale.zoo import get_spec
 
-        base = Base(
-            model,
-            base_resolution or get_spec(model).resolution,
-            base_width,
-            base_depth,
-            multiple,
-            small_input,
+        base, classes, where = _cost_base(
+            data, model, base_resolution, base_width, base_depth, multiple, small_input
         )
-        rows = [describe(base.variant(**{dim[0]: v})) for v in sorted(set([1.0] + vals))]
+        rows = [describe(base.variant(**{dim[0]: v}), classes) for v in sorted(set([1.0] + vals))]
         output.rows(
             rows,
             fmt,
@@ -209,6 +289,7 @@ def sweep(
                 "realised_flops_ratio",
             ],
         )
+        output.note(f"{where}.", fmt)
         return
     ds, recipe, budgets, base = _study_context(
         data,
@@ -235,8 +316,9 @@ def sweep(
             "base": base.__dict__,
         },
     )
-    for r in at_budgets(recipe, budgets):
-        plan_sweep(study, base, dim, vals, list(range(seeds)), r, data)
+    with output.planning(f"planning {study.name}"):
+        for r in at_budgets(recipe, budgets):
+            plan_sweep(study, base, dim, vals, list(range(seeds)), r, data)
     _run_and_print(
         study,
         out,
@@ -252,6 +334,8 @@ def sweep(
         max_parallel=max_parallel,
         latency=latency,
         compile_=compile_,
+        dry_run=dry_run,
+        yes=yes,
     )
 
 
@@ -259,7 +343,9 @@ def sweep(
 def compound_cmd(
     ctx: typer.Context,
     model: ModelOpt = "efficientnet-b0",
-    phi: Annotated[str, typer.Option(help="Range of phi: 1..7, 0..2:0.5 or 1,2,3.")] = "1..7",
+    phi: Annotated[
+        str, typer.Option(metavar="RANGE", help="Range of phi: 1..7, 0..2:0.5 or 1,2,3.")
+    ] = "1..7",
     alpha: AlphaOpt = 1.2,
     beta: BetaOpt = 1.1,
     gamma: GammaOpt = 1.15,
@@ -267,13 +353,18 @@ def compound_cmd(
         str | None,
         typer.Option(
             "--from-search",
+            metavar="RUN_DIR",
             help="Use the alpha, beta, gamma chosen by `effscale search` in this run directory "
             "(Step 2); not together with --alpha/--beta/--gamma.",
         ),
     ] = None,
     table_: Annotated[
         str,
-        typer.Option("--table", help="formula: Equation 3; official: the published B0-B7 table."),
+        typer.Option(
+            "--table",
+            metavar="[formula|official]",
+            help="formula: Equation 3; official: the published B0-B7 table.",
+        ),
     ] = "formula",
     match_single: Annotated[
         bool,
@@ -302,6 +393,8 @@ def compound_cmd(
     out: OutOpt = None,
     force: ForceOpt = False,
     cost_only: CostOnlyOpt = False,
+    dry_run: DryRunOpt = False,
+    yes: YesOpt = False,
     base_resolution: BaseResOpt = None,
     base_width: BaseWidthOpt = 1.0,
     base_depth: BaseDepthOpt = 1.0,
@@ -334,22 +427,29 @@ def compound_cmd(
         + (f" (chosen by the search in {from_search})" if from_search else "")
     )
     phis = parse_range(phi)
+    if cost_only and dry_run:
+        raise EffscaleError("--cost-only and --dry-run both print without training", "give one")
     if cost_only:
         from effscale.cost import compound_costs
 
-        rows = compound_costs(
-            model,
-            phis,
-            alpha=alpha,
-            beta=beta,
-            gamma=gamma,
-            table=table_,
-            base_resolution=base_resolution,
-            multiple=multiple,
-            small_input=small_input,
-            base_width=base_width,
-            base_depth=base_depth,
+        base, classes, where = _cost_base(
+            data, model, base_resolution, base_width, base_depth, multiple, small_input
         )
+        with output.planning("counting"):
+            rows = compound_costs(
+                model,
+                phis,
+                alpha=alpha,
+                beta=beta,
+                gamma=gamma,
+                table=table_,
+                base_resolution=base.base_resolution,
+                num_classes=classes,
+                multiple=multiple,
+                small_input=small_input,
+                base_width=base_width,
+                base_depth=base_depth,
+            )
         output.rows(
             rows,
             fmt,
@@ -368,7 +468,7 @@ def compound_cmd(
         )
         output.note(
             f"Scaling rule: {rule}. Target ratio = (alpha*beta^2*gamma^2)^phi; "
-            "realised = counted FLOPs / base FLOPs after rounding.",
+            f"realised = counted FLOPs / base FLOPs after rounding. {where}.",
             fmt,
         )
         return
@@ -402,21 +502,22 @@ def compound_cmd(
             "table": table_,
         },
     )
-    for r in at_budgets(recipe, budgets):
-        plan_compound(
-            study,
-            base,
-            phis,
-            list(range(seeds)),
-            r,
-            data,
-            alpha=alpha,
-            beta=beta,
-            gamma=gamma,
-            table=table_,
-            match_single=match_single,
-            num_classes=ds.num_classes,
-        )
+    with output.planning(f"planning {study.name}"):
+        for r in at_budgets(recipe, budgets):
+            plan_compound(
+                study,
+                base,
+                phis,
+                list(range(seeds)),
+                r,
+                data,
+                alpha=alpha,
+                beta=beta,
+                gamma=gamma,
+                table=table_,
+                match_single=match_single,
+                num_classes=ds.num_classes,
+            )
     output.note(f"Scaling rule: {rule}", fmt)
     _run_and_print(
         study,
@@ -433,14 +534,28 @@ def compound_cmd(
         max_parallel=max_parallel,
         latency=latency,
         compile_=compile_,
+        dry_run=dry_run,
+        yes=yes,
     )
 
 
 @app.command(name="run")
 def run_cmd(
-    study_file: Annotated[str, typer.Argument(help="A study file, e.g. studies/figure3.toml.")],
-    data: Annotated[str | None, typer.Option(help="Override the file's data.")] = None,
-    budget_: Annotated[str | None, typer.Option("--budget", help="Override the budget.")] = None,
+    study_file: Annotated[
+        str,
+        typer.Argument(
+            metavar="STUDY",
+            help="A study file, or the name of a packaged one (quick, figure3 ...: "
+            "see `effscale studies`).",
+        ),
+    ],
+    data: Annotated[
+        str | None, typer.Option(metavar="DATA", help="Override the file's data.")
+    ] = None,
+    budget_: Annotated[
+        str | None,
+        typer.Option("--budget", metavar=BUDGET_CHOICES, help="Override the budget."),
+    ] = None,
     seeds: Annotated[int | None, typer.Option(help="Override the number of seeds.")] = None,
     samples: SamplesOpt = None,
     workers: WorkersOpt = 1,
@@ -455,17 +570,21 @@ def run_cmd(
     device: DeviceOpt = "auto",
     out: OutOpt = None,
     force: ForceOpt = False,
+    dry_run: DryRunOpt = False,
+    yes: YesOpt = False,
     fmt: FormatOpt = Format.table,
 ):
-    """Run a whole study written as a TOML file (see studies/); resumable.
+    """Run a whole study written as a TOML file; resumable.
 
-    Example: effscale run studies/quick.toml
+    STUDY is a path, or a name: studies/NAME.toml here, else the study of that name that
+    ships with effscale. Examples: effscale run quick; effscale run studies/figure3.toml
     """
     from effscale.recipe import parse_budgets
     from effscale.study.files import load_study
 
     budgets = parse_budgets(samples) if samples is not None else None
-    study = load_study(study_file, data=data, budget_name=budget_, seeds=seeds, samples=budgets)
+    with output.planning(f"planning {study_file}"):
+        study = load_study(study_file, data=data, budget_name=budget_, seeds=seeds, samples=budgets)
     _run_and_print(
         study,
         out,
@@ -481,7 +600,46 @@ def run_cmd(
         max_parallel=max_parallel,
         latency=latency,
         compile_=compile_,
+        dry_run=dry_run,
+        yes=yes,
     )
+
+
+@app.command()
+def studies(fmt: FormatOpt = Format.table):
+    """The study files that ship with effscale, for `effscale run NAME`.
+
+    Example: effscale studies; effscale run quick
+    """
+    from effscale.study.files import describe_studies
+
+    output.rows(
+        describe_studies(),
+        fmt,
+        title="Packaged studies (effscale run NAME)",
+        screen=["name", "description", "data", "budget", "seeds"],
+    )
+
+
+@app.command()
+def speed(
+    device: DeviceOpt = "auto",
+    threads: Annotated[
+        int | None, typer.Option(help="Torch threads per point (default: torch's).")
+    ] = None,
+    fmt: FormatOpt = Format.table,
+):
+    """Measure this device's training speed afresh and cache it: the FLOP/s every estimate
+    (--dry-run, the time printed before a run) divides by.
+
+    Measure again on a quieter machine, or after a change of hardware. Example: effscale speed
+    """
+    from effscale.study.estimate import measure_speed
+
+    with output.planning("measuring") as say:
+        say("a few training steps of a small model")
+        measured = measure_speed(device, threads, fresh=True)
+    output.record({k: v for k, v in measured.__dict__.items() if k != "cached"}, fmt)
 
 
 @app.command()
@@ -557,6 +715,15 @@ def report(
     ):
         if result[key]:
             output.rows(result[key], fmt, title=title, screen=screen)
+    timing = result["timing"]
+    if timing["points"]:
+        output.note(
+            f"time: estimated {timing['estimated_seconds']:,.0f} s, measured "
+            f"{timing['measured_seconds']:,.0f} s over {len(timing['points'])} points "
+            f"(measured / estimated {timing['ratio']:.2f}; per point, median "
+            f"{timing['median_ratio']:.2f})",
+            fmt,
+        )
     output.note(f"report: {result['report']} ({len(result['figures'])} figure files)", fmt)
 
 

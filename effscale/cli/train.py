@@ -4,6 +4,7 @@ Example:
     effscale train efficientnet-b0 --width 0.5 --budget short
 """
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -20,6 +21,7 @@ from effscale.cli.options import (
     DataOpt,
     DepthOpt,
     DeviceOpt,
+    DryRunOpt,
     FormatOpt,
     GammaOpt,
     ModelArg,
@@ -27,6 +29,7 @@ from effscale.cli.options import (
     ResMultOpt,
     SmallInputOpt,
     WidthOpt,
+    YesOpt,
 )
 from effscale.errors import EffscaleError
 from effscale.output import Format
@@ -51,17 +54,20 @@ def train_cmd(
         ),
     ] = None,
     samples: Annotated[
-        str | None, typer.Option(help="Training samples to see (100000, 100k, 1.5M).")
+        str | None,
+        typer.Option(metavar="N", help="Training samples to see (100000, 100k, 1.5M)."),
     ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
     device: DeviceOpt = "auto",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    out: Annotated[str | None, typer.Option(help="Run directory.")] = None,
+    out: Annotated[str | None, typer.Option(metavar="DIR", help="Run directory.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
     init_from: Annotated[
         str | None,
-        typer.Option("--from", help="Fine-tune from a checkpoint.pt or a state-dict file."),
+        typer.Option(
+            "--from", metavar="PATH", help="Fine-tune from a checkpoint.pt or a state-dict file."
+        ),
     ] = None,
     new_head: Annotated[
         bool, typer.Option(help="With --from: a fresh classifier when the class count differs.")
@@ -81,6 +87,8 @@ def train_cmd(
     small_input: SmallInputOpt = None,
     base_width: BaseWidthOpt = 1.0,
     base_depth: BaseDepthOpt = 1.0,
+    dry_run: DryRunOpt = False,
+    yes: YesOpt = False,
     fmt: FormatOpt = Format.table,
 ):
     """Train one variant briefly on a dataset; metrics per epoch, checkpoint, final table.
@@ -123,11 +131,28 @@ def train_cmd(
         or f"runs/train/{variant.backbone}-d{variant.d:g}-w{variant.w:g}-"
         f"{variant.resolution}px-seed{seed}"
     )
+    from effscale.cli.study import _estimate, _print_plan, confirm_long_run
+    from effscale.study.plan import Point, Study
+
+    point = Point(variant, seed, recipe, data)
+    sizes = (len(dataset.train_labels), len(dataset.test_labels), dataset.num_classes)
+    plan = _estimate(
+        Study(f"train {variant.label}", {}, [point]),
+        None,
+        device,
+        sizes={data: sizes},
+        covered={point.key} if (Path(out) / "result.json").exists() else set(),
+    )
+    if dry_run:
+        _print_plan(plan, fmt)
+        return
     output.note(
         f"{variant.label} on {dataset.name} ({len(dataset.train_labels):,} train, "
         f"{len(dataset.test_labels):,} test), {recipe.samples:,} samples -> {out}",
         fmt,
     )
+    output.note(plan.sentence(), fmt)
+    confirm_long_run(plan.wall_seconds, yes)
     with output.progress() as bar:
         result = train(
             variant,

@@ -8,9 +8,15 @@ acc_vs_latency accuracy vs measured latency (paper Table 4 / Figure 1), when the
 budget_trend  compound minus the best single dimension vs the training budget, per phi
               (when a study trains at several budgets; the other plots are then per budget)
 
-Points are means over seeds; error bars are their standard deviation.
+Points are means over seeds; error bars are ± one standard deviation over seeds, as each
+figure's legend and caption say. FLOPs axes are logarithmic in base 2 (the verdicts are per
+doubling of FLOPs), ticked at round numbers; a caption line under every figure names the
+dataset, the base (model, base width and depth, base resolution, stem) and the budget.
+Each plot has a ``draw_*`` function that returns the matplotlib figure (tests inspect it)
+and a function of the plot's name that saves it.
 """
 
+import math
 from pathlib import Path
 
 import matplotlib
@@ -18,7 +24,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display; before pyplot is imported
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.ticker import LogFormatter  # noqa: E402
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogFormatter, NullLocator  # noqa: E402
 
 from effscale import io  # noqa: E402
 from effscale.report.verdicts import (  # noqa: E402
@@ -43,17 +49,91 @@ def _flops_axis(flops: pd.Series) -> tuple[float, str]:
     return (1e9, "FLOPs (billions)") if flops.max() >= 1e9 else (1e6, "FLOPs (millions)")
 
 
+def _number(v: float) -> str:
+    """A tick label without scientific notation: 0.5, 3, 12, 1,024."""
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
+
+def log2_ticks(lo: float, hi: float) -> list[float]:
+    """Round ticks for a log axis from lo to hi: powers of two, with their halves-of-an-
+    octave (x1.5) added when the range spans fewer than three of them."""
+    if not (lo > 0 and hi > 0):
+        return []
+    lo, hi = min(lo, hi), max(lo, hi)
+    ticks = [2.0**k for k in range(math.floor(math.log2(lo)), math.ceil(math.log2(hi)) + 1)]
+    inside = [t for t in ticks if lo / 1.05 <= t <= hi * 1.05]
+    if len(inside) < 3:
+        ticks = sorted(ticks + [1.5 * t for t in ticks])
+        inside = [t for t in ticks if lo / 1.05 <= t <= hi * 1.05]
+    if len(inside) < 2:  # a range inside one step: the ends themselves
+        inside = sorted({float(f"{lo:.3g}"), float(f"{hi:.3g}")})
+    return inside
+
+
+def log2_axis(ax, values, axis: str = "x", suffix: str = "") -> None:
+    """Base-2 log scale on ``axis`` with readable round ticks (12, 24, 48; not 10^1)."""
+    values = [float(v) for v in values if v is not None and math.isfinite(v) and v > 0]
+    getattr(ax, f"set_{axis}scale")("log", base=2)
+    if not values:
+        return
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_major_locator(FixedLocator(log2_ticks(min(values), max(values))))
+    target.set_major_formatter(FuncFormatter(lambda v, _: _number(v) + suffix))
+    target.set_minor_locator(NullLocator())
+
+
+def caption(df: pd.DataFrame) -> str:
+    """The caption line: dataset, base, resolution, budget, and what points and bars are."""
+    parts = []
+    if "data" in df and df["data"].notna().any():
+        parts.append("data: " + ", ".join(sorted(map(str, df["data"].dropna().unique()))))
+    if "model" in df and df["model"].notna().any():
+        first = df.iloc[0]
+        base = ", ".join(sorted(map(str, df["model"].dropna().unique())))
+        for key, name in (("base_width", "width"), ("base_depth", "depth")):
+            if key in df and df[key].nunique() == 1 and float(first[key]) != 1.0:
+                base += f" at base {name} {float(first[key]):g}"
+        if "base_resolution" in df and df["base_resolution"].nunique() == 1:
+            base += f", {int(first['base_resolution'])} px base"
+        if "small_input" in df and df["small_input"].astype(str).str.lower().eq("true").all():
+            base += " (small-input stem)"
+        parts.append("base: " + base)
+    if "budget" in df and df["budget"].notna().any():
+        budgets = sorted(int(b) for b in df["budget"].dropna().unique())
+        parts.append(" and ".join(f"{b:,}" for b in budgets) + " training samples per point")
+    seeds = df["seed"].nunique() if "seed" in df else 0
+    if seeds:
+        parts.append(f"points: mean top-1 over {seeds} seed{'s' * (seeds != 1)}, bars ± 1 std")
+    return "; ".join(parts)
+
+
+def _captioned(fig, text: str):
+    """The caption under the axes (inside the saved area: files are cut to their contents)."""
+    if text:
+        fig.text(0.01, 0.0, text, ha="left", va="top", fontsize=7, color="0.3", wrap=True)
+    return fig
+
+
+def _seeds(df: pd.DataFrame) -> str:
+    n = finished(df)["seed"].nunique() if "seed" in df else 0
+    return f"mean ± std over {n} seed{'s' * (n != 1)}" if n else "mean ± std over seeds"
+
+
 # Redrawing unchanged results gives byte-identical files (no dates, fixed SVG ids), so the
 # figures kept in the repository change only when their data do.
 _STABLE = {"png": {"metadata": {"Software": None}}, "svg": {"metadata": {"Date": None}}}
 
 
 def _save(fig, out: Path, name: str) -> list[Path]:
+    if fig is None:
+        return []
     paths = []
     for ext in ("png", "svg"):
         path = out / f"{name}.{ext}"
         with io.atomic_path(path) as tmp, plt.rc_context({"svg.hashsalt": "effscale"}):
-            fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight", **_STABLE[ext])
+            fig.savefig(
+                tmp, format=ext, dpi=150, bbox_inches="tight", pad_inches=0.1, **_STABLE[ext]
+            )
         paths.append(path)
     plt.close(fig)
     return paths
@@ -74,18 +154,19 @@ def _errorbar(ax, s: pd.DataFrame, scale: float, dim: str, label: str):
     )
 
 
-def figure3(df: pd.DataFrame, out: Path, name: str = "figure3") -> list[Path]:
+def draw_figure3(df: pd.DataFrame):
     done = finished(df)
     dims = [d for d in DIMENSIONS if (has_role(done, d) | has_role(done, f"match-{d}")).any()]
     if not dims:
-        return []
-    scale, xlabel = _flops_axis(finished(df)["flops"])
+        return None
+    scale, xlabel = _flops_axis(done["flops"])
     fig, axes = plt.subplots(
-        1, len(dims), figsize=(4.2 * len(dims), 3.6), sharey=True, squeeze=False
-    )
+        1, len(dims), figsize=(4.2 * len(dims), 3.8), sharey=True, squeeze=False,
+        layout="constrained",
+    )  # fmt: skip
     for ax, dim in zip(axes[0], dims):
         s = summarise(dimension_curve(df, dim))
-        _errorbar(ax, s, scale, dim, f"scale by {dim}")
+        _errorbar(ax, s, scale, dim, f"scale by {dim} ({_seeds(df)})")
         for _, row in s.iterrows():
             value = row[SYMBOL[dim]]
             ax.annotate(
@@ -94,41 +175,61 @@ def figure3(df: pd.DataFrame, out: Path, name: str = "figure3") -> list[Path]:
                 textcoords="offset points",
                 xytext=(4, -10),
                 fontsize=8,
+                annotation_clip=False,
             )
-        ax.set_xlabel(xlabel)
+        log2_axis(ax, s["flops"] / scale)
+        ax.margins(x=0.12, y=0.1)  # room for the labels of the end points
+        ax.set_xlabel(xlabel + ", log scale")
         ax.set_title(f"{dim.capitalize()} scaling")
         ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
     axes[0][0].set_ylabel("Top-1 accuracy (%)")
-    return _save(fig, out, name)
+    return _captioned(fig, caption(done))
 
 
-def figure8(df: pd.DataFrame, out: Path, name: str = "figure8") -> list[Path]:
+def figure3(df: pd.DataFrame, out: Path, name: str = "figure3") -> list[Path]:
+    return _save(draw_figure3(df), out, name)
+
+
+def draw_figure8(df: pd.DataFrame):
     done = finished(df)
     if not has_role(done, "compound").any():
-        return []
+        return None
     scale, xlabel = _flops_axis(done["flops"])
-    fig, ax = plt.subplots(figsize=(5.2, 4))
+    fig, ax = plt.subplots(figsize=(5.4, 4.2), layout="constrained")
+    shown = []
     for dim in DIMENSIONS:
         rows = dimension_curve(done, dim)
         if rows["flops"].nunique() > 1:
             _errorbar(ax, summarise(rows), scale, dim, f"scale by {dim}")
+            shown += list(rows["flops"])
     base = done[has_role(done, "base")]
-    comp = summarise(pd.concat([base, done[has_role(done, "compound")]]))
-    _errorbar(ax, comp, scale, "compound", "compound scaling")
-    ax.set_xlabel(xlabel)
+    comp = pd.concat([base, done[has_role(done, "compound")]])
+    _errorbar(ax, summarise(comp), scale, "compound", "compound scaling")
+    shown += list(comp["flops"])
+    log2_axis(ax, pd.Series(shown) / scale)
+    ax.margins(x=0.08, y=0.1)
+    ax.set_xlabel(xlabel + ", log scale")
     ax.set_ylabel("Top-1 accuracy (%)")
     ax.set_title("Scaling the base with different methods")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return _save(fig, out, name)
+    ax.legend(fontsize=8, title=_seeds(df), title_fontsize=7)
+    return _captioned(fig, caption(done))
 
 
-def flops_vs_phi(rows: pd.DataFrame, out: Path, name: str = "flops_vs_phi") -> list[Path]:
+def figure8(df: pd.DataFrame, out: Path, name: str = "figure8") -> list[Path]:
+    return _save(draw_figure8(df), out, name)
+
+
+def draw_flops_vs_phi(rows: pd.DataFrame):
     """Works on a results table or on `compound --cost-only` rows (phi and both ratios)."""
+    described = rows
+    if "roles" in rows:  # a results table: the compound points, not their matches
+        rows = rows[has_role(rows, "compound") | has_role(rows, "base")]
     rows = rows.dropna(subset=["phi"]).drop_duplicates("phi").sort_values("phi")
     if rows.empty:
-        return []
-    fig, ax = plt.subplots(figsize=(5, 3.6))
+        return None
+    fig, ax = plt.subplots(figsize=(5.2, 3.8), layout="constrained")
     ax.plot(
         rows["phi"], rows["target_flops_ratio"], "k--", marker="o", ms=4, label="target (α·β²·γ²)^φ"
     )
@@ -140,12 +241,19 @@ def flops_vs_phi(rows: pd.DataFrame, out: Path, name: str = "flops_vs_phi") -> l
         ms=8,
         label="realised (counted)",
     )
-    ax.set_yscale("log", base=2)
+    log2_axis(ax, list(rows["target_flops_ratio"]) + list(rows["realised_flops_ratio"]), "y", "x")
+    if len(rows) <= 12:
+        ax.set_xticks(list(rows["phi"]), [f"{p:g}" for p in rows["phi"]])
     ax.set_xlabel("compound coefficient φ")
-    ax.set_ylabel("FLOPs / base FLOPs")
+    ax.set_ylabel("FLOPs / base FLOPs, log scale")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
-    return _save(fig, out, name)
+    text = caption(described.drop(columns=["seed"], errors="ignore"))
+    return _captioned(fig, text)
+
+
+def flops_vs_phi(rows: pd.DataFrame, out: Path, name: str = "flops_vs_phi") -> list[Path]:
+    return _save(draw_flops_vs_phi(rows), out, name)
 
 
 def _scatter_by_role(ax, s: pd.DataFrame) -> None:
@@ -169,39 +277,49 @@ def _scatter_by_role(ax, s: pd.DataFrame) -> None:
         )
 
 
-def acc_vs_params(df: pd.DataFrame, out: Path, name: str = "acc_vs_params") -> list[Path]:
+def draw_acc_vs_params(df: pd.DataFrame):
     s = summarise(df)
     if s.empty:
-        return []
-    fig, ax = plt.subplots(figsize=(5, 3.8))
+        return None
+    fig, ax = plt.subplots(figsize=(5.2, 4), layout="constrained")
     _scatter_by_role(ax, s.assign(x=s["params"] / 1e6))
-    ax.set_xscale("log")
-    ax.set_xlabel("Parameters (millions)")
+    log2_axis(ax, s["params"] / 1e6)
+    ax.margins(x=0.08)
+    ax.set_xlabel("Parameters (millions), log scale")
     ax.set_ylabel("Top-1 accuracy (%)")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    return _save(fig, out, name)
+    ax.legend(fontsize=8, title=_seeds(df), title_fontsize=7)
+    return _captioned(fig, caption(finished(df)))
 
 
-def acc_vs_latency(df: pd.DataFrame, out: Path, name: str = "acc_vs_latency") -> list[Path]:
+def acc_vs_params(df: pd.DataFrame, out: Path, name: str = "acc_vs_params") -> list[Path]:
+    return _save(draw_acc_vs_params(df), out, name)
+
+
+def draw_acc_vs_latency(df: pd.DataFrame):
     """Top-1 (mean, std over seeds) against latency_ms (effscale.latency.add_latency)."""
     if "latency_ms" not in df.columns or df["latency_ms"].isna().all():
-        return []
+        return None
     s = summarise(df)
     latency = finished(df).groupby(VARIANT, dropna=False, sort=False)["latency_ms"].first()
     s = s.merge(latency.reset_index(), on=VARIANT, how="left").dropna(subset=["latency_ms"])
     if s.empty:
-        return []
-    fig, ax = plt.subplots(figsize=(5, 3.8))
+        return None
+    fig, ax = plt.subplots(figsize=(5.2, 4), layout="constrained")
     _scatter_by_role(ax, s.assign(x=s["latency_ms"]))
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))  # 3, 30, not 3x10^0
     ax.xaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
-    ax.set_xlabel("Latency (ms per batch, median)")
+    ax.margins(x=0.08)
+    ax.set_xlabel("Latency (ms per batch, median), log scale")
     ax.set_ylabel("Top-1 accuracy (%)")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    return _save(fig, out, name)
+    ax.legend(fontsize=8, title=_seeds(df), title_fontsize=7)
+    return _captioned(fig, caption(finished(df)))
+
+
+def acc_vs_latency(df: pd.DataFrame, out: Path, name: str = "acc_vs_latency") -> list[Path]:
+    return _save(draw_acc_vs_latency(df), out, name)
 
 
 def budget_label(samples: int) -> str:
@@ -212,13 +330,13 @@ def budget_label(samples: int) -> str:
     return str(samples)
 
 
-def budget_trend(rows: list[dict], out: Path, name: str = "budget_trend") -> list[Path]:
+def draw_budget_trend(rows: list[dict], df: pd.DataFrame | None = None):
     """Compound minus the best single dimension (mean and std of per-seed differences)
     against the training budget, one line per phi: does the verdict move with training?"""
     rows = pd.DataFrame(rows)
     if rows.empty or "budget" not in rows or rows["budget"].nunique() < 2:
-        return []
-    fig, ax = plt.subplots(figsize=(5.2, 3.8))
+        return None
+    fig, ax = plt.subplots(figsize=(5.4, 4), layout="constrained")
     for phi, r in rows.sort_values("budget").groupby("phi"):
         ax.errorbar(
             r["budget"],
@@ -233,12 +351,19 @@ def budget_trend(rows: list[dict], out: Path, name: str = "budget_trend") -> lis
     budgets = sorted(rows["budget"].unique())
     ax.set_xticks(budgets, [budget_label(int(b)) for b in budgets])
     ax.minorticks_off()
-    ax.set_xlabel("Training budget (samples per point)")
+    ax.margins(x=0.1)
+    ax.set_xlabel("Training budget (samples per point), log scale")
     ax.set_ylabel("Compound − best single (top-1 points)")
     ax.set_title("Compound vs the best single dimension, by budget")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    return _save(fig, out, name)
+    ax.legend(fontsize=8, title="mean ± std of per-seed differences", title_fontsize=7)
+    return _captioned(fig, caption(finished(df)) if df is not None else "")
+
+
+def budget_trend(
+    rows: list[dict], out: Path, name: str = "budget_trend", df: pd.DataFrame | None = None
+) -> list[Path]:
+    return _save(draw_budget_trend(rows, df), out, name)
 
 
 def all_plots(df: pd.DataFrame, out: Path) -> list[Path]:
@@ -258,5 +383,5 @@ def all_plots(df: pd.DataFrame, out: Path) -> list[Path]:
             tag = suffix + (f"-{budget_label(int(budget))}" if budget is not None else "")
             for make in (figure3, figure8, flops_vs_phi, acc_vs_params, acc_vs_latency):
                 paths += make(part, out, make.__name__ + tag)
-        paths += budget_trend(compound_vs_single(sub), out, "budget_trend" + suffix)
+        paths += budget_trend(compound_vs_single(sub), out, "budget_trend" + suffix, sub)
     return paths

@@ -5,6 +5,7 @@ report, and the verdicts say what the data so far can and cannot support.
 """
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -19,10 +20,12 @@ from effscale.report.verdicts import (
     summarise,
     transfer_table,
 )
+from effscale.study.estimate import timing_table
 from effscale.study.store import RunDir
 
 SUMMARY_COLUMNS = [
     "model",
+    "base_width",
     "d",
     "w",
     "r",
@@ -38,10 +41,78 @@ SUMMARY_COLUMNS = [
 ]
 
 
-def _fmt_rows(rows: list[dict], digits: int = 2) -> list[dict]:
-    return [
-        {k: round(v, digits) if isinstance(v, float) else v for k, v in r.items()} for r in rows
+# Settings rather than measurements: shown as set (2.333, 1.025), not rounded to 2 decimals.
+MULTIPLIERS = {"d", "w", "r", "phi", "alpha", "beta", "gamma", "base_width", "base_depth"}
+
+
+def _cell(key: str, v) -> str:
+    """One number format for every table of the report: counts and FLOPs as whole numbers
+    with thousands separators, accuracies, gains, spreads and ratios with two decimals,
+    multipliers as set; "-" for none."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, (int, float)) and key in MULTIPLIERS:
+        return f"{v:.4g}"
+    if isinstance(v, (int, float)) and ("flops" in key and "ratio" not in key):
+        return f"{int(round(v)):,}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, float):
+        return f"{v:,.2f}"
+    return str(v)
+
+
+def _fmt_rows(rows: list[dict]) -> list[dict]:
+    return [{k: _cell(k, v) for k, v in r.items()} for r in rows]
+
+
+def _base_line(study) -> str:
+    """Which base the study scales: model, base width and depth, base resolution, stem."""
+    bases = sorted({
+        f"{p.variant.base_name} (base width {p.variant.base_width:g}, base depth "
+        f"{p.variant.base_depth:g}; {p.variant.base_resolution} px base"
+        + (", small-input stem)" if p.variant.small_input else ")")
+        for p in study.points
+    })  # fmt: skip
+    return f"- base: {'; '.join(bases)}; d and w multiply it" if bases else ""
+
+
+def _timing(store: RunDir, study) -> tuple[list[str], dict]:
+    """The report's section on estimated vs measured time, and its record."""
+    rows = timing_table(store.path, study)
+    if not rows:
+        return [], {"points": []}
+    est = sum(r["est_seconds"] for r in rows)
+    measured = sum(r["measured_seconds"] for r in rows)
+    ratios = sorted(r["ratio"] for r in rows)
+    median = (
+        ratios[len(ratios) // 2] if len(ratios) % 2 else sum(ratios[len(ratios) // 2 - 1 :][:2]) / 2
+    )
+    record = {
+        "points": rows,
+        "estimated_seconds": round(est, 1),
+        "measured_seconds": round(measured, 1),
+        "ratio": round(measured / est, 2) if est else None,
+        "median_ratio": round(median, 2),
+    }
+    lines = [
+        "## Time: estimated before training, and measured",
+        "",
+        f"Estimated {est:,.0f} s for the {len(rows)} finished points with an estimate, measured "
+        f"{measured:,.0f} s (training and evaluation, from each point's metrics.jsonl): "
+        f"measured / estimated = {record['ratio']:.2f} in all, {ratios[0]:.2f} to "
+        f"{ratios[-1]:.2f} per point (median {median:.2f}). The estimate is 3 x forward FLOPs x "
+        "samples plus the evaluations, over the training FLOP/s a probe measured on this device "
+        "(effscale.study.estimate).",
+        "",
+        output.to_markdown(
+            _fmt_rows(rows),
+            ["variant", "seed", "samples", "est_seconds", "measured_seconds", "ratio"],
+        ),  # fmt: skip
     ]
+    return lines, record
 
 
 def _environment(store: RunDir, df: pd.DataFrame) -> dict:
@@ -82,6 +153,7 @@ def write_report(run_dir: str | Path) -> dict:
         f"training protocol {', '.join(map(str, protocols))} (effscale.recipe.PROTOCOL)"
         if recipe
         else "",
+        _base_line(study),
         *_upsampled(store, df),
         f"- training time: {hours:.2f} h summed over points, on "
         f"{env.get('hardware', '?')} ({env.get('device', '?')}, "
@@ -127,6 +199,8 @@ def write_report(run_dir: str | Path) -> dict:
             if transfer
             else "No pre-training point has finished yet.\n"
         )
+    timing_lines, timing = _timing(store, study)
+    lines += timing_lines
     lines += ["## Figures", ""]
     lines += [f"![{p.stem}](figures/{p.name})" for p in figures if p.suffix == ".png"]
     lines += ["", "## Variants (mean over seeds)", ""]
@@ -164,6 +238,7 @@ def write_report(run_dir: str | Path) -> dict:
         "diminishing_returns": dims,
         "compound_vs_single": compound,
         "transfer": transfer,
+        "timing": timing,
         "status": status,
     }
 

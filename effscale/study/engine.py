@@ -91,12 +91,20 @@ def run_study(
     force: bool = False,
     show_progress: bool = True,
     compile: bool | None = None,
+    estimates=None,
 ) -> pd.DataFrame:
-    """Run every unfinished point of a study and return the results table."""
+    """Run every unfinished point of a study and return the results table.
+
+    ``estimates``: an effscale.study.estimate.Estimate of this study, kept in the run
+    directory (estimates.json) for the report and used for the study bar's ETA.
+    """
+    from effscale.study.estimate import StudyClock, executor_shape, load_estimates, save_estimates
     from effscale.study.executors import InProcess
 
     store = RunDir(run_dir)
     study = store.save_study(study, force=force)
+    if estimates is not None:
+        save_estimates(store.path, estimates)
     executor = executor or InProcess()
     finished = {p.key for p in study.points if store.state(p.key) in FINISHED}
     # Seed by seed, cheapest first: a partial study already has whole curves to report.
@@ -105,27 +113,53 @@ def run_study(
         key=lambda p: (p.seed, count_cost(p.variant).flops),
     )
     failures: dict[str, str] = {}
+    by_key = {p.key: p for p in study.points}
+    seconds = {k: e["seconds"] for k, e in load_estimates(store.path).items() if "seconds" in e}
+    clock = StudyClock(seconds, [p.key for p in todo], executor_shape(executor)[1])
 
     with output.progress() if show_progress else _NoProgress() as bar:
         study_task = bar.add_task(
             f"{study.name}", total=len(study.points), completed=len(finished), info=""
         )
         runs: dict[str, int] = {}
-        started = time.perf_counter()
+        totals: dict[str, float] = {}
+        started, done_here = time.perf_counter(), 0
+
+        def show_study():
+            left = clock.seconds_left()
+            hours = (time.perf_counter() - started) / 3600
+            bar.update(
+                study_task,
+                completed=len(finished),
+                eta_at=time.monotonic() + left if left is not None else None,
+                rate=f"{done_here / hours:.3g} pt/h" if done_here and hours > 0 else "",
+                info=f"{len(failures)} failed" if failures else "",
+            )
 
         def events(kind, key, payload):
+            nonlocal done_here
             if kind == "start":
-                bar.update(study_task, info=f"running {payload}")
+                clock.start(key)
             elif kind == "progress":
                 if key not in runs:
+                    point = by_key.get(key)
+                    label = point.variant.short_label if point else payload.get("description")
                     runs[key] = bar.add_task(
-                        payload.get("description", key), total=payload.get("total"), info=""
+                        label or key,
+                        total=payload.get("total"),
+                        info="",
+                        unit="img",
                     )
+                totals[key] = payload.get("total") or totals.get(key)
+                clock.progress(key, payload.get("completed", 0), totals.get(key))
                 fields = {k: v for k, v in payload.items() if k != "description"}
                 bar.update(runs[key], **fields)
             elif kind == "message":
                 bar.console.print(payload, markup=False)
+            elif kind == "epoch":
+                bar.mark()
             elif kind in ("done", "failed"):
+                clock.done(key)
                 if key in runs:
                     bar.remove_task(runs.pop(key))
                 if kind == "failed":
@@ -135,14 +169,11 @@ def run_study(
                     bar.console.print(f"[red]point {key} failed:[/] {first_line}")
                 elif payload.get("status") in FINISHED:
                     finished.add(key)
+                    done_here += 1
                     store.write_results(study)
-                bar.update(
-                    study_task,
-                    completed=len(finished),
-                    info=f"{len(finished)}/{len(study.points)} points, "
-                    f"{time.perf_counter() - started:,.0f} s",
-                )
+            show_study()
 
+        show_study()
         # Points that fine-tune another point's checkpoint wait for it: run in waves.
         while todo:
             for p in [p for p in todo if p.init_from and store.state(p.init_from) == "diverged"]:
@@ -177,4 +208,7 @@ class _NoProgress:
         pass
 
     def remove_task(self, *a, **k):
+        pass
+
+    def mark(self):
         pass

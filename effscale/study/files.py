@@ -157,9 +157,7 @@ def load_study(
     """Parse and plan a study file; keyword arguments override the file (e.g. in CI).
 
     ``samples``: training budgets replacing every budget the file names."""
-    path = Path(path)
-    if not path.is_file():
-        raise EffscaleError(f"no study file at {path}", "see studies/ for examples")
+    path = find_study(path)
     text = path.read_text()
     try:
         spec = tomllib.loads(text)
@@ -292,3 +290,57 @@ def _budgets(path: Path, table: dict) -> list[int] | None:
         return parse_budgets(table["samples"])
     except EffscaleError as e:
         raise EffscaleError(f"{path}: samples: {e.message}", e.hint) from None
+
+
+# --------------------------------------------------------------------------------------
+# The studies that ship with effscale (effscale/studies/*.toml, package data)
+# --------------------------------------------------------------------------------------
+
+
+def packaged_studies() -> dict[str, Path]:
+    """The packaged study files by name (the file's stem): quick, figure3, cifar10 ..."""
+    from importlib.resources import files
+
+    root = Path(str(files("effscale") / "studies"))
+    return {p.stem: p for p in sorted(root.glob("*.toml"))}
+
+
+def find_study(name_or_path: str | Path) -> Path:
+    """A study file: a path that exists, else ``studies/NAME.toml`` in the working directory,
+    else the packaged study of that name (so ``effscale run quick`` works anywhere)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    stem = path.name.removesuffix(".toml")
+    local = Path("studies") / f"{stem}.toml"
+    if local.is_file():
+        return local
+    packaged = packaged_studies()
+    if stem in packaged and path.parent in (Path("."), Path("studies")):
+        return packaged[stem]
+    raise EffscaleError(
+        f"no study file at {path}",
+        f"give a path, or the name of a packaged study: {', '.join(packaged)} "
+        "(see `effscale studies`)",
+    )
+
+
+def describe_studies() -> list[dict]:
+    """One row per packaged study: name, what it is for, model, data, budget, file."""
+    rows = []
+    for name, path in packaged_studies().items():
+        text = path.read_text()
+        spec = tomllib.loads(text)
+        comment = next((line for line in text.splitlines() if line.startswith("#")), "# ")
+        rows.append(
+            {
+                "name": spec.get("name", name),
+                "description": spec.get("description") or comment.lstrip("# ").strip(),
+                "model": spec.get("model", "efficientnet-b0"),
+                "data": spec.get("data", "embedded"),
+                "budget": spec.get("budget", "short"),
+                "seeds": spec.get("seeds", 1),
+                "file": str(path),
+            }
+        )
+    return rows

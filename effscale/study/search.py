@@ -343,8 +343,10 @@ def run_search(
     device: str = "auto",
     force: bool = False,
     show_progress: bool = True,
+    estimates=None,
 ) -> dict:
-    """Store the plan (study.json, search.json), train what is unfinished, then rank."""
+    """Store the plan (study.json, search.json), train what is unfinished, then rank.
+    ``estimates``: the study's Estimate (effscale.study.estimate), kept for the report."""
     store = RunDir(run_dir)
     study = store.save_study(study, force=force)  # refuses another study's directory first
     plan_id = _plan_id(record)
@@ -358,6 +360,7 @@ def run_search(
         device=device,
         force=force,
         show_progress=show_progress,
+        estimates=estimates,
     )
     return search_report(store.path)
 
@@ -445,7 +448,10 @@ def search_report(run_dir: str | Path) -> dict:
         leader=leader,
         chosen=leader if finished else None,
     )
-    figures = search_plot(record, store.path / "figures")
+    from effscale.report.plots import caption
+    from effscale.report.verdicts import finished as finished_rows
+
+    figures = search_plot(record, store.path / "figures", caption=caption(finished_rows(results)))
     record["figures"] = [str(p) for p in figures]
     io.write_json(store.path / SEARCH_FILE, record)
     return record
@@ -497,16 +503,17 @@ def table(record: dict) -> list[dict]:
 # --------------------------------------------------------------------------------------
 
 
-def search_plot(record: dict, out: Path, name: str = "search") -> list[Path]:
-    """Top-1 vs realised FLOPs ratio per trained network, the chosen one starred."""
+def search_plot(record: dict, out: Path, name: str = "search", caption: str = "") -> list[Path]:
+    """Top-1 vs realised FLOPs ratio per trained network, the chosen one starred; ``caption``:
+    the line under it (effscale.report.plots.caption of the results)."""
     nets = [
         r for r in record["candidates"] if r["kept"] and r["trained"] and r["top1_mean"] is not None
     ]
     if not nets:
         return []
-    from effscale.report.plots import _save, plt  # plots sets the Agg backend first
+    from effscale.report.plots import _captioned, _save, plt  # plots sets the Agg backend
 
-    fig, ax = plt.subplots(figsize=(5.4, 4))
+    fig, ax = plt.subplots(figsize=(5.4, 4.2), layout="constrained")
     ax.errorbar(
         [r["realised_flops_ratio"] for r in nets],
         [r["top1_mean"] for r in nets],
@@ -515,7 +522,7 @@ def search_plot(record: dict, out: Path, name: str = "search") -> list[Path]:
         color="tab:blue",
         capsize=3,
         ms=5,
-        label="candidate network (mean ± std over seeds)",
+        label=f"candidate network (mean ± std over {len(record.get('seeds') or [])} seeds)",
     )
     best = record.get("chosen") or record.get("leader")
     if best:
@@ -536,6 +543,7 @@ def search_plot(record: dict, out: Path, name: str = "search") -> list[Path]:
             xytext=(8, 6),
             fontsize=9,
             color="tab:red",
+            annotation_clip=False,
         )
     base = record.get("base_top1") or {}
     if base.get("top1_mean") is not None:
@@ -554,6 +562,7 @@ def search_plot(record: dict, out: Path, name: str = "search") -> list[Path]:
         f"{record['model']}: grid search at φ={record['phi']:g} (α·β²·γ² ≈ {record['target']:g})"
     )
     ax.grid(alpha=0.3)
+    ax.margins(x=0.15, y=0.1)
     ax.legend(fontsize=7)
     out.mkdir(parents=True, exist_ok=True)
-    return _save(fig, out, name)
+    return _save(_captioned(fig, caption), out, name)

@@ -59,6 +59,12 @@ def _natural(name: str) -> list:
 def get_spec(name: str) -> BackboneSpec:
     """The base spec of a registered backbone; unknown names suggest the closest ones."""
     _load_entry_points()
+    if name.startswith("timm:") and name not in _BACKBONES:
+        raise EffscaleError(
+            f"{name} is a timm model: effscale costs timm models but builds, scales and "
+            "trains only its registered backbones",
+            f"use `effscale cost {name}`, or `effscale models` for the backbones",
+        )
     if name not in _BACKBONES:
         close = difflib.get_close_matches(name, _BACKBONES, n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(close)}?" if close else "see `effscale models`"
