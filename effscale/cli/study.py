@@ -63,7 +63,7 @@ def _study_context(
     model,
 ):
     """Dataset, recipe, training budgets and base shared by sweep, compound and search."""
-    from effscale.recipe import budget, parse_budgets
+    from effscale.recipe import budget, parse_budgets, samples_for_epochs
     from effscale.study.engine import dataset
     from effscale.study.plan import Base
     from effscale.zoo import get_spec
@@ -72,10 +72,10 @@ def _study_context(
         raise EffscaleError("--epochs and --samples both set the budget", "give one of them")
     budgets = parse_budgets(samples) if samples is not None else None
     get_spec(model)  # an unknown model fails here, before any data is loaded
+    recipe = budget(budget_, lr=lr, batch_size=batch_size).validate()  # train's messages
     ds = dataset(data)
     if epochs is not None:
-        budgets = [max(1, int(epochs * len(ds.train_labels)))]
-    recipe = budget(budget_, lr=lr, batch_size=batch_size)
+        budgets = [samples_for_epochs(epochs, len(ds.train_labels))]
     base = Base(
         model, base_resolution or ds.resolution, base_width, base_depth, multiple, small_input
     )
@@ -87,10 +87,11 @@ def _run_and_print(
 ):
     """Run a study on the executor asked for; ``cluster``: make_executor's cluster options."""
     from effscale.report.verdicts import summarise
-    from effscale.study.engine import run_study
+    from effscale.study.engine import check_plan, raise_if_failed, run_study
     from effscale.study.executors import make_executor
 
     out = out or f"runs/{study.name}"
+    check_plan(study, device, here=executor == "local")
     runner = make_executor(executor, workers, device, run_dir=out, **cluster)
     output.note(f"{study.name}: {len(study.points)} points -> {out}", fmt)
     df = run_study(study, out, executor=runner, device=device, force=force)
@@ -106,6 +107,7 @@ def _run_and_print(
         screen=["d", "w", "r", "resolution", "roles", "flops", "seeds", "top1_mean", "top1_std"],
     )
     output.note(f"results: {out}/results.csv; report and plots: effscale report {out}", fmt)
+    raise_if_failed(study, out)  # exit code 1 when points failed
 
 
 def _measure_latency(run_dir, device):
@@ -164,13 +166,14 @@ def sweep(
         at_budgets,
         plan_sweep,
         recipe_identity,
+        seed_list,
     )
 
     if dim not in DIMENSIONS:
         raise EffscaleError(f"unknown dimension {dim!r}", f"use one of {', '.join(DIMENSIONS)}")
     vals = parse_range(values) if values is not None else FIGURE3_VALUES[dim]
     if cost_only:
-        from effscale.cost import describe
+        from effscale.cost import describe_all
         from effscale.study.plan import Base
         from effscale.zoo import get_spec
 
@@ -182,7 +185,7 @@ def sweep(
             multiple,
             small_input,
         )
-        rows = [describe(base.variant(**{dim[0]: v})) for v in sorted(set([1.0] + vals))]
+        rows = describe_all([base.variant(**{dim[0]: v}) for v in sorted(set([1.0] + vals))])
         output.rows(
             rows,
             fmt,
@@ -199,6 +202,7 @@ def sweep(
             ],
         )
         return
+    seed_ids = seed_list(seeds)
     ds, recipe, budgets, base = _study_context(
         data,
         budget_,
@@ -225,7 +229,7 @@ def sweep(
         },
     )
     for r in at_budgets(recipe, budgets):
-        plan_sweep(study, base, dim, vals, list(range(seeds)), r, data)
+        plan_sweep(study, base, dim, vals, seed_ids, r, data)
     _run_and_print(
         study,
         out,
@@ -359,8 +363,9 @@ def compound_cmd(
             fmt,
         )
         return
-    from effscale.study.plan import Study, at_budgets, plan_compound, recipe_identity
+    from effscale.study.plan import Study, at_budgets, plan_compound, recipe_identity, seed_list
 
+    seed_ids = seed_list(seeds)
     ds, recipe, budgets, base = _study_context(
         data,
         budget_,
@@ -394,7 +399,7 @@ def compound_cmd(
             study,
             base,
             phis,
-            list(range(seeds)),
+            seed_ids,
             r,
             data,
             alpha=alpha,
@@ -484,13 +489,21 @@ def status(run_dir: RunDirArg, fmt: FormatOpt = Format.table):
     if fmt is Format.json:
         output.record(st, fmt)
         return
-    output.record({k: v for k, v in st.items() if k != "states"}, fmt, title=run_dir)
+    output.record(st, fmt, title=run_dir)
     if jobs:
         output.rows(
             [{"key": k, "state": s, **jobs.get(k, {})} for k, s in st["states"].items()],
             fmt,
             title="Points and their Slurm jobs",
         )
+    if st["errors"]:
+        output.rows(
+            [{"key": k, "error": e} for k, e in st["errors"].items()],
+            fmt,
+            title=f"Failed points (errors in {run_dir}/points/<key>/error.json)",
+        )
+    for problem in st["problems"]:
+        output.note(f"damaged: {problem}; that point counts as not finished", fmt)
 
 
 @app.command()
@@ -541,6 +554,8 @@ def report(
     ):
         if result[key]:
             output.rows(result[key], fmt, title=title, screen=screen)
+    for warning in result["warnings"]:
+        output.note(f"warning: {warning}", fmt)
     output.note(f"report: {result['report']} ({len(result['figures'])} figure files)", fmt)
 
 
@@ -550,9 +565,7 @@ def plot(run_dir: RunDirArg, fmt: FormatOpt = Format.table):
 
     Example: effscale plot runs/figure3
     """
-    from effscale.report.plots import all_plots
-    from effscale.study.store import RunDir
+    from effscale.report import redraw
 
-    store = RunDir(run_dir)
-    paths = all_plots(store.write_results(), store.path / "figures")
+    paths = redraw(run_dir)
     output.rows([{"figure": str(p)} for p in paths], fmt, title="Figures")
