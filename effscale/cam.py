@@ -12,7 +12,6 @@ take images from a folder or a dataset's test split, map the predicted class of 
 and draw a grid: the image, then one column per run with its map over the image.
 """
 
-import json
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -179,9 +178,11 @@ def training_data(path: str | Path) -> str | None:
     """The dataset spec a run was trained on, from its config.json (None if unknown)."""
     path = Path(path)
     config = (path if path.is_dir() else path.parent) / "config.json"
-    if not config.is_file():
-        return None
-    return json.loads(config.read_text())["identity"]["data"].get("dataset")
+    from effscale.runfiles import read_config
+
+    saved, _ = read_config(config)  # absent or damaged: unknown
+    data = (saved or {})["identity"].get("data") if saved else None
+    return data.get("dataset") if isinstance(data, dict) else None
 
 
 # ---------------------------------------------------------------------------------------

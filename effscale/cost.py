@@ -27,6 +27,7 @@ from importlib import resources
 from typing import TYPE_CHECKING
 
 from effscale import io
+from effscale.errors import EffscaleError
 from effscale.scaling import Variant
 from effscale.zoo import resolve_spec
 
@@ -232,17 +233,40 @@ def count_cost(variant: Variant, num_classes: int = 1000, cache: bool = True) ->
     if cache and key in shipped_costs():
         return Cost(**shipped_costs()[key])
     path = io.cache_dir() / "cost" / f"{key}.json"
-    if cache and path.exists():
-        try:
-            return Cost(**json.loads(path.read_text()))
-        except (ValueError, TypeError):
-            pass  # a damaged entry is recounted and replaced
+    if cache and (cached := _read_cached(path)) is not None:
+        return cached
     if _on_count.get() is not None:
         _on_count.get()(variant)
     cost = count_spec(spec, num_classes, variant.resolution)  # imports torch: a miss only
     if cache:
-        io.write_json(path, cost.to_dict())
+        _write_cached(path, cost)
     return cost
+
+
+def _read_cached(path) -> Cost | None:
+    """A cache entry, or None when absent or damaged (then recounted and replaced)."""
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, ValueError):  # absent, a directory, unreadable, not JSON
+        return None
+    fields = ("flops", "params", "activations")
+    if not isinstance(d, dict) or sorted(d) != sorted(fields):
+        return None
+    if not all(isinstance(d[k], int) and not isinstance(d[k], bool) and d[k] >= 0 for k in fields):
+        return None
+    return Cost(**d)
+
+
+def _write_cached(path, cost: Cost) -> None:
+    if path.is_dir():  # something made a directory of the entry: count without caching
+        return
+    try:
+        io.write_json(path, cost.to_dict())
+    except OSError as e:
+        raise EffscaleError(
+            f"cannot write the cost cache at {path.parent}: {e.strerror or e}",
+            "set EFFSCALE_CACHE to a writable directory (or make that path one)",
+        ) from None
 
 
 def describe(variant: Variant, num_classes: int = 1000) -> dict:
@@ -262,6 +286,14 @@ def describe(variant: Variant, num_classes: int = 1000) -> dict:
         "target_flops_ratio": round(variant.target_flops_ratio, 4),
         "realised_flops_ratio": round(cost.flops / base_cost.flops, 4),
     }
+
+
+def describe_all(variants: list[Variant], num_classes: int = 1000) -> list[dict]:
+    """describe() for each variant, once every one of them is known to be buildable here:
+    a range that ends in an absurd variant is refused before any counting starts."""
+    for v in variants:
+        resolve_spec(v)
+    return [describe(v, num_classes) for v in variants]
 
 
 def backbone_costs(pattern: str = "*") -> list[dict]:
@@ -302,7 +334,6 @@ def compound_costs(
 
     phis = parse_range(phi) if isinstance(phi, str) else list(phi)
     base_resolution = base_resolution or get_spec(backbone).resolution
-    return [
-        {"phi": p, **describe(v, num_classes)}
-        for p, v in compound_variants(backbone, phis, base_resolution=base_resolution, **kwargs)
-    ]
+    variants = compound_variants(backbone, phis, base_resolution=base_resolution, **kwargs)
+    rows = describe_all([v for _, v in variants], num_classes)
+    return [{"phi": p, **row} for (p, _), row in zip(variants, rows)]

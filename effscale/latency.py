@@ -9,7 +9,6 @@ the clock sees the kernels finish, not just their launch. The median is the figu
 the quartiles and the standard deviation say how noisy the machine was.
 """
 
-import json
 import os
 import statistics
 import time
@@ -241,7 +240,7 @@ def latency_for_results(
         return df
     num_classes = 1000
     if len(df):
-        config = json.loads((store.point_dir(df["key"].iloc[0]) / "config.json").read_text())
+        config = store.config(df["key"].iloc[0]) or {}
         num_classes = config.get("num_classes", num_classes)
     df = add_latency(
         df,

@@ -129,6 +129,15 @@ def budget(name: str, **overrides) -> Recipe:
     return replace(BUDGETS[name], **{k: v for k, v in overrides.items() if v is not None})
 
 
+def samples_for_epochs(epochs: float, per_epoch: int) -> int:
+    """``--epochs`` as a budget in samples: that many passes over ``per_epoch`` images."""
+    if not (epochs > 0 and math.isfinite(epochs)):
+        raise EffscaleError(
+            f"--epochs must be a positive number, got {epochs:g}", "write e.g. --epochs 3"
+        )
+    return max(1, int(epochs * per_epoch))
+
+
 def paper_dropout(flops_ratio: float) -> float:
     """Dropout rising from 0.2 (B0) to 0.5 (B7) with size, as the official table does.
 

@@ -86,7 +86,16 @@ def scale_spec(spec: BackboneSpec, d: float = 1.0, w: float = 1.0) -> BackboneSp
 
 def compound(phi: float, alpha: float = ALPHA, beta: float = BETA, gamma: float = GAMMA):
     """Equation 3: (d, w, r) = (alpha^phi, beta^phi, gamma^phi)."""
-    return alpha**phi, beta**phi, gamma**phi
+    try:
+        d, w, r = alpha**phi, beta**phi, gamma**phi
+    except OverflowError:
+        d = w = r = math.inf
+    if not all(math.isfinite(m) for m in (d, w, r)):
+        raise EffscaleError(
+            f"phi={phi:g} overflows: alpha^phi, beta^phi or gamma^phi is not a finite number",
+            "use a phi that gives a network this machine can hold, e.g. --phi 0..7",
+        )
+    return d, w, r
 
 
 def flops_ratio(d: float, w: float, r: float) -> float:

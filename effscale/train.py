@@ -31,7 +31,7 @@ from effscale.compiling import mode_for as compile_mode
 from effscale.cost import count_cost
 from effscale.data.augment import eval_transform, policy_for, train_transform
 from effscale.data.dataset import ImageDataset
-from effscale.errors import EffscaleError
+from effscale.errors import EffscaleError, Interrupted
 from effscale.hardware import device_name
 from effscale.recipe import DROP_PATH, Recipe, paper_dropout
 from effscale.scaling import Variant
@@ -308,13 +308,21 @@ def load_weights(model, path: str | Path, new_head: bool) -> str:
     initialised. Any other difference means the weights belong to another variant.
     """
     path = Path(path)
+    hint = "give a checkpoint.pt or a state dict"
     if not path.is_file():
-        raise EffscaleError(f"no weights file at {path}", "give a checkpoint.pt or a state dict")
+        raise EffscaleError(f"no weights file at {path}", hint)
+    if path.stat().st_size == 0:
+        raise EffscaleError(f"{path} is empty, not weights", hint)
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise EffscaleError(f"cannot read weights from {path}: {e}") from None
-    state = (blob.get("ema") or blob["model"]) if "model" in blob else blob
+        why = _unloadable(e, path)
+        raise EffscaleError(f"cannot read weights from {path}: {why}", hint) from None
+    checkpoint = isinstance(blob, dict) and "model" in blob  # else a plain state dict
+    state = (blob.get("ema") or blob["model"]) if checkpoint else blob
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        what = type(state).__name__ if not isinstance(state, dict) else "dict of other things"
+        raise EffscaleError(f"{path} holds a {what}, not a checkpoint or a state dict", hint)
     head = state.get("fc.weight")
     replaced = head is not None and head.shape[0] != model.num_classes
     if replaced:
@@ -393,10 +401,32 @@ def load_checkpoint(path, model, optimizer, ema, device) -> Progress:
             torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
     except Exception as e:
         raise EffscaleError(
-            f"cannot resume from {path}: {str(e).splitlines()[0][:200]}",
+            f"cannot resume from {path}: {_unloadable(e, path)}",
             "delete the checkpoint to train the run from the start",
         ) from None
     return at
+
+
+def _unloadable(e: Exception, path=None) -> str:
+    """Why torch.load (weights only) of ``path``, or reading the checkpoint it holds, failed,
+    in a few words."""
+    text = str(e).strip()
+    try:
+        head = Path(path).open("rb").read(4) if path is not None else b"\x80"
+    except OSError:
+        head = b""
+    if "Weights only load failed" in text and (head[:1] == b"\x80" or head[:2] == b"PK"):
+        return (
+            "it is not a file of tensors and plain data (anything else is refused: "
+            "unpickling it could run code)"
+        )
+    if isinstance(e, EOFError):
+        return "the file ends early (truncated?)"
+    if isinstance(e, KeyError) and e.args and isinstance(e.args[0], str):
+        return f"it lacks {text}, so it is not a checkpoint effscale wrote"
+    first = text.splitlines()[0] if text else ""
+    first = f"{type(e).__name__}: {first}" if first else type(e).__name__
+    return f"it is not a file torch.save wrote ({first[:150]})"
 
 
 # ---------------------------------------------------------------------------------------
@@ -404,22 +434,31 @@ def load_checkpoint(path, model, optimizer, ema, device) -> Progress:
 # ---------------------------------------------------------------------------------------
 
 
-def open_run_dir(out: Path, identity: dict, resume: bool) -> dict | None:
+def open_run_dir(out: Path, identity: dict, resume: bool, emit=None) -> dict | None:
     """The result of a finished run in ``out``; None when the run is to be trained (new, or
-    interrupted and resumed). A directory of another run is refused."""
-    if not (out / "config.json").exists():
+    interrupted and resumed). A directory of another run, or one whose config.json is
+    damaged (so whose run it holds is unknown), is refused. A damaged result.json means
+    finishing the run again from its checkpoint (``emit`` hears it)."""
+    from effscale.runfiles import read_config, read_result
+
+    saved, problem = read_config(out / "config.json")
+    if problem:
+        raise EffscaleError(
+            f"{out}/config.json {problem}, so the run it holds is unknown",
+            "delete that directory to train the run again, or choose another --out",
+        )
+    if saved is None:
         return None
-    try:
-        saved = json.loads((out / "config.json").read_text())
-    except (OSError, ValueError):
-        saved = None
-    if not isinstance(saved, dict) or saved.get("identity") != identity:
+    if saved.get("identity") != identity:
         raise EffscaleError(
             f"{out} holds a different run (other variant, recipe, data or seed)",
             "choose another --out",
         )
-    if (out / "result.json").exists():
-        return json.loads((out / "result.json").read_text())  # finished: never retrained
+    result, problem = read_result(out / "result.json")
+    if result is not None:
+        return result  # finished: never retrained
+    if problem and emit:
+        emit("message", f"{out}/result.json {problem}: finishing the run again")
     if not resume and (out / "checkpoint.pt").exists():
         raise EffscaleError(
             f"{out} holds an interrupted run",
@@ -477,10 +516,11 @@ def train(
     """
     recipe = recipe.validate()
     device = resolve_device(device)
-    out = Path(out)
+    out = io.writable_dir(out)
+    io.remove_orphans(out)  # temporary files of a killed run
     emit = on_event or (lambda kind, payload: None)
     identity = run_identity(variant, recipe, data, seed, init_from)
-    finished = open_run_dir(out, identity, resume)
+    finished = open_run_dir(out, identity, resume, emit)
     if finished is not None:
         return finished
     _check_protocol(recipe)
@@ -516,10 +556,28 @@ def train(
     if not any(n.startswith("torch.compile") for n in at.notes):
         at.notes.append(f"torch.compile {'on' if compiled else 'off'}: {why}")
     step_model = CompiledOrEager(model, emit, compile_mode(device)) if compiled else model
-    status = fit(
-        model, ema, optimizer, at, variant, data, recipe, out, seed, device,
-        freeze_epochs, step_model, emit,
-    )  # fmt: skip
+    saved = [at.epoch]  # epochs in checkpoint.pt: fit says "epoch" once one is written
+
+    def on_epoch(kind, payload):
+        if kind == "epoch":
+            saved[0] = payload["epoch"]
+        emit(kind, payload)
+
+    try:
+        status = fit(
+            model, ema, optimizer, at, variant, data, recipe, out, seed, device,
+            freeze_epochs, step_model, on_epoch,
+        )  # fmt: skip
+    except KeyboardInterrupt:  # files are replaced whole: the last checkpoint is intact
+        raise Interrupted(
+            f"{variant.label} stopped after {at.samples:,} of {recipe.samples:,} samples; "
+            + (
+                f"{out}/checkpoint.pt holds its first {saved[0]} epoch(s)"
+                if saved[0]
+                else "no epoch had finished, so there is no checkpoint yet"
+            ),
+            "rerun with --resume to continue" if saved[0] else "rerun to start again",
+        ) from None
     return _finish(out, status, at, cost, ema, recipe)
 
 

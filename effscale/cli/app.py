@@ -7,7 +7,7 @@ from rich.markup import escape
 
 import effscale
 from effscale import output
-from effscale.errors import EffscaleError
+from effscale.errors import EffscaleError, Interrupted
 
 try:  # typer >= 0.17 carries its own copy of click
     from typer._click.exceptions import NoArgsIsHelpError, UsageError
@@ -26,9 +26,14 @@ def _usage_error(e: UsageError) -> typer.Exit:
     return typer.Exit(2)
 
 
+def _say(label: str, text: str) -> None:
+    output.err_console.print(f"{label} {escape(text)}", highlight=False, soft_wrap=True)
+
+
 class _Group(typer.core.TyperGroup):
-    """Known errors become one line on stderr and exit code 2, never a traceback: in a
-    command (invoke) and in the top-level options (make_context, e.g. ``effscale --bogus``)."""
+    """Known errors become one line on stderr and exit code 2 (1 for work that failed),
+    never a traceback, in a command (invoke) and in the top-level options (make_context,
+    e.g. ``effscale --bogus``); Ctrl-C says what finished and exits 130."""
 
     def make_context(self, info_name, args, parent=None, **extra):
         try:
@@ -42,9 +47,15 @@ class _Group(typer.core.TyperGroup):
         try:
             return super().invoke(ctx)
         except EffscaleError as e:
-            output.err_console.print(
-                f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True
-            )
+            _say("[bold red]error:[/]", str(e))
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt as e:
+            text = str(e) if isinstance(e, Interrupted) else "stopped before finishing"
+            _say("[bold yellow]interrupted:[/]", text)
+            raise typer.Exit(130) from None
+        except OSError as e:  # the file system said no where no check foresaw it
+            where = f": {e.filename}" if e.filename else ""
+            _say("[bold red]error:[/]", f"{e.strerror or e}{where}")
             raise typer.Exit(2) from None
         except NoArgsIsHelpError:
             raise

@@ -143,9 +143,11 @@ def search(
         return
 
     from effscale.cli.study import _estimate, _print_plan, _study_context, confirm_long_run
-    from effscale.study.executors import LocalWorkers
-    from effscale.study.plan import Study, at_budgets
+    from effscale.study.engine import check_plan, raise_if_failed
+    from effscale.study.executors import make_executor
+    from effscale.study.plan import Study, at_budgets, seed_list
 
+    seed_ids = seed_list(seeds)
     ds, recipe, budgets, base = _study_context(
         data,
         budget_,
@@ -181,7 +183,7 @@ def search(
             study,
             base,
             phi,
-            list(range(seeds)),
+            seed_ids,
             recipe,
             data,
             target=target,
@@ -200,7 +202,8 @@ def search(
     )
     if seeds < 2:
         output.note("one seed: the ranking has no spread to judge it by (use --seeds 3)", fmt)
-    executor = LocalWorkers(workers, device) if workers > 1 else None
+    check_plan(study, device)
+    executor = make_executor("local", workers, device)
     plan = _estimate(study, out, device, executor)
     if dry_run:
         _print_plan(plan, fmt)
@@ -227,3 +230,4 @@ def search(
             f"{out}/figures/search.png; Step 2: effscale compound --from-search {out}",
             fmt,
         )
+    raise_if_failed(study, out)  # exit code 1 when points failed

@@ -68,7 +68,7 @@ def _study_context(
     model,
 ):
     """Dataset, recipe, training budgets and base shared by sweep, compound and search."""
-    from effscale.recipe import budget, parse_budgets
+    from effscale.recipe import budget, parse_budgets, samples_for_epochs
     from effscale.study.engine import dataset
     from effscale.study.plan import Base
     from effscale.zoo import get_spec
@@ -77,10 +77,10 @@ def _study_context(
         raise EffscaleError("--epochs and --samples both set the budget", "give one of them")
     budgets = parse_budgets(samples) if samples is not None else None
     get_spec(model)  # an unknown model fails here, before any data is loaded
+    recipe = budget(budget_, lr=lr, batch_size=batch_size).validate()  # train's messages
     ds = dataset(data)
     if epochs is not None:
-        budgets = [max(1, int(epochs * len(ds.train_labels)))]
-    recipe = budget(budget_, lr=lr, batch_size=batch_size)
+        budgets = [samples_for_epochs(epochs, len(ds.train_labels))]
     base = Base(
         model, base_resolution or ds.resolution, base_width, base_depth, multiple, small_input
     )
@@ -104,10 +104,11 @@ def _run_and_print(
     """Estimate a study, then print its plan (dry run) or run it on the executor asked for;
     ``cluster``: make_executor's cluster options."""
     from effscale.report.verdicts import summarise
-    from effscale.study.engine import run_study
+    from effscale.study.engine import check_plan, raise_if_failed, run_study
     from effscale.study.executors import make_executor
 
     out = out or f"runs/{study.name}"
+    check_plan(study, device, here=executor == "local")
     runner = make_executor(executor, workers, device, run_dir=out, **cluster)
     plan = _estimate(study, out, device, runner)
     if dry_run:
@@ -131,6 +132,7 @@ def _run_and_print(
         screen=["d", "w", "r", "resolution", "roles", "flops", "seeds", "top1_mean", "top1_std"],
     )
     output.note(f"results: {out}/results.csv; report and plots: effscale report {out}", fmt)
+    raise_if_failed(study, out)  # exit code 1 when points failed
 
 
 def _estimate(study, out, device, executor=None, **kw):
@@ -260,6 +262,7 @@ def sweep(
         at_budgets,
         plan_sweep,
         recipe_identity,
+        seed_list,
     )
 
     if dim not in DIMENSIONS:
@@ -268,12 +271,14 @@ def sweep(
     if cost_only and dry_run:
         raise EffscaleError("--cost-only and --dry-run both print without training", "give one")
     if cost_only:
-        from effscale.cost import describe
+        from effscale.cost import describe_all
 
         base, classes, where = _cost_base(
             data, model, base_resolution, base_width, base_depth, multiple, small_input
         )
-        rows = [describe(base.variant(**{dim[0]: v}), classes) for v in sorted(set([1.0] + vals))]
+        rows = describe_all(
+            [base.variant(**{dim[0]: v}) for v in sorted(set([1.0] + vals))], classes
+        )
         output.rows(
             rows,
             fmt,
@@ -291,6 +296,7 @@ def sweep(
         )
         output.note(f"{where}.", fmt)
         return
+    seed_ids = seed_list(seeds)
     ds, recipe, budgets, base = _study_context(
         data,
         budget_,
@@ -318,7 +324,7 @@ def sweep(
     )
     with output.planning(f"planning {study.name}"):
         for r in at_budgets(recipe, budgets):
-            plan_sweep(study, base, dim, vals, list(range(seeds)), r, data)
+            plan_sweep(study, base, dim, vals, seed_ids, r, data)
     _run_and_print(
         study,
         out,
@@ -472,8 +478,9 @@ def compound_cmd(
             fmt,
         )
         return
-    from effscale.study.plan import Study, at_budgets, plan_compound, recipe_identity
+    from effscale.study.plan import Study, at_budgets, plan_compound, recipe_identity, seed_list
 
+    seed_ids = seed_list(seeds)
     ds, recipe, budgets, base = _study_context(
         data,
         budget_,
@@ -508,7 +515,7 @@ def compound_cmd(
                 study,
                 base,
                 phis,
-                list(range(seeds)),
+                seed_ids,
                 r,
                 data,
                 alpha=alpha,
@@ -658,13 +665,21 @@ def status(run_dir: RunDirArg, fmt: FormatOpt = Format.table):
     if fmt is Format.json:
         output.record(st, fmt)
         return
-    output.record({k: v for k, v in st.items() if k != "states"}, fmt, title=run_dir)
+    output.record(st, fmt, title=run_dir)
     if jobs:
         output.rows(
             [{"key": k, "state": s, **jobs.get(k, {})} for k, s in st["states"].items()],
             fmt,
             title="Points and their Slurm jobs",
         )
+    if st["errors"]:
+        output.rows(
+            [{"key": k, "error": e} for k, e in st["errors"].items()],
+            fmt,
+            title=f"Failed points (errors in {run_dir}/points/<key>/error.json)",
+        )
+    for problem in st["problems"]:
+        output.note(f"damaged: {problem}; that point counts as not finished", fmt)
 
 
 @app.command()
@@ -724,6 +739,8 @@ def report(
             f"{timing['median_ratio']:.2f})",
             fmt,
         )
+    for warning in result["warnings"]:
+        output.note(f"warning: {warning}", fmt)
     output.note(f"report: {result['report']} ({len(result['figures'])} figure files)", fmt)
 
 
@@ -733,9 +750,7 @@ def plot(run_dir: RunDirArg, fmt: FormatOpt = Format.table):
 
     Example: effscale plot runs/figure3
     """
-    from effscale.report.plots import all_plots
-    from effscale.study.store import RunDir
+    from effscale.report import redraw
 
-    store = RunDir(run_dir)
-    paths = all_plots(store.write_results(), store.path / "figures")
+    paths = redraw(run_dir)
     output.rows([{"figure": str(p)} for p in paths], fmt, title="Figures")

@@ -97,7 +97,7 @@ def train_cmd(
     adapted for small images. Example: effscale train efficientnet-b0 --width 0.5
     """
     from effscale.data import load_dataset
-    from effscale.recipe import budget, parse_budgets
+    from effscale.recipe import budget, parse_budgets, samples_for_epochs
     from effscale.train import train
     from effscale.zoo import variant_for
 
@@ -124,7 +124,7 @@ def train_cmd(
         base_depth=base_depth,
     )
     if epochs is not None:
-        samples = int(epochs * len(dataset.train_labels))
+        samples = samples_for_epochs(epochs, len(dataset.train_labels))
     recipe = budget(budget_, samples=samples, batch_size=batch_size, lr=lr)
     out = (
         out

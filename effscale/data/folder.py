@@ -195,7 +195,8 @@ def load_tree(
     meta = _read_json(meta_path)
     size, resized = storage_size, True
     if size is None:
-        if not isinstance(meta.get("own"), int):
+        own = meta.get("own")
+        if not (isinstance(own, int) and not isinstance(own, bool) and own >= 0):
             meta["own"] = own_size(tree.sources("train") + tree.sources("test")) or 0
             write_json(meta_path, meta)
         size, resized = meta["own"] or mixed_size(min_size), not meta["own"]
@@ -266,7 +267,7 @@ def _decode(tree: Tree, size: int, fail: bool) -> dict:
 def _streaming(tree, size, meta_path, meta, on_bad_image, why) -> ImageDataset:
     """StreamingImages for both splits; mean and std from a fixed sample of training images."""
     stats = meta.get(f"stream_stats_{size}")
-    if stats is None:
+    if not _valid_stats(stats):  # absent, or damaged: sampled again
         n = len(tree.files["train"])
         idx = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:STATS_SAMPLE]
         idx = sorted(idx.tolist())
@@ -313,10 +314,29 @@ def _streaming(tree, size, meta_path, meta, on_bad_image, why) -> ImageDataset:
 
 
 def _read_json(path: Path) -> dict:
+    """The folder cache's metadata; {} when absent or damaged (then worked out again)."""
     try:
-        return json.loads(path.read_text())
+        meta = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def _valid_stats(stats) -> bool:
+    """Whether a cached stream_stats entry has the fields and types _streaming wrote."""
+    if not isinstance(stats, dict):
+        return False
+    channels = [stats.get("mean"), stats.get("std")]
+    return (
+        all(isinstance(c, list) and c and all(_is_number(v) for v in c) for c in channels)
+        and isinstance(stats.get("sample"), int)
+        and isinstance(stats.get("bad"), list)
+        and all(isinstance(b, list) and len(b) == 2 for b in stats["bad"])
+    )
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def _read_pt(path: Path) -> dict | None:
@@ -324,5 +344,8 @@ def _read_pt(path: Path) -> dict | None:
     try:
         data = torch.load(path, weights_only=True)
     except Exception:  # absent, or not a file this code wrote: decode again and replace it
+        return None
+    keys = ("train_images", "train_labels", "test_images", "test_labels", "mean", "std", "bad")
+    if not isinstance(data, dict) or not all(k in data for k in keys):
         return None
     return data if data.get("version") == CACHE_VERSION else None

@@ -1,5 +1,5 @@
 """Reports from a run directory: tables, plots and the paper's two verdicts."""
 
-from effscale.report.report import write_report
+from effscale.report.report import redraw, write_report
 
-__all__ = ["write_report"]
+__all__ = ["redraw", "write_report"]

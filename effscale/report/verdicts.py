@@ -275,3 +275,44 @@ def transfer_table(df: pd.DataFrame, points) -> list[dict]:
             }
         )
     return out
+
+
+def mixed_environments(df: pd.DataFrame) -> list[str]:
+    """One warning per verdict whose points were trained in different environments.
+
+    ``df`` needs a ``trained_on`` column (device type and thread count, from each point's
+    config.json; report.trained_on). Neither is in a point's key, yet a point trained with 1
+    thread differed from the same point with 2 by 1 to 3.4 top-1 points here, so a verdict
+    standing on both kinds compares unlike runs.
+    """
+    df = finished(df)
+    if "trained_on" not in df or df["trained_on"].nunique() < 2:
+        return []
+    out = []
+    keys = ["model"] + ["budget"] * ("budget" in df)
+    for group, sub in df.groupby(keys, sort=False):
+        name = " at ".join(
+            [str(group[0]), *[f"{b:,} samples" for b in group[1:]]]
+            if isinstance(group, tuple)
+            else [str(group)]
+        )
+        comparisons = [(f"{dim} alone", dimension_curve(sub, dim)) for dim in DIMENSIONS]
+        comparisons = [(what, c) for what, c in comparisons if c["flops"].nunique() >= 3]
+        for phi in sorted(p for p in sub["phi"].dropna().unique() if p != 0):
+            at_phi = sub[sub["phi"] == phi]
+            comp = at_phi[has_role(at_phi, "compound")]
+            singles = [at_phi[has_role(at_phi, f"match-{d}")] for d in DIMENSIONS]
+            if not comp.empty and any(not s.empty for s in singles):
+                comparisons.append(
+                    (f"compound vs single at phi={phi:g}", pd.concat([comp, *singles]))
+                )
+        for what, rows in comparisons:
+            counts = rows["trained_on"].value_counts()
+            if len(counts) > 1:
+                mix = "; ".join(f"{env} ({_runs(n)})" for env, n in sorted(counts.items()))
+                out.append(f"{name}, {what}: mixes points trained on {mix}")
+    return out
+
+
+def _runs(n: int) -> str:
+    return f"{n} run{'s' * (n != 1)}"

@@ -1,9 +1,11 @@
 """The one engine every study goes through: sweep, compound, search and study files.
 
-run_study writes (or extends) the plan, skips finished points, hands the rest to an
-executor, shows a study bar above each run's bar, and rebuilds the results table after
-every point. Killing it loses at most the current epoch of the running points: a rerun
-resumes them from their checkpoints and never retrains a finished one.
+run_study checks the whole plan first (check_plan), writes (or extends) it, skips finished
+points, hands the rest to an executor, shows a study bar above each run's bar, and rebuilds
+the results table after every point. Killing it loses at most the current epoch of the
+running points: a rerun resumes them from their checkpoints and never retrains a finished
+one. Ctrl-C stops it cleanly (effscale.study.executors) and raises Interrupted saying what
+finished; failed points are recorded (error.json) and raise_if_failed reports them.
 """
 
 import time
@@ -13,8 +15,9 @@ from pathlib import Path
 import pandas as pd
 from rich.markup import escape
 
-from effscale import output
+from effscale import io, output
 from effscale.cost import count_cost
+from effscale.errors import EffscaleError, Interrupted
 from effscale.study.plan import Point, Study
 from effscale.study.store import RunDir, file_lock
 
@@ -64,6 +67,7 @@ def run_point(task: Task, emit=None) -> dict:
         if not mine:
             return {"status": "running", "note": "another process is training this point"}
         (out / "error.json").unlink(missing_ok=True)
+        _forget_unverifiable(out, emit and (lambda kind, p: emit(kind, task.point.key, p)))
         init_from = None
         if task.point.init_from:
             init_from = store.point_dir(task.point.init_from) / "checkpoint.pt"
@@ -82,6 +86,56 @@ def run_point(task: Task, emit=None) -> dict:
         )
 
 
+def check_plan(study: Study, device: str = "auto", here: bool = True) -> None:
+    """Refuse, before any point starts, a plan that could not train: no points, a recipe
+    that train would refuse (Recipe.validate), a variant too large to build, a negative
+    seed, or a device this machine lacks (``here=False``: the points run elsewhere, on
+    Slurm or Ray, and only the device's name is checked). The messages are train's."""
+    from effscale.train import resolve_device
+    from effscale.zoo import resolve_spec
+
+    if not study.points:
+        raise EffscaleError(f"study {study.name!r} plans no points", "give at least one seed")
+    for recipe in dict.fromkeys(p.recipe for p in study.points):
+        recipe.validate()
+    for variant in dict.fromkeys(p.variant for p in study.points):
+        resolve_spec(variant)  # refuses variants too small or too large to build
+    if bad := [p.seed for p in study.points if p.seed < 0]:
+        raise EffscaleError(f"seeds must be 0 or more, got {bad[0]}")
+    if here:
+        resolve_device(device)
+    elif device not in ("auto", "cpu") and not device.startswith("cuda"):
+        resolve_device(device)  # an unknown name: train's message
+
+
+def raise_if_failed(study: Study, run_dir: str | Path) -> None:
+    """Exit code 1 and one line when points of the study failed: how many, and where their
+    errors are (points/<key>/error.json; `effscale status` lists them)."""
+    store = RunDir(run_dir)
+    failed = [p.key for p in study.points if store.state(p.key) == "failed"]
+    if failed:
+        raise EffscaleError(
+            f"{len(failed)} of {len(study.points)} points failed; their errors are in "
+            f"{store.path}/points/<key>/error.json (first: {store.point_dir(failed[0])})",
+            f"effscale status {store.path} lists them; a rerun retries them",
+            exit_code=1,
+        )
+
+
+def _forget_unverifiable(out: Path, emit=None) -> None:
+    """A point directory whose config.json is damaged holds a run nobody can verify: its
+    files go, so that the point trains from the start (the directory is effscale's own,
+    named by the point's key; train itself refuses such a directory)."""
+    from effscale.runfiles import read_config
+
+    _, problem = read_config(out / "config.json")
+    if problem:
+        if emit:
+            emit("message", f"{out}/config.json {problem}: training the point from the start")
+        for name in ("config.json", "checkpoint.pt", "metrics.jsonl", "result.json"):
+            (out / name).unlink(missing_ok=True)
+
+
 def run_study(
     study: Study,
     run_dir: str | Path,
@@ -97,33 +151,81 @@ def run_study(
 
     ``estimates``: an effscale.study.estimate.Estimate of this study, kept in the run
     directory (estimates.json) for the report and used for the study bar's ETA.
+
+    Raises Interrupted after a Ctrl-C, once the running points have stopped.
     """
     from effscale.study.estimate import StudyClock, executor_shape, load_estimates, save_estimates
-    from effscale.study.executors import InProcess
+    from effscale.study.executors import InProcess, stop_on_sigint, stop_requested
 
-    store = RunDir(run_dir)
+    executor = executor or InProcess()
+    check_plan(study, device, here=getattr(executor, "local", False))
+    store = RunDir(io.writable_dir(run_dir))
+    store.remove_orphans()
     study = store.save_study(study, force=force)
     if estimates is not None:
         save_estimates(store.path, estimates)
-    executor = executor or InProcess()
     finished = {p.key for p in study.points if store.state(p.key) in FINISHED}
+    already = len(finished)
+    for problem in store.problems:  # damaged files: those points are trained again
+        output.err_console.print(
+            f"[yellow]damaged:[/] {escape(problem)}; that point is trained again",
+            highlight=False,
+            soft_wrap=True,
+        )
     # Seed by seed, cheapest first: a partial study already has whole curves to report.
     todo = sorted(
         (p for p in study.points if p.key not in finished),
         key=lambda p: (p.seed, count_cost(p.variant).flops),
     )
     failures: dict[str, str] = {}
-    by_key = {p.key: p for p in study.points}
     seconds = {k: e["seconds"] for k, e in load_estimates(store.path).items() if "seconds" in e}
     clock = StudyClock(seconds, [p.key for p in todo], executor_shape(executor)[1])
+
+    with stop_on_sigint():
+        try:
+            _run(
+                study,
+                store,
+                executor,
+                todo,
+                finished,
+                failures,
+                clock,
+                show_progress,
+                device,
+                compile,
+            )
+            interrupted = stop_requested()
+        except KeyboardInterrupt:  # a second Ctrl-C, or one outside the main thread
+            interrupted = True
+    df = store.write_results(study)
+    if interrupted:
+        done = sum(store.state(p.key) in FINISHED for p in study.points)
+        raise Interrupted(
+            f"{done} of {len(study.points)} points finished ({done - already} in this run); "
+            "the points that were running stopped, each keeping its last epoch's checkpoint "
+            f"in {store.path}/points",
+            "rerun the same command to resume: finished points are kept, interrupted ones "
+            "continue from their checkpoints",
+        )
+    return df
+
+
+def _run(
+    study, store, executor, todo, finished, failures, clock, show_progress, device, compile
+) -> None:
+    """The study and run bars, and the executor's waves of points."""
+    from effscale.study.executors import stop_requested
 
     with output.progress() if show_progress else _NoProgress() as bar:
         study_task = bar.add_task(
             f"{study.name}", total=len(study.points), completed=len(finished), info=""
         )
         runs: dict[str, int] = {}
+        by_key = {p.key: p for p in study.points}
         totals: dict[str, float] = {}
         started, done_here = time.perf_counter(), 0
+        said = []
 
         def show_study():
             left = clock.seconds_left()
@@ -138,6 +240,12 @@ def run_study(
 
         def events(kind, key, payload):
             nonlocal done_here
+            if stop_requested() and not said:
+                said.append(True)
+                bar.console.print(
+                    "[yellow]stopping:[/] no new point starts; running ones stop at the end "
+                    "of their current step (Ctrl-C again: at once)"
+                )
             if kind == "start":
                 clock.start(key)
             elif kind == "progress":
@@ -175,7 +283,7 @@ def run_study(
 
         show_study()
         # Points that fine-tune another point's checkpoint wait for it: run in waves.
-        while todo:
+        while todo and not stop_requested():
             for p in [p for p in todo if p.init_from and store.state(p.init_from) == "diverged"]:
                 failures[p.key] = f"the point it fine-tunes ({p.init_from}) diverged"
                 store.record_failure(p.key, failures[p.key])
@@ -187,7 +295,6 @@ def run_study(
             todo = [
                 p for p in todo if p.key not in finished and p.key not in failures and p not in wave
             ]
-    return store.write_results(study)
 
 
 class _NoProgress:

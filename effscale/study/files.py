@@ -104,6 +104,14 @@ COMPOUND = {
 RECIPE = {f.name: NUMBER if f.type is float else f.type for f in fields(Recipe)}
 
 
+REQUIRED = {"sweep": ("dim",), "compound": (), "variant": (), "transfer": ("pretrain", "finetune")}
+EXAMPLE = {
+    "dim": 'write e.g. dim = "width" (depth, width or resolution)',
+    "pretrain": 'write e.g. pretrain = "embedded" and finetune = "cifar100"',
+    "finetune": 'write e.g. pretrain = "embedded" and finetune = "cifar100"',
+}
+
+
 def _line_of(text: str, key: str, table: str | None) -> int:
     """The line where ``key`` is set (after its table header, when it has one)."""
     lines = text.splitlines()
@@ -158,37 +166,58 @@ def load_study(
 
     ``samples``: training budgets replacing every budget the file names."""
     path = find_study(path)
-    text = path.read_text()
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise EffscaleError(
+            f"{path}: not a text file (not UTF-8)", "give a TOML study file"
+        ) from None
     try:
         spec = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise EffscaleError(f"{path}: not valid TOML ({e})") from None
     _check(path, text, spec, TOP, None)
     _check(path, text, spec.get("recipe", {}), RECIPE, "recipe")
-    for entry in spec.get("sweep", []):
-        _check(path, text, entry, SWEEP, "[sweep]")
-    for entry in spec.get("compound", []):
-        _check(path, text, entry, COMPOUND, "[compound]")
-    for entry in spec.get("variant", []):
-        _check(path, text, entry, VARIANT, "[variant]")
-    for entry in spec.get("transfer", []):
-        _check(path, text, entry, TRANSFER, "[transfer]")
-        missing = [k for k in ("pretrain", "finetune") if k not in entry]
-        if missing:
-            raise EffscaleError(
-                f"{path}: a [[transfer]] table needs {missing[0]!r}",
-                'write e.g. pretrain = "embedded" and finetune = "cifar100"',
-            )
+    for kind, schema in (
+        ("sweep", SWEEP),
+        ("compound", COMPOUND),
+        ("variant", VARIANT),
+        ("transfer", TRANSFER),
+    ):
+        for entry in _tables(path, text, spec, kind):
+            _check(path, text, entry, schema, f"[{kind}]")
+            for key in REQUIRED[kind]:
+                if key not in entry:
+                    raise EffscaleError(
+                        f"{path}:{_line_of(text, f'[[{kind}]]', None) or '?'}: "
+                        f"a [[{kind}]] table needs {key!r}",
+                        EXAMPLE[key],
+                    )
+            for key in ("values", "phi"):
+                if isinstance(entry.get(key), list):
+                    _numbers(path, text, entry[key], key, f"[{kind}]")
     if not any(spec.get(k) for k in ("sweep", "compound", "variant", "transfer")):
         raise EffscaleError(
             f"{path}: the study plans no points",
             "add a [[sweep]], [[compound]], [[variant]] or [[transfer]]",
         )
 
+    name = spec.get("name", path.stem)
+    if not plain_name(name):
+        line = _line_of(text, "name", None)
+        raise EffscaleError(
+            f"{path}:{line}: name {name!r} is not a plain file name",
+            "the run directory is runs/<name>: give one folder name, without '/' or '..'",
+        )
+
     from effscale.study.engine import dataset
 
     data = data or spec.get("data", "embedded")
     recipe = budget(budget_name or spec.get("budget", "short"), **spec.get("recipe", {}))
+    try:
+        recipe.validate()  # train's messages, with the file's name
+    except EffscaleError as e:
+        raise EffscaleError(f"{path}: [recipe] {e.message}", e.hint) from None
     top_budgets = samples or _budgets(path, spec)
 
     def budgets(entry: dict) -> list[int] | None:
@@ -215,7 +244,6 @@ def load_study(
             spec.get("small_input"),
         )
 
-    name = spec.get("name", path.stem)
     identity = {
         "kind": "study file",
         "name": name,
@@ -280,6 +308,39 @@ def load_study(
             finetune_samples=entry.get("finetune_samples"),
         )
     return study
+
+
+def _tables(path: Path, text: str, spec: dict, kind: str) -> list[dict]:
+    """The [[kind]] tables of a study file; anything else under that key is refused."""
+    entries = spec.get(kind, [])
+    if not all(isinstance(e, dict) for e in entries):
+        line = _line_of(text, kind, None)
+        raise EffscaleError(
+            f"{path}:{line or '?'}: {kind!r} must be a list of [[{kind}]] tables, got {entries!r}"[
+                :300
+            ],
+            f"write each one as a [[{kind}]] table",
+        )
+    return entries
+
+
+def _numbers(path: Path, text: str, values: list, key: str, where: str) -> None:
+    bad = [v for v in values if isinstance(v, bool) or not isinstance(v, NUMBER)]
+    if bad:
+        line = _line_of(text, key, where)
+        raise EffscaleError(
+            f"{path}:{line or '?'}: {key!r} must hold numbers, got {bad[0]!r}",
+            'write e.g. values = [1.0, 1.4, 2.0], phi = [1, 2, 3] or a range such as "1..3"',
+        )
+
+
+def plain_name(name: str) -> bool:
+    """Whether ``name`` is one directory name (runs/<name> stays inside runs/)."""
+    return (
+        name not in ("", ".", "..")
+        and name.strip() == name
+        and not any(c in "/\\" or not c.isprintable() for c in name)
+    )
 
 
 def _budgets(path: Path, table: dict) -> list[int] | None:

@@ -20,6 +20,7 @@ from effscale.scaling import (
     make_variant,
     match_flops,
 )
+from effscale.zoo import resolve_spec
 
 # Paper Figure 3: the values labelled on each panel.
 FIGURE3_VALUES = {
@@ -143,6 +144,13 @@ class Base:
         )
 
 
+def seed_list(n: int) -> list[int]:
+    """Seeds 0 .. n-1 for ``--seeds n``."""
+    if n < 1:
+        raise EffscaleError(f"--seeds must be at least 1, got {n}", "write e.g. --seeds 3")
+    return list(range(n))
+
+
 def _check_values(dim: str, values: list[float]) -> None:
     if dim not in DIMENSIONS:
         raise EffscaleError(f"unknown dimension {dim!r}", f"use one of {', '.join(DIMENSIONS)}")
@@ -198,6 +206,8 @@ def plan_compound(
         base_depth=base.base_depth,
         base_width=base.base_width,
     )
+    for _, variant in variants:  # each buildable here, before any is counted
+        resolve_spec(variant)
     for seed in seeds:
         study.add(Point(base.variant(), seed, recipe, data, ("base",)))
     rule = "official B0-B7 table" if table == "official" else (

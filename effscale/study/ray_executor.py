@@ -27,7 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from effscale.errors import EffscaleError
-from effscale.study.executors import _failure
+from effscale.study.executors import _failure, stop_requested
 
 SMALL_FLOPS = 1e9  # multiply-adds at batch 1: below this a point gets a share of a GPU
 SMALL_GPU_SHARE = 0.25
@@ -203,7 +203,7 @@ class RayExecutor:
             keys[ref] = task.point.key
         pending = list(keys)
         try:
-            while pending:
+            while pending and not stop_requested():  # Ctrl-C: cancelled below
                 done, pending = ray.wait(pending, num_returns=len(pending), timeout=0.25)
                 for event in ray.get(sink.drain.remote()):
                     events(*event)

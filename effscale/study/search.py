@@ -331,7 +331,10 @@ def _load(run_dir: str | Path) -> dict:
             f"{run_dir} holds no grid search (no {SEARCH_FILE})",
             "give the --out directory of `effscale search`",
         )
-    return json.loads(path.read_text())
+    record, problem = io.read_json(path)
+    if problem:
+        raise EffscaleError(f"{path} {problem}", "rerun `effscale search` to write it again")
+    return record
 
 
 def run_search(
@@ -347,11 +350,12 @@ def run_search(
 ) -> dict:
     """Store the plan (study.json, search.json), train what is unfinished, then rank.
     ``estimates``: the study's Estimate (effscale.study.estimate), kept for the report."""
-    store = RunDir(run_dir)
+    store = RunDir(io.writable_dir(run_dir))
     study = store.save_study(study, force=force)  # refuses another study's directory first
     plan_id = _plan_id(record)
     path = store.path / SEARCH_FILE
-    if not path.exists() or json.loads(path.read_text()).get("plan_id") != plan_id:
+    stored, _ = io.read_json(path)  # a damaged one is written again
+    if stored is None or stored.get("plan_id") != plan_id:
         io.write_json(path, {**record, "plan_id": plan_id, "chosen": None})
     run_study(
         study,

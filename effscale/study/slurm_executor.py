@@ -18,8 +18,8 @@ resumes from its own checkpoint.pt, so at most the current epoch is trained twic
 """
 
 import datetime
-import json
 import os
+import re
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -182,17 +182,25 @@ class SlurmExecutor:
 
 
 def _record(run_dir: Path, cluster: str, folder: Path, tasks, jobs) -> None:
-    """Add the submitted jobs to RUN_DIR/slurm/jobs.json (a later submission wins per point)."""
+    """Add the submitted jobs to RUN_DIR/slurm/jobs.json (a later submission wins per point).
+
+    ``folder`` is kept for people reading the file; job_states never uses it."""
     from effscale.study.store import file_lock
 
     path = run_dir / JOBS
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     with file_lock(path.parent / ".lock"):
-        book = json.loads(path.read_text()) if path.exists() else {"points": {}}
+        book, _ = io.read_json(path)
+        book = book if isinstance(book.get("points") if book else None, dict) else {"points": {}}
         book.update(cluster=cluster, folder=str(folder.resolve()))
         for task, job in zip(tasks, jobs):
             book["points"][task.point.key] = {"job_id": job.job_id, "submitted": now}
         io.write_json(path, book)
+
+
+# A Slurm job id as submitit gives them: "4242", or "4242_3" for an array element; a local
+# job's id is its controller's process id.
+_JOB_ID = re.compile(r"^[0-9]{1,12}(_[0-9]{1,9})?$")
 
 
 def job_states(run_dir) -> dict | None:
@@ -201,41 +209,49 @@ def job_states(run_dir) -> dict | None:
 
     Returns ``{key: {"job_id": ..., "slurm_state": ...}}``; the state is Slurm's (PENDING,
     RUNNING, COMPLETED, FAILED, PREEMPTED ...), or UNKNOWN when it cannot be asked.
+
+    A run directory is untrusted input (copied between machines, shared on a cluster): only
+    the job ids are taken from jobs.json, and only when they look like job ids; the folder it
+    names is never used, and submitit's result pickles are never read (unpickling runs code).
     """
     path = Path(run_dir) / JOBS
-    if not path.exists():
+    book, problem = io.read_json(path)
+    if book is None and problem is None:
         return None
-    book = json.loads(path.read_text())
-    points = book.get("points", {})
+    points = book.get("points") if book else None
+    if not isinstance(points, dict):
+        raise EffscaleError(
+            f"{path} {problem or 'has no points table'}",
+            "it lists the Slurm jobs of the points; delete it to show the points alone",
+        )
+    ids = {
+        k: e["job_id"]
+        for k, e in points.items()
+        if isinstance(e, dict) and isinstance(e.get("job_id"), str) and _JOB_ID.match(e["job_id"])
+    }
+    states = {k: "UNKNOWN" for k in points}
     try:
         import submitit
     except ImportError:  # status still works, without Slurm's side
         submitit = None
-    if submitit is None:
-        return {k: {"job_id": e["job_id"], "slurm_state": "UNKNOWN"} for k, e in points.items()}
     if book.get("cluster") == "local":
-        states = {k: _local_state(submitit, book["folder"], e["job_id"]) for k, e in points.items()}
-    else:  # jobs made first, asked after: one sacct call answers for all of them
-        jobs = {
-            k: submitit.SlurmJob(folder=book["folder"], job_id=e["job_id"])
-            for k, e in points.items()
-        }
-        states = {k: job.state for k, job in jobs.items()}
-    return {
-        k: {"job_id": e["job_id"], "slurm_state": states[k].split(" ")[0]}
-        for k, e in points.items()
-    }
+        states.update({k: _local_state(Path(run_dir), k, job_id) for k, job_id in ids.items()})
+    elif submitit is not None and ids:  # jobs made first, asked after: one sacct call
+        folder = Path(run_dir) / "slurm"  # ours, never the folder jobs.json names
+        jobs = {k: submitit.SlurmJob(folder=folder, job_id=job_id) for k, job_id in ids.items()}
+        states.update({k: job.state.split(" ")[0] for k, job in jobs.items()})
+    return {k: {"job_id": ids.get(k, "?"), "slurm_state": states[k]} for k in points}
 
 
-def _local_state(submitit, folder: str, job_id: str) -> str:
-    """A job of submitit's local executor: its controller process, or its result file."""
+def _local_state(run_dir: Path, key: str, job_id: str) -> str:
+    """A job of submitit's local executor: RUNNING while its controller process lives, then
+    what the point's own files say (effscale's JSON, not submitit's result pickle)."""
     try:
-        if b"submitit" in Path(f"/proc/{job_id}/cmdline").read_bytes():
+        if b"submitit" in Path(f"/proc/{int(job_id.split('_')[0])}/cmdline").read_bytes():
             return "RUNNING"
-    except OSError:
+    except (OSError, ValueError):
         pass
-    result = submitit.local.local.LocalJob(folder=folder, job_id=job_id).paths.result_pickle
-    if not result.exists():
-        return "UNKNOWN"
-    outcome = submitit.core.utils.pickle_load(result)[0]
-    return "COMPLETED" if outcome == "success" else "FAILED"
+    from effscale.study.store import RunDir
+
+    state = RunDir(run_dir).state(key)
+    return {"done": "COMPLETED", "diverged": "COMPLETED", "failed": "FAILED"}.get(state, "UNKNOWN")

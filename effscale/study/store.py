@@ -7,6 +7,11 @@
       results.csv         one row per point, rebuilt from the points' result files
       report.md, figures/ written by `effscale report` / `effscale plot`
 
+Everything in a run directory is read as untrusted input (it is copied between machines and
+shared on clusters): JSON only, never a pickle, and a damaged file is named with what is
+wrong with it. A point whose config.json or result.json is damaged is "corrupt": not
+finished, so the next run trains it again (effscale.train.open_run_dir).
+
 Several processes may work in one run directory at once. A point being trained holds an
 exclusive lock on points/<key>/.lock, so no two processes train it together. results.csv is
 derived from the per-point files and rebuilt under a directory lock, atomically: the last
@@ -14,7 +19,6 @@ rebuild sees every result written before it, so no row is ever lost.
 """
 
 import fcntl
-import json
 import os
 import time
 from contextlib import contextmanager
@@ -25,7 +29,10 @@ import pandas as pd
 from effscale import io
 from effscale.cost import describe
 from effscale.errors import EffscaleError
+from effscale.runfiles import read_config, read_result
 from effscale.study.plan import Point, Study
+
+STATES = ("done", "running", "interrupted", "failed", "diverged", "corrupt", "pending")
 
 # The columns of a results table that name a variant (Variant.to_dict's fields).
 VARIANT_COLUMNS = [
@@ -75,7 +82,7 @@ def file_lock(path: Path, blocking: bool = True, wait: float = 0.0):
     """An exclusive flock on ``path``. Non-blocking, it tries for ``wait`` seconds and yields
     False if the lock stayed held (by a process training the point, not a passing reader)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # less the umask, as any file
     try:
         deadline = time.monotonic() + wait
         while True:
@@ -98,27 +105,59 @@ def file_lock(path: Path, blocking: bool = True, wait: float = 0.0):
 class RunDir:
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self.problems: list[str] = []  # damaged files met, "<path> <what is wrong>"
 
     def point_dir(self, key: str) -> Path:
         return self.path / "points" / key
+
+    def remove_orphans(self) -> list[Path]:
+        """Remove the temporary files killed writers left here (io.remove_orphans): in the
+        run directory, figures/, slurm/ and every point's directory."""
+        folders = [self.path, self.path / "figures", self.path / "slurm"]
+        try:
+            folders += [Path(e.path) for e in os.scandir(self.path / "points") if e.is_dir()]
+        except OSError:
+            pass
+        return [p for folder in folders for p in io.remove_orphans(folder)]
+
+    def _problem(self, path: Path, problem: str) -> None:
+        line = f"{path} {problem}"
+        if line not in self.problems:
+            self.problems.append(line)
 
     # -- the plan ---------------------------------------------------------------------
 
     def load_study(self) -> Study:
         f = self.path / "study.json"
-        if not f.exists():
+        d, problem = io.read_json(f)
+        if d is None and problem is None:
             raise EffscaleError(
                 f"{self.path} is not a study run directory (no study.json)",
                 "give the --out directory of a sweep, compound, search or run",
             )
-        d = json.loads(f.read_text())
-        return Study(d["name"], d["identity"], [Point.from_dict(p) for p in d["points"]])
+        hint = "it is the plan: rerun the study's command to write it again"
+        if problem:
+            raise EffscaleError(f"{f} {problem}", hint)
+        try:
+            study = Study(d["name"], d["identity"], [Point.from_dict(p) for p in d["points"]])
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            what = f"lacks {e}" if isinstance(e, KeyError) else f"is not a plan ({e})"
+            raise EffscaleError(f"{f} {what}"[:300], hint) from None
+        if not isinstance(study.identity, dict) or not isinstance(study.name, str):
+            raise EffscaleError(f"{f} is not a plan (a name and an identity object)", hint)
+        return study
 
     def save_study(self, study: Study, force: bool = False) -> Study:
-        """Write the plan; a directory of the same study is extended, another is refused."""
+        """Write the plan; a directory of the same study is extended, another is refused.
+        A damaged study.json is replaced by this plan (its points are found again by key)."""
         with file_lock(self.path / ".lock"):
+            old = None
             if (self.path / "study.json").exists():
-                old = self.load_study()
+                try:
+                    old = self.load_study()
+                except EffscaleError as e:
+                    self.problems.append(f"{e.message}: replaced by this plan")
+            if old is not None:
                 if old.identity != study.identity and not force:
                     raise EffscaleError(
                         f"{self.path} holds a different study "
@@ -136,24 +175,55 @@ class RunDir:
     # -- point states -----------------------------------------------------------------
 
     def result(self, key: str) -> dict | None:
+        """A finished point's result.json; None when absent or damaged (the point then
+        trains again), the damage noted in ``problems``."""
         f = self.point_dir(key) / "result.json"
-        return json.loads(f.read_text()) if f.exists() else None
+        result, problem = read_result(f)
+        if problem:
+            self._problem(f, problem)
+        return result
+
+    def config(self, key: str) -> dict | None:
+        f = self.point_dir(key) / "config.json"
+        config, problem = read_config(f)
+        if problem:
+            self._problem(f, problem)
+        return config
+
+    def finished_result(self, key: str) -> dict | None:
+        """The result of a point that finished with readable files, else None."""
+        result = self.result(key)
+        return result if result is not None and self.config(key) is not None else None
 
     def state(self, key: str) -> str:
-        """done, diverged, failed, running, interrupted or pending."""
+        """done, diverged, failed, running, interrupted, corrupt or pending."""
         d = self.point_dir(key)
-        result = self.result(key)
-        if result:
+        result, config = self.result(key), self.config(key)
+        if result is not None and config is not None:
             return result["status"]
         if (d / ".lock").exists():
             with file_lock(d / ".lock", blocking=False) as free:
                 if not free:
                     return "running"
+        if (
+            result is not None  # finished, but what it is cannot be read
+            or (config is None and (d / "config.json").exists())
+            or (d / "result.json").exists()
+        ):
+            return "corrupt"
         if (d / "error.json").exists():
             return "failed"
         if (d / "checkpoint.pt").exists():
             return "interrupted"
         return "pending"
+
+    def error(self, key: str) -> str | None:
+        """The first line of a failed point's error.json."""
+        f = self.point_dir(key) / "error.json"
+        d, problem = io.read_json(f)
+        if problem or (d is not None and not isinstance(d.get("error"), str)):
+            return f"{f} {problem or 'has no error message'}"
+        return d["error"].strip().splitlines()[0] if d and d["error"].strip() else None
 
     def record_failure(self, key: str, message: str) -> None:
         io.write_json(self.point_dir(key) / "error.json", {"error": message})
@@ -165,11 +235,10 @@ class RunDir:
         study = study or self.load_study()
         rows, ratio_cache = [], {}
         for p in study.points:
-            result = self.result(p.key)
+            result = self.finished_result(p.key)
             if result is None:
                 continue
-            cfg = json.loads((self.point_dir(p.key) / "config.json").read_text())
-            n_classes = cfg.get("num_classes", 10)
+            n_classes = self.config(p.key).get("num_classes", 10)
             cache_key = (p.variant, n_classes)
             if cache_key not in ratio_cache:
                 ratio_cache[cache_key] = describe(p.variant, n_classes)
@@ -196,12 +265,22 @@ class RunDir:
         return df
 
     def status(self) -> dict:
+        """Counts of points per state, each point's state, the first line of each failed
+        point's error, and the damaged files met (``problems``)."""
         study = self.load_study()
         states = {p.key: self.state(p.key) for p in study.points}
-        counts = {s: 0 for s in ("done", "running", "interrupted", "failed", "diverged", "pending")}
+        counts = {s: 0 for s in STATES}
         for s in states.values():
             counts[s] = counts.get(s, 0) + 1
-        return {"study": study.name, "points": len(states), **counts, "states": states}
+        errors = {k: self.error(k) for k, s in states.items() if s == "failed"}
+        return {
+            "study": study.name,
+            "points": len(states),
+            **counts,
+            "states": states,
+            "errors": errors,
+            "problems": list(self.problems),
+        }
 
 
 def _diff(old: dict, new: dict) -> str:

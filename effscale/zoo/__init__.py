@@ -11,6 +11,7 @@ from effscale.errors import EffscaleError
 from effscale.scaling import ALPHA, BETA, GAMMA, Variant, compound, make_variant, scale_spec
 from effscale.spec import BackboneSpec, StageSpec, adapt_small_input
 from effscale.zoo import efficientnet, mobilenet, resnet  # noqa: F401  (registers them)
+from effscale.zoo.footprint import check_footprint
 from effscale.zoo.registry import get_spec, list_backbones, register_backbone
 
 if TYPE_CHECKING:
@@ -45,7 +46,10 @@ def __getattr__(name: str):
 
 
 def resolve_spec(variant: Variant) -> BackboneSpec:
-    """The spec a variant builds: base spec (derived if asked), scaled by (d, w), stem adapted."""
+    """The spec a variant builds: base spec (derived if asked), scaled by (d, w), stem adapted.
+
+    A variant too small for the backbone's strides, or too large to build on this machine
+    (zoo.footprint), is refused here, before anything is allocated."""
     spec = get_spec(variant.backbone)
     spec = scale_spec(spec, d=variant.base_depth, w=variant.base_width)
     spec = scale_spec(spec, d=variant.d, w=variant.w)
@@ -57,6 +61,7 @@ def resolve_spec(variant: Variant) -> BackboneSpec:
             f"stride is {spec.total_stride}",
             f"use at least {spec.total_stride} px",
         )
+    check_footprint(spec, variant.resolution, variant.label)
     return spec
 
 
