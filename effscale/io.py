@@ -131,9 +131,10 @@ def _json_type(obj) -> str:
     return names.get(type(obj), "number")
 
 
-def writable_dir(path: str | os.PathLike, what: str = "--out") -> Path:
-    """``path`` as a directory effscale can write into, created if needed; else one line
-    saying why not (a file, under a file, not writable)."""
+def writable_dir(path: str | os.PathLike, what: str = "--out", create: bool = True) -> Path:
+    """``path`` as a directory effscale can write into, created if needed (``create=False``:
+    only checked, as a dry run does); else one line saying why not (a file, under a file,
+    not writable)."""
     path = Path(path)
     probe = path
     while not probe.exists() and probe != probe.parent:
@@ -145,8 +146,15 @@ def writable_dir(path: str | os.PathLike, what: str = "--out") -> Path:
         where = "" if probe == path else f" (in {probe})"
         raise EffscaleError(f"{what} {path} is not writable{where}", "choose another directory")
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        if not os.access(path, os.W_OK | os.X_OK):
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+        elif probe != path:  # try the first missing directory, and leave nothing behind
+            first = path
+            while first.parent != probe:
+                first = first.parent
+            first.mkdir()
+            first.rmdir()
+        if path.exists() and not os.access(path, os.W_OK | os.X_OK):
             raise PermissionError(13, "Permission denied")
     except OSError as e:
         raise EffscaleError(

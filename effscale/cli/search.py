@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from effscale import output
+from effscale import io, output
 from effscale.cli.app import app
 from effscale.cli.options import (
     BaseDepthOpt,
@@ -202,6 +202,7 @@ def search(
     )
     if seeds < 2:
         output.note("one seed: the ranking has no spread to judge it by (use --seeds 3)", fmt)
+    io.writable_dir(out, create=False)  # before estimating: a bad --out is said at once
     check_plan(study, device)
     executor = make_executor("local", workers, device)
     plan = _estimate(study, out, device, executor)

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from effscale import output
+from effscale import io, output
 from effscale.cli.app import app
 from effscale.cli.options import (
     BUDGET_CHOICES,
@@ -108,6 +108,7 @@ def _run_and_print(
     from effscale.study.executors import make_executor
 
     out = out or f"runs/{study.name}"
+    io.writable_dir(out, create=False)  # before estimating: a bad --out is said at once
     check_plan(study, device, here=executor == "local")
     runner = make_executor(executor, workers, device, run_dir=out, **cluster)
     plan = _estimate(study, out, device, runner)

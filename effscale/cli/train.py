@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from effscale import output
+from effscale import io, output
 from effscale.cli.app import app
 from effscale.cli.options import (
     AlphaOpt,
@@ -131,6 +131,7 @@ def train_cmd(
         or f"runs/train/{variant.backbone}-d{variant.d:g}-w{variant.w:g}-"
         f"{variant.resolution}px-seed{seed}"
     )
+    io.writable_dir(out, create=False)  # before estimating: a bad --out is said at once
     from effscale.cli.study import _estimate, _print_plan, confirm_long_run
     from effscale.study.plan import Point, Study
 
