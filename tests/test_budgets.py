@@ -149,6 +149,11 @@ def test_a_study_extended_by_a_budget_trains_only_the_new_points(tmp_path, monke
     report = (tmp_path / "run" / "report.md").read_text()
     assert "How the verdict moves with the training budget" in report
     assert "256 and 512 samples per point" in report
+    variants = report.split("## Variants (mean over seeds)")[1].strip().splitlines()
+    header = [c.strip() for c in variants[0].strip("|").split("|")]
+    bases = [r for r in variants[2:] if r.startswith("|") and "| base |" in r]
+    at = [[c.strip() for c in r.strip("|").split("|")][header.index("budget")] for r in bases]
+    assert sorted(at) == ["256", "512"]  # one base row per budget, told apart by its column
     figures = tmp_path / "run" / "figures"
     assert (figures / "budget_trend.png").stat().st_size > 0
     assert (figures / "figure8-256.png").exists() and (figures / "figure8-512.png").exists()

@@ -64,6 +64,16 @@ def _cell(key: str, v) -> str:
     return str(v)
 
 
+def _variants_table(summary: pd.DataFrame) -> str:
+    """The variants, one row each; per budget when the study trains at several (a variant at
+    two budgets is two rows, told apart only by this column)."""
+    columns = SUMMARY_COLUMNS
+    if "budget" in summary and summary["budget"].nunique() > 1:
+        columns = [*columns[: columns.index("flops")], "budget", *columns[columns.index("flops") :]]
+        summary = summary.sort_values(["budget", "flops"], kind="stable")
+    return output.to_markdown(_fmt_rows(summary.to_dict("records")), columns)
+
+
 def _fmt_rows(rows: list[dict]) -> list[dict]:
     return [{k: _cell(k, v) for k, v in r.items()} for r in rows]
 
@@ -235,11 +245,7 @@ def write_report(run_dir: str | Path) -> dict:
     lines += ["## Figures", ""]
     lines += [f"![{p.stem}](figures/{p.name})" for p in figures if p.suffix == ".png"]
     lines += ["", "## Variants (mean over seeds)", ""]
-    lines.append(
-        output.to_markdown(_fmt_rows(summary.to_dict("records")), SUMMARY_COLUMNS)
-        if not summary.empty
-        else "No finished points yet.\n"
-    )
+    lines.append(_variants_table(summary) if not summary.empty else "No finished points yet.\n")
     search = None
     if (store.path / "search.json").exists():  # a grid search's run directory (Step 1)
         from effscale.study.search import search_report
