@@ -89,6 +89,12 @@ def test_error_bars_are_defined_in_legend_and_caption(results, draw):
     assert "bars ± 1 std" in text
 
 
+def test_a_study_still_filling_in_says_how_many_seeds_its_points_have(results):
+    partial = results[(results["seed"] == 0) | (results["roles"] == "base")]  # base: 3 seeds
+    text = " ".join(_texts(plots.draw_figure8(partial)))
+    assert "mean ± std over 1-3 seeds" in text and "mean top-1 over 1-3 seeds" in text
+
+
 def test_labels_are_not_clipped(results):
     fig = plots.draw_figure3(results)
     fig.canvas.draw()

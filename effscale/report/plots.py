@@ -101,9 +101,9 @@ def caption(df: pd.DataFrame) -> str:
     if "budget" in df and df["budget"].notna().any():
         budgets = sorted(int(b) for b in df["budget"].dropna().unique())
         parts.append(" and ".join(f"{b:,}" for b in budgets) + " training samples per point")
-    seeds = df["seed"].nunique() if "seed" in df else 0
+    seeds = _seed_count(df)
     if seeds:
-        parts.append(f"points: mean top-1 over {seeds} seed{'s' * (seeds != 1)}, bars ± 1 std")
+        parts.append(f"points: mean top-1 over {seeds}, bars ± 1 std")
     return "; ".join(parts)
 
 
@@ -114,9 +114,21 @@ def _captioned(fig, text: str):
     return fig
 
 
+def _seed_count(df: pd.DataFrame) -> str:
+    """Seeds per plotted point, "3 seeds", or "1-3 seeds" while a study is still filling in
+    (a point over one seed has no bar)."""
+    df = finished(df)
+    if "seed" not in df or df.empty:
+        return ""
+    by = VARIANT + [c for c in ("data", "budget") if c in df]
+    per_point = df.groupby(by, dropna=False)["seed"].nunique()
+    low, high = int(per_point.min()), int(per_point.max())
+    return f"{high} seed{'s' * (high != 1)}" if low == high else f"{low}-{high} seeds"
+
+
 def _seeds(df: pd.DataFrame) -> str:
-    n = finished(df)["seed"].nunique() if "seed" in df else 0
-    return f"mean ± std over {n} seed{'s' * (n != 1)}" if n else "mean ± std over seeds"
+    n = _seed_count(df)
+    return f"mean ± std over {n}" if n else "mean ± std over seeds"
 
 
 # Redrawing unchanged results gives byte-identical files (no dates, fixed SVG ids), so the
