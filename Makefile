@@ -42,6 +42,9 @@ figures: $(STAMP)  ## redraw docs/figures from the stored real-data results (no 
 	mkdir -p docs/figures
 	cp docs/results/cifar10/figures/*.png docs/results/cifar10/figures/*.svg docs/figures/
 	cp docs/results/search/figures/search.png docs/results/search/figures/search.svg docs/figures/
+	$(BIN)/effscale report docs/results/imagenette
+	cp docs/results/imagenette/figures/figure8-100k.png docs/figures/imagenette-figure8-100k.png
+	cp docs/results/imagenette/figures/budget_trend.png docs/figures/imagenette-budget_trend.png
 
 bench: $(STAMP)
 	$(BIN)/python bench/cost_table.py
