@@ -117,11 +117,9 @@ def _captioned(fig, text: str):
 def _seed_count(df: pd.DataFrame) -> str:
     """Seeds per plotted point, "3 seeds", or "1-3 seeds" while a study is still filling in
     (a point over one seed has no bar)."""
-    df = finished(df)
-    if "seed" not in df or df.empty:
+    if "seed" not in df or finished(df).empty:
         return ""
-    by = VARIANT + [c for c in ("data", "budget") if c in df]
-    per_point = df.groupby(by, dropna=False)["seed"].nunique()
+    per_point = summarise(df)["seeds"]  # summarise's variants are the plotted points
     low, high = int(per_point.min()), int(per_point.max())
     return f"{high} seed{'s' * (high != 1)}" if low == high else f"{low}-{high} seeds"
 
