@@ -142,21 +142,6 @@ def measure_latency(
     }
 
 
-def variant_of_row(row) -> Variant:
-    """The variant a results-table row describes."""
-    return Variant(
-        backbone=str(row["model"]),
-        d=float(row["d"]),
-        w=float(row["w"]),
-        r=float(row["r"]),
-        resolution=int(row["resolution"]),
-        base_resolution=int(row["base_resolution"]),
-        small_input=str(row["small_input"]).lower() in ("true", "1", "1.0"),
-        base_depth=float(row["base_depth"]),
-        base_width=float(row["base_width"]),
-    )
-
-
 def add_latency(
     df: pd.DataFrame,
     *,
@@ -183,7 +168,7 @@ def add_latency(
             "give a study's results table (results.csv)",
         )
     out = df.copy()
-    variants = [variant_of_row(row) for row in out.to_dict("records")]
+    variants = [Variant.from_row(row) for row in out.to_dict("records")]
     latency = dict(known or {})
     todo = [v for v in dict.fromkeys(variants) if v not in latency]
     task = progress.add_task("latency", total=len(todo), info="") if progress else None
@@ -235,7 +220,7 @@ def latency_for_results(
     path = store.path / LATENCY_FILE
     known = _stored(path, batch, dev)
     if not measure:
-        variants = [variant_of_row(row) for row in df.to_dict("records")]
+        variants = [Variant.from_row(row) for row in df.to_dict("records")]
         df["latency_ms"] = pd.Series([known.get(v) for v in variants], index=df.index, dtype=float)
         return df
     num_classes = 1000
@@ -271,4 +256,4 @@ def _stored(path: Path, batch: int, device: str) -> dict[Variant, float]:
         return {}
     table = pd.read_csv(path)
     table = table[(table["batch"] == batch) & (table["device"] == device)]
-    return {variant_of_row(r): r["latency_ms"] for r in table.to_dict("records")}
+    return {Variant.from_row(r): r["latency_ms"] for r in table.to_dict("records")}

@@ -27,7 +27,6 @@ __all__ = [
     "get_spec",
     "resolve_spec",
     "build_model",
-    "base_variant",
     "variant_for",
     "stage_table",
 ]
@@ -76,12 +75,6 @@ def build_model(variant: Variant, num_classes: int = 1000, **overrides) -> "Net"
     return Net(replace(spec, **overrides) if overrides else spec, num_classes)
 
 
-def base_variant(backbone: str, base_resolution: int | None = None, **kwargs) -> Variant:
-    """The unscaled variant of a backbone at its native (or the given) base resolution."""
-    native = get_spec(backbone).resolution
-    return make_variant(backbone, base_resolution=base_resolution or native, **kwargs)
-
-
 def variant_for(
     backbone: str,
     *,
@@ -94,12 +87,12 @@ def variant_for(
     beta: float = BETA,
     gamma: float = GAMMA,
     base_resolution: int | None = None,
-    multiple: int = 4,
-    small_input: bool | None = None,
-    base_depth: float = 1.0,
-    base_width: float = 1.0,
+    **kwargs,
 ) -> Variant:
-    """A variant from command-line style options: explicit (d, w, r) or a compound phi."""
+    """A variant from command-line style options: explicit (d, w, r) or a compound phi.
+
+    The remaining keywords (multiple, small_input, base_depth, base_width) go to
+    make_variant, as does ``base_resolution`` (0 or None: the backbone's native one)."""
     if phi is not None:
         given = [
             n
@@ -122,18 +115,14 @@ def variant_for(
         raise EffscaleError(
             "--resolution and --res-mult both set the input size", "give one of them"
         )
-    native = get_spec(backbone).resolution
     return make_variant(
         backbone,
         depth if depth is not None else 1.0,
         width if width is not None else 1.0,
         res_mult if res_mult is not None else 1.0,
-        base_resolution=base_resolution or native,
+        base_resolution=base_resolution or None,
         resolution=resolution,
-        multiple=multiple,
-        small_input=small_input,
-        base_depth=base_depth,
-        base_width=base_width,
+        **kwargs,
     )
 
 
