@@ -145,20 +145,16 @@ def measure_latency(
 def add_latency(
     df: pd.DataFrame,
     *,
-    num_classes: int = 1000,
-    batch: int = 1,
-    device: str = "auto",
-    warmup: int = 10,
-    repeats: int = 50,
-    channels_last: bool | None = None,
-    threads: int | None = None,
     known: dict[Variant, float] | None = None,
     progress=None,
+    **settings,
 ) -> pd.DataFrame:
     """A copy of a results table with ``latency_ms``: the median per batch of each variant.
 
-    Each distinct variant (VARIANT_COLUMNS) is measured once, whatever its number of seeds;
-    ``known`` gives figures already measured (variant -> ms), which are not measured again.
+    ``settings`` are measure_latency's (num_classes, batch, device, warmup, repeats,
+    channels_last, threads). Each distinct variant (VARIANT_COLUMNS) is measured once,
+    whatever its number of seeds; ``known`` gives figures already measured (variant -> ms),
+    which are not measured again.
     ``progress`` is an optional rich Progress (effscale.output.progress()) to advance.
     """
     missing = [c for c in VARIANT_COLUMNS if c not in df.columns]
@@ -175,16 +171,7 @@ def add_latency(
     for variant in todo:
         if progress:
             progress.update(task, info=variant.label)
-        result = measure_latency(
-            variant,
-            num_classes=num_classes,
-            batch=batch,
-            device=device,
-            warmup=warmup,
-            repeats=repeats,
-            channels_last=channels_last,
-            threads=threads,
-        )
+        result = measure_latency(variant, **settings)
         latency[variant] = result["median_s"] * 1000
         if progress:
             progress.advance(task)

@@ -131,49 +131,30 @@ def stage_table(variant: Variant) -> list[dict]:
     base = resolve_spec(replace(variant, d=1.0, w=1.0))
     spec = resolve_spec(variant)
     size = variant.resolution
-    rows = [
-        {
-            "stage": "stem",
-            "block": f"conv{spec.stem_kernel}x{spec.stem_kernel}",
-            "repeats": 1,
-            "base_repeats": 1,
-            "channels": spec.stem_channels,
-            "base_channels": base.stem_channels,
-            "stride": spec.stem_stride,
-            "input_px": size,
-        }
-    ]
+    stem = f"conv{spec.stem_kernel}x{spec.stem_kernel}"
+    rows = [("stem", stem, 1, 1, spec.stem_channels, base.stem_channels, spec.stem_stride, size)]
     size = -(-size // spec.stem_stride)
     if spec.stem_pool:
         size = -(-size // 2)
     for i, (s, b) in enumerate(zip(spec.stages, base.stages), 1):
-        rows.append(
-            {
-                "stage": f"s{i}",
-                "block": _block_name(s),
-                "repeats": s.repeats,
-                "base_repeats": b.repeats,
-                "channels": s.channels,
-                "base_channels": b.channels,
-                "stride": s.stride,
-                "input_px": size,
-            }
-        )
+        block = _block_name(s)
+        rows.append((f"s{i}", block, s.repeats, b.repeats, s.channels, b.channels, s.stride, size))
         size = -(-size // s.stride)
     if spec.head_channels:
-        rows.append(
-            {
-                "stage": "head",
-                "block": "conv1x1",
-                "repeats": 1,
-                "base_repeats": 1,
-                "channels": spec.head_channels,
-                "base_channels": base.head_channels,
-                "stride": 1,
-                "input_px": size,
-            }
-        )
-    return rows
+        rows.append(("head", "conv1x1", 1, 1, spec.head_channels, base.head_channels, 1, size))
+    return [dict(zip(STAGE_COLUMNS, row)) for row in rows]
+
+
+STAGE_COLUMNS = (
+    "stage",
+    "block",
+    "repeats",
+    "base_repeats",
+    "channels",
+    "base_channels",
+    "stride",
+    "input_px",
+)
 
 
 def _block_name(s: StageSpec) -> str:
