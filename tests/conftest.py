@@ -14,3 +14,28 @@ def _cost_cache(tmp_path_factory):
     if "EFFSCALE_CACHE" not in os.environ:
         os.environ["EFFSCALE_CACHE"] = str(tmp_path_factory.mktemp("cache"))
     yield
+
+
+# A tiny study file: resnet18 at a quarter width and half depth on synthetic data, trained
+# for a few hundred samples; ``tables`` are its [[sweep]] / [[transfer]] tables.
+WIDTH_SWEEP = '[[sweep]]\ndim = "width"\nvalues = [1.0, 1.5]\n'
+RESOLUTION_SWEEP = '[[sweep]]\ndim = "resolution"\nvalues = [1.0, 1.5]\n'
+TRANSFER = (
+    '[[transfer]]\npretrain = "synthetic"\nfinetune = "synthetic:8"\nfinetune_samples = 128\n'
+)
+
+
+def study_toml(*tables: str, name: str = "tiny", seeds: int = 2, samples: int | str = 512) -> str:
+    """The text of a tiny study file (tables default to one width sweep)."""
+    return (
+        f'\nname = "{name}"\nmodel = "resnet18"\ndata = "synthetic"\nbudget = "smoke"\n'
+        f"seeds = {seeds}\nbase_width = 0.25\nbase_depth = 0.5\n\n"
+        f"[recipe]\nsamples = {samples}\nbatch_size = 64\n\n" + "\n".join(tables or (WIDTH_SWEEP,))
+    )
+
+
+def run_study_file(runner, app, tmp_path, text: str):
+    """Write ``text`` as a study file and ``effscale run`` it (the invocation's result)."""
+    f = tmp_path / "bad.toml"
+    f.write_text(text)
+    return f, runner.invoke(app, ["run", str(f), "--out", str(tmp_path / "o")])

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import study_toml
 from typer.testing import CliRunner
 
 from effscale.cli import app
@@ -20,23 +21,7 @@ from effscale.study.store import RunDir
 
 runner = CliRunner()
 TIMING = ["train_seconds", "images_per_s"]
-STUDY_TOML = """
-name = "tiny"
-model = "resnet18"
-data = "synthetic"
-budget = "smoke"
-seeds = 2
-base_width = 0.25
-base_depth = 0.5
-
-[recipe]
-samples = 512
-batch_size = 64
-
-[[sweep]]
-dim = "width"
-values = [1.0, 1.5]
-"""
+STUDY_TOML = study_toml()
 
 
 @pytest.fixture(scope="module")
