@@ -39,3 +39,8 @@ def run_study_file(runner, app, tmp_path, text: str):
     f = tmp_path / "bad.toml"
     f.write_text(text)
     return f, runner.invoke(app, ["run", str(f), "--out", str(tmp_path / "o")])
+
+
+# `effscale train` options for a tiny network on synthetic data at the smoke budget.
+TINY_TRAIN = ["resnet18", "--width", "0.25", "--depth", "0.5", "--data", "synthetic"]
+TINY_TRAIN += ["--budget", "smoke"]

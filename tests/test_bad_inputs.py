@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY_TRAIN
 from typer.testing import CliRunner
 
 from effscale.cli import app
@@ -19,8 +20,7 @@ TINY = ["--model", "resnet18", "--data", "synthetic", "--budget", "smoke"]
 TINY += ["--base-width", "0.25", "--base-depth", "0.5", "--device", "cpu"]
 SWEEP = ["sweep", *TINY, "--samples", "128", "--dim", "width", "--values", "1.5"]
 COMPOUND = ["compound", *TINY, "--samples", "128", "--phi", "1"]
-TRAIN = ["train", "resnet18", "--width", "0.25", "--depth", "0.5", "--data", "synthetic"]
-TRAIN += ["--budget", "smoke", "--samples", "64", "--device", "cpu"]
+TRAIN = ["train", *TINY_TRAIN, "--samples", "64", "--device", "cpu"]
 STUDY = """name = "bad"
 model = "resnet18"
 data = "synthetic"
