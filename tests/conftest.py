@@ -25,12 +25,24 @@ TRANSFER = (
 )
 
 
-def study_toml(*tables: str, name: str = "tiny", seeds: int = 2, samples: int | str = 512) -> str:
-    """The text of a tiny study file (tables default to one width sweep)."""
+def study_toml(
+    *tables: str,
+    name: str = "tiny",
+    seeds: int | None = 2,
+    samples: int | str = 512,
+    batch_size: int | None = 64,
+    blank_first: bool = True,
+) -> str:
+    """The text of a tiny study file: tables default to one width sweep, a None leaves its
+    line out, and ``blank_first`` starts it with an empty line (errors name line numbers)."""
     return (
-        f'\nname = "{name}"\nmodel = "resnet18"\ndata = "synthetic"\nbudget = "smoke"\n'
-        f"seeds = {seeds}\nbase_width = 0.25\nbase_depth = 0.5\n\n"
-        f"[recipe]\nsamples = {samples}\nbatch_size = 64\n\n" + "\n".join(tables or (WIDTH_SWEEP,))
+        "\n" * blank_first + f'name = "{name}"\nmodel = "resnet18"\ndata = "synthetic"\n'
+        'budget = "smoke"\n'
+        + (f"seeds = {seeds}\n" if seeds is not None else "")
+        + f"base_width = 0.25\nbase_depth = 0.5\n\n[recipe]\nsamples = {samples}\n"
+        + (f"batch_size = {batch_size}\n" if batch_size is not None else "")
+        + "\n"
+        + "\n".join(tables or (WIDTH_SWEEP,))
     )
 
 
