@@ -298,12 +298,13 @@ def describe_all(variants: list[Variant], num_classes: int = 1000) -> list[dict]
 
 def backbone_costs(pattern: str = "*") -> list[dict]:
     """Each registered backbone at its native resolution and 1000 classes."""
-    from effscale.zoo import base_variant, get_spec, list_backbones
+    from effscale.scaling import make_variant
+    from effscale.zoo import get_spec, list_backbones
 
     rows = []
     for name in list_backbones(pattern):
         spec = get_spec(name)
-        cost = count_cost(base_variant(name))
+        cost = count_cost(make_variant(name))
         rows.append(
             {
                 "model": name,

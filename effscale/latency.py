@@ -142,38 +142,19 @@ def measure_latency(
     }
 
 
-def variant_of_row(row) -> Variant:
-    """The variant a results-table row describes."""
-    return Variant(
-        backbone=str(row["model"]),
-        d=float(row["d"]),
-        w=float(row["w"]),
-        r=float(row["r"]),
-        resolution=int(row["resolution"]),
-        base_resolution=int(row["base_resolution"]),
-        small_input=str(row["small_input"]).lower() in ("true", "1", "1.0"),
-        base_depth=float(row["base_depth"]),
-        base_width=float(row["base_width"]),
-    )
-
-
 def add_latency(
     df: pd.DataFrame,
     *,
-    num_classes: int = 1000,
-    batch: int = 1,
-    device: str = "auto",
-    warmup: int = 10,
-    repeats: int = 50,
-    channels_last: bool | None = None,
-    threads: int | None = None,
     known: dict[Variant, float] | None = None,
     progress=None,
+    **settings,
 ) -> pd.DataFrame:
     """A copy of a results table with ``latency_ms``: the median per batch of each variant.
 
-    Each distinct variant (VARIANT_COLUMNS) is measured once, whatever its number of seeds;
-    ``known`` gives figures already measured (variant -> ms), which are not measured again.
+    ``settings`` are measure_latency's (num_classes, batch, device, warmup, repeats,
+    channels_last, threads). Each distinct variant (VARIANT_COLUMNS) is measured once,
+    whatever its number of seeds; ``known`` gives figures already measured (variant -> ms),
+    which are not measured again.
     ``progress`` is an optional rich Progress (effscale.output.progress()) to advance.
     """
     missing = [c for c in VARIANT_COLUMNS if c not in df.columns]
@@ -183,23 +164,14 @@ def add_latency(
             "give a study's results table (results.csv)",
         )
     out = df.copy()
-    variants = [variant_of_row(row) for row in out.to_dict("records")]
+    variants = [Variant.from_row(row) for row in out.to_dict("records")]
     latency = dict(known or {})
     todo = [v for v in dict.fromkeys(variants) if v not in latency]
     task = progress.add_task("latency", total=len(todo), info="") if progress else None
     for variant in todo:
         if progress:
             progress.update(task, info=variant.label)
-        result = measure_latency(
-            variant,
-            num_classes=num_classes,
-            batch=batch,
-            device=device,
-            warmup=warmup,
-            repeats=repeats,
-            channels_last=channels_last,
-            threads=threads,
-        )
+        result = measure_latency(variant, **settings)
         latency[variant] = result["median_s"] * 1000
         if progress:
             progress.advance(task)
@@ -235,7 +207,7 @@ def latency_for_results(
     path = store.path / LATENCY_FILE
     known = _stored(path, batch, dev)
     if not measure:
-        variants = [variant_of_row(row) for row in df.to_dict("records")]
+        variants = [Variant.from_row(row) for row in df.to_dict("records")]
         df["latency_ms"] = pd.Series([known.get(v) for v in variants], index=df.index, dtype=float)
         return df
     num_classes = 1000
@@ -271,4 +243,4 @@ def _stored(path: Path, batch: int, device: str) -> dict[Variant, float]:
         return {}
     table = pd.read_csv(path)
     table = table[(table["batch"] == batch) & (table["device"] == device)]
-    return {variant_of_row(r): r["latency_ms"] for r in table.to_dict("records")}
+    return {Variant.from_row(r): r["latency_ms"] for r in table.to_dict("records")}

@@ -14,7 +14,6 @@ from importlib.resources import files
 from effscale.cost import describe
 from effscale.errors import EffscaleError
 from effscale.scaling import make_variant
-from effscale.zoo import base_variant
 
 TABLES = ("efficientnet", "table3", "table7")
 
@@ -39,7 +38,7 @@ def efficientnet_table() -> list[dict]:
     for i in range(8):
         key = f"b{i}"
         v = ref["variants"][key]
-        row = describe(base_variant(f"efficientnet-{key}"))
+        row = describe(make_variant(f"efficientnet-{key}"))
         tv = ref["torchvision_reference"][f"efficientnet_{key}"]
         out.append(
             {

@@ -154,6 +154,21 @@ class Variant:
         return f"{name} d{self.d:.3g} w{self.w:.3g} {self.resolution}px"
 
     @classmethod
+    def from_row(cls, row) -> "Variant":
+        """The variant a results-table row describes (a dict or a pandas row)."""
+        return cls(
+            backbone=str(row["model"]),
+            d=float(row["d"]),
+            w=float(row["w"]),
+            r=float(row["r"]),
+            resolution=int(row["resolution"]),
+            base_resolution=int(row["base_resolution"]),
+            small_input=str(row["small_input"]).lower() in ("true", "1", "1.0"),
+            base_depth=float(row["base_depth"]),
+            base_width=float(row["base_width"]),
+        )
+
+    @classmethod
     def from_dict(cls, d: dict) -> "Variant":
         """The inverse of to_dict (as stored in config.json, checkpoints and study.json)."""
         d = dict(d)
@@ -182,14 +197,23 @@ def make_variant(
     w: float = 1.0,
     r: float = 1.0,
     *,
-    base_resolution: int,
+    base_resolution: int | None = None,
     resolution: int | None = None,
     multiple: int = 4,
     small_input: bool | None = None,
     base_depth: float = 1.0,
     base_width: float = 1.0,
 ) -> Variant:
-    """A validated variant; ``resolution`` (px) overrides ``base_resolution x r``."""
+    """A validated variant of a registered backbone, the one way to build one.
+
+    ``base_resolution`` defaults to the backbone's native resolution (224 px for B0);
+    ``resolution`` (px) overrides ``base_resolution x r``; ``small_input`` defaults to on
+    below 64 px. ``base_depth`` and ``base_width`` derive the base design d and w scale.
+    """
+    if base_resolution is None:
+        from effscale.zoo.registry import get_spec
+
+        base_resolution = get_spec(backbone).resolution
     for name, value in (
         ("depth", d),
         ("width", w),

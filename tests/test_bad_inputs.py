@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY_TRAIN, study_toml
 from typer.testing import CliRunner
 
 from effscale.cli import app
@@ -19,22 +20,8 @@ TINY = ["--model", "resnet18", "--data", "synthetic", "--budget", "smoke"]
 TINY += ["--base-width", "0.25", "--base-depth", "0.5", "--device", "cpu"]
 SWEEP = ["sweep", *TINY, "--samples", "128", "--dim", "width", "--values", "1.5"]
 COMPOUND = ["compound", *TINY, "--samples", "128", "--phi", "1"]
-TRAIN = ["train", "resnet18", "--width", "0.25", "--depth", "0.5", "--data", "synthetic"]
-TRAIN += ["--budget", "smoke", "--samples", "64", "--device", "cpu"]
-STUDY = """name = "bad"
-model = "resnet18"
-data = "synthetic"
-budget = "smoke"
-base_width = 0.25
-base_depth = 0.5
-
-[recipe]
-samples = 128
-
-[[sweep]]
-dim = "width"
-values = [1.0, 1.5]
-"""
+TRAIN = ["train", *TINY_TRAIN, "--samples", "64", "--device", "cpu"]
+STUDY = study_toml(name="bad", seeds=None, samples=128, batch_size=None, blank_first=False)
 SWEEP_TABLE = '[[sweep]]\ndim = "width"\nvalues = [1.0, 1.5]'
 GARBAGE = bytes(i * 7 % 256 for i in range(256))
 ROOT = os.geteuid() == 0  # root writes where permissions say no

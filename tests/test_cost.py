@@ -14,7 +14,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from effscale import cost as cost_mod
 from effscale.cost import count_cost, describe
 from effscale.scaling import make_variant
-from effscale.zoo import base_variant, list_backbones, resolve_spec
+from effscale.zoo import list_backbones, resolve_spec
 from effscale.zoo.net import Net
 
 # torchvision's published _ops (G multiply-adds) at the paper's resolutions; timm for V1.
@@ -39,7 +39,7 @@ GFLOPS = {
 EXPECTED = Path(__file__).parent / "expected_costs.json"
 
 # Variants whose cost is frozen in expected_costs.json (pycls keeps model_complexity.json).
-FROZEN = [base_variant(n) for n in list_backbones()] + [
+FROZEN = [make_variant(n) for n in list_backbones()] + [
     make_variant("efficientnet-b0", w=0.5, base_resolution=32),
     make_variant("efficientnet-b0", d=2, w=0.5, r=1.5, base_resolution=32),
     make_variant("resnet50", w=2, base_resolution=224),
@@ -57,7 +57,7 @@ def test_flops_equal_torchvision_to_three_decimals(name, px):
 
 def test_batch_norm_and_pooling_are_not_counted():
     """fvcore's default would give B0 0.4017 G; the paper's convention gives 0.3858 G."""
-    assert count_cost(base_variant("efficientnet-b0")).flops == 385_814_752
+    assert count_cost(make_variant("efficientnet-b0")).flops == 385_814_752
 
 
 def _flop_counter_macs(variant) -> int:
@@ -72,7 +72,7 @@ def _flop_counter_macs(variant) -> int:
 
 @pytest.mark.parametrize("name", list_backbones())
 def test_fvcore_agrees_with_flop_counter_mode(name):
-    variant = base_variant(name)
+    variant = make_variant(name)
     ours, witness = count_cost(variant).flops, _flop_counter_macs(variant)
     assert abs(ours - witness) / witness < 0.01
 
@@ -101,8 +101,10 @@ def test_a_cached_answer_needs_no_torch(tmp_path):
     """`effscale table` and `cost` answer from the cache in a fraction of torch's import time."""
     env = {**os.environ, "EFFSCALE_CACHE": str(tmp_path)}
     script = (
-        "import sys; from effscale.cost import describe; from effscale.zoo import base_variant; "
-        "describe(base_variant('efficientnet-b0', 64)); print('torch' in sys.modules)"
+        "import sys; from effscale.cost import describe; "
+        "from effscale.scaling import make_variant; "
+        "describe(make_variant('efficientnet-b0', base_resolution=64)); "
+        "print('torch' in sys.modules)"
     )
 
     def torch_imported() -> str:
@@ -173,7 +175,7 @@ def test_shipped_costs_are_the_frozen_counts_of_every_registered_backbone():
     frozen = json.loads(EXPECTED.read_text())
     shipped = cost_mod.shipped_costs()
     for name in list_backbones():
-        variant = base_variant(name)
+        variant = make_variant(name)
         assert shipped[cost_mod.cost_key(variant, 1000)] == frozen[variant.label], name
     other = make_variant("efficientnet-b0", w=1.1, base_resolution=224)  # not shipped
     assert cost_mod.cost_key(other, 1000) not in shipped

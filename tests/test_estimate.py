@@ -129,38 +129,17 @@ def test_dry_run_prints_points_and_estimate_and_trains_nothing(tmp_path, fixed_s
     assert "Dry run, nothing trained" in r.stdout and "est" in r.stdout
 
 
+SYNTHETIC_SMOKE = ["--data", "synthetic", "--budget", "smoke"]
+SEARCH = ["search", "--model", "resnet18", "--step", "0.5", "--max", "2", "--tolerance", "0.5"]
+SEARCH += ["--flops-tolerance", "1", *SYNTHETIC_SMOKE]
+
+
 @pytest.mark.parametrize(
     "args",
     [
         ["train", "resnet18", "--base-width", "0.25", "--data", "synthetic", "--budget", "smoke"],
-        [
-            "compound",
-            "--model",
-            "resnet18",
-            "--phi",
-            "1",
-            "--data",
-            "synthetic",
-            "--budget",
-            "smoke",
-        ],  # fmt: skip
-        [
-            "search",
-            "--model",
-            "resnet18",
-            "--step",
-            "0.5",
-            "--max",
-            "2",
-            "--tolerance",
-            "0.5",
-            "--flops-tolerance",
-            "1",
-            "--data",
-            "synthetic",
-            "--budget",
-            "smoke",
-        ],  # fmt: skip
+        ["compound", "--model", "resnet18", "--phi", "1", *SYNTHETIC_SMOKE],
+        SEARCH,
         ["run", "quick", "--data", "synthetic"],
     ],
 )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import study_toml
 from typer.testing import CliRunner
 
 from effscale.cli import app
@@ -20,23 +21,7 @@ from effscale.study.store import RunDir
 
 runner = CliRunner()
 TIMING = ["train_seconds", "images_per_s"]
-STUDY_TOML = """
-name = "tiny"
-model = "resnet18"
-data = "synthetic"
-budget = "smoke"
-seeds = 2
-base_width = 0.25
-base_depth = 0.5
-
-[recipe]
-samples = 512
-batch_size = 64
-
-[[sweep]]
-dim = "width"
-values = [1.0, 1.5]
-"""
+STUDY_TOML = study_toml()
 
 
 @pytest.fixture(scope="module")
@@ -156,17 +141,23 @@ def test_smoke_study_through_local_ray_equals_an_in_process_run(
     assert local_ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")
 
 
+def _run_killing_a_worker(study_file, tmp_path, executor):
+    """Run the study with ``executor`` while a thread kills a worker that is training."""
+    study, killed = load_study(study_file), []
+    killer = threading.Thread(target=_kill_a_worker_when_training, args=(tmp_path, study, killed))
+    killer.start()
+    df = run_study(study, tmp_path, executor=executor, device="cpu", show_progress=False)
+    killer.join()
+    return study, killed, df
+
+
 @pytest.mark.slow
 def test_a_killed_worker_is_retried_and_every_point_lands_once(
     local_ray, study_file, reference, tmp_path
 ):
     from effscale.study.ray_executor import RayExecutor
 
-    study, killed = load_study(study_file), []
-    killer = threading.Thread(target=_kill_a_worker_when_training, args=(tmp_path, study, killed))
-    killer.start()
-    df = run_study(study, tmp_path, executor=RayExecutor(), device="cpu", show_progress=False)
-    killer.join()
+    study, killed, df = _run_killing_a_worker(study_file, tmp_path, RayExecutor())
     assert killed, "no worker was seen training"
     assert len(df) == 4 and (df["status"] == "done").all()
     pd.testing.assert_frame_equal(_table(tmp_path), reference)
@@ -181,12 +172,8 @@ def test_a_point_whose_worker_keeps_dying_is_failed_with_its_error_not_lost(
 ):
     from effscale.study.ray_executor import RayExecutor
 
-    study, killed = load_study(study_file), []
-    killer = threading.Thread(target=_kill_a_worker_when_training, args=(tmp_path, study, killed))
-    killer.start()
     ex = Recording(RayExecutor(max_retries=0))  # no retry: the first death is the last
-    df = run_study(study, tmp_path, executor=ex, device="cpu", show_progress=False)
-    killer.join()
+    study, killed, df = _run_killing_a_worker(study_file, tmp_path, ex)
     assert killed and len(df) == 3
     [lost] = [key for kind, key in ex.seen if kind == "failed"]
     assert RunDir(tmp_path).status()["states"][lost] == "failed"

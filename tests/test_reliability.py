@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from conftest import study_toml
 from typer.testing import CliRunner
 
 from effscale import io
@@ -328,22 +329,9 @@ def _ctrl_c_after_first_epoch(proc, out: Path, pattern: str) -> str:
     return err
 
 
-STUDY = """
-name = "ctrlc"
-model = "resnet18"
-data = "synthetic"
-budget = "smoke"
-base_width = 0.25
-base_depth = 0.5
-
-[recipe]
-samples = 8000
-batch_size = 64
-
-[[sweep]]
-dim = "width"
-values = [1.0, 1.1, 1.2]
-"""
+STUDY = study_toml(
+    '[[sweep]]\ndim = "width"\nvalues = [1.0, 1.1, 1.2]\n', name="ctrlc", seeds=None, samples=8000
+)
 
 
 @pytest.mark.parametrize("workers", [1, 2])

@@ -119,3 +119,13 @@ def test_official_table_rejects_fractional_phi_and_other_models():
 def test_fractional_and_negative_phi():
     variants = dict(compound_variants("efficientnet-b0", [-1, 0.5], base_resolution=224))
     assert variants[-1].resolution < 224 < variants[0.5].resolution
+
+
+def test_make_variant_defaults_to_the_native_resolution_and_rows_read_back():
+    from effscale.scaling import Variant
+
+    v = make_variant("efficientnet-b0", w=0.5)
+    assert (v.base_resolution, v.resolution, v.small_input) == (224, 224, False)
+    assert make_variant("efficientnet-b0", w=0.5, base_resolution=224) == v
+    assert Variant.from_row(v.to_dict()) == v
+    assert Variant.from_row({k: str(x) for k, x in v.to_dict().items()}) == v  # a CSV row

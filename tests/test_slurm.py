@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import study_toml
 from typer.testing import CliRunner
 
 from effscale.cli import app
@@ -18,23 +19,7 @@ from effscale.study.files import load_study
 
 runner = CliRunner()
 TIMING = ["train_seconds", "images_per_s"]
-STUDY_TOML = """
-name = "tiny"
-model = "resnet18"
-data = "synthetic"
-budget = "smoke"
-seeds = 1
-base_width = 0.25
-base_depth = 0.5
-
-[recipe]
-samples = {samples}
-batch_size = 64
-
-[[sweep]]
-dim = "width"
-values = [1.0, 1.5]
-"""
+STUDY_TOML = study_toml(seeds=1, samples="{samples}")
 
 
 def _study_file(tmp_path: Path, samples: int = 512) -> Path:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import RESOLUTION_SWEEP, WIDTH_SWEEP, run_study_file, study_toml
 from typer.testing import CliRunner
 
 from effscale.cli import app
@@ -25,27 +26,7 @@ RECIPE = budget("smoke", samples=512, batch_size=64)
 BASE = Base("resnet18", 32, base_width=0.25, base_depth=0.5)
 TIMING = ["train_seconds", "images_per_s"]
 
-STUDY_TOML = """
-name = "tiny"
-model = "resnet18"
-data = "synthetic"
-budget = "smoke"
-seeds = 2
-base_width = 0.25
-base_depth = 0.5
-
-[recipe]
-samples = 512
-batch_size = 64
-
-[[sweep]]
-dim = "width"
-values = [1.0, 1.5]
-
-[[sweep]]
-dim = "resolution"
-values = [1.0, 1.5]
-"""
+STUDY_TOML = study_toml(WIDTH_SWEEP, RESOLUTION_SWEEP)
 
 
 def tiny_study() -> Study:
@@ -201,9 +182,7 @@ def test_report_on_partial_results(tmp_path):
     ],
 )
 def test_bad_study_files_name_file_key_and_line(tmp_path, edit, says):
-    f = tmp_path / "bad.toml"
-    f.write_text(STUDY_TOML.replace(*edit, 1))
-    r = runner.invoke(app, ["run", str(f), "--out", str(tmp_path / "o")])
+    _, r = run_study_file(runner, app, tmp_path, STUDY_TOML.replace(*edit, 1))
     assert r.exit_code == 2, r.output
     assert says in r.stderr and len(r.stderr.strip().splitlines()) == 1
 

@@ -9,6 +9,7 @@ import time
 
 import pytest
 import torch
+from conftest import TINY_TRAIN
 
 from effscale import io
 from effscale.data import load_dataset
@@ -87,15 +88,7 @@ def test_sigkill_mid_run_then_resume_from_the_command_line(tmp_path):
         "-m",
         "effscale",
         "train",
-        "resnet18",
-        "--width",
-        "0.25",
-        "--depth",
-        "0.5",
-        "--data",
-        "synthetic",
-        "--budget",
-        "smoke",
+        *TINY_TRAIN,
         "--epochs",
         "6",
         "--batch-size",
@@ -287,15 +280,7 @@ def test_train_command_prints_the_final_metrics(tmp_path):
         app,
         [
             "train",
-            "resnet18",
-            "--width",
-            "0.25",
-            "--depth",
-            "0.5",
-            "--data",
-            "synthetic",
-            "--budget",
-            "smoke",
+            *TINY_TRAIN,
             "--samples",
             "512",
             "--out",

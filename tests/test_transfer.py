@@ -5,6 +5,7 @@ import json
 
 import pandas as pd
 import pytest
+from conftest import TRANSFER, run_study_file, study_toml
 from typer.testing import CliRunner
 
 from effscale.cli import app
@@ -12,24 +13,7 @@ from effscale.study.files import load_study
 
 runner = CliRunner()
 
-TRANSFER_TOML = """
-name = "transfer"
-model = "resnet18"
-data = "synthetic"
-budget = "smoke"
-seeds = 2
-base_width = 0.25
-base_depth = 0.5
-
-[recipe]
-samples = 256
-batch_size = 64
-
-[[transfer]]
-pretrain = "synthetic"
-finetune = "synthetic:8"
-finetune_samples = 128
-"""
+TRANSFER_TOML = study_toml(TRANSFER, name="transfer", samples=256)
 
 
 @pytest.fixture
@@ -94,9 +78,7 @@ def test_a_transfer_study_fine_tunes_from_the_pretrain_checkpoint_and_reports_bo
     ],
 )
 def test_bad_transfer_tables_are_refused_with_file_key_and_line(tmp_path, edit, says):
-    f = tmp_path / "bad.toml"
-    f.write_text(TRANSFER_TOML.replace(*edit, 1))
-    r = runner.invoke(app, ["run", str(f), "--out", str(tmp_path / "o")])
+    f, r = run_study_file(runner, app, tmp_path, TRANSFER_TOML.replace(*edit, 1))
     assert r.exit_code == 2, r.output
     assert says in r.stderr and len(r.stderr.strip().splitlines()) == 1
     if "unknown key" in says:

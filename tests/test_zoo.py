@@ -8,7 +8,7 @@ import torch
 
 from effscale.errors import EffscaleError
 from effscale.scaling import make_variant
-from effscale.zoo import base_variant, build_model, get_spec, list_backbones, resolve_spec
+from effscale.zoo import build_model, get_spec, list_backbones, resolve_spec
 
 # torchvision num_params / timm mobilenetv1_100, 1000 classes
 PARAMS = {
@@ -52,7 +52,7 @@ def test_registry_lists_every_backbone_in_natural_order():
 @pytest.mark.parametrize("name", list(PARAMS))
 def test_params_at_base_equal_published(name):
     with torch.device("meta"):
-        model = build_model(base_variant(name))
+        model = build_model(make_variant(name))
     assert _n_params(model) == PARAMS[name]
 
 
@@ -91,7 +91,7 @@ def test_small_input_adaptation_removes_stem_downsampling():
 
 
 def test_width_scales_every_channel_count_and_depth_every_stage():
-    base = resolve_spec(base_variant("resnet50"))
+    base = resolve_spec(make_variant("resnet50"))
     wide = resolve_spec(make_variant("resnet50", w=2, base_resolution=224))
     deep = resolve_spec(make_variant("resnet50", d=4, base_resolution=224))
     assert wide.stem_channels == 2 * base.stem_channels

@@ -12,7 +12,8 @@ import os
 from pathlib import Path
 
 from effscale.cost import cost_key, count_cost
-from effscale.zoo import base_variant, list_backbones
+from effscale.scaling import make_variant
+from effscale.zoo import list_backbones
 
 OUT = Path(__file__).resolve().parent.parent / "effscale" / "reference" / "costs.json"
 
@@ -21,7 +22,7 @@ def main() -> None:
     assert os.environ.get("EFFSCALE_SHIPPED_COSTS") == "0", "set EFFSCALE_SHIPPED_COSTS=0"
     table = {}
     for name in list_backbones():
-        variant = base_variant(name)
+        variant = make_variant(name)
         table[cost_key(variant, 1000)] = count_cost(variant, 1000, cache=False).to_dict()
         print(name, table[cost_key(variant, 1000)])
     OUT.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")

@@ -20,7 +20,6 @@ from rich.console import Console
 from rich.progress import wrap_file
 
 from effscale.data.dataset import ImageDataset
-from effscale.data.pixels import channel_stats
 from effscale.errors import EffscaleError
 from effscale.io import atomic_path, cache_dir
 
@@ -89,18 +88,7 @@ def load_cifar(kind: str, path: Path | None = None, download: bool = True) -> Im
     for labels in (train_labels, test_labels):
         if len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
             raise EffscaleError(f"{path}: labels outside 0..{len(classes) - 1}")
-    mean, std = channel_stats(train)
-    return ImageDataset(
-        name=kind,
-        classes=classes,
-        train_images=train,
-        train_labels=train_labels,
-        test_images=test,
-        test_labels=test_labels,
-        mean=mean,
-        std=std,
-        source=source,
-    )
+    return ImageDataset.in_memory(kind, classes, (train, train_labels), (test, test_labels), source)
 
 
 def _missing(d: Path, fmt: dict) -> list[str]:

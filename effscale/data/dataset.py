@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from effscale.data.pixels import channel_stats
+
 
 @dataclass
 class ImageDataset:
@@ -24,6 +26,13 @@ class ImageDataset:
     source: str = ""  # provenance: where the images came from, for results and reports
     notes: list[str] = field(default_factory=list)  # e.g. "skipped 2 unreadable images: ..."
     resized: bool = False  # stored at a chosen size (images of mixed sizes), not their own
+
+    @classmethod
+    def in_memory(cls, name: str, classes: list[str], train, test, source: str):
+        """A set held in memory, from (images, labels) per split; the mean and std are the
+        training images' own."""
+        mean, std = channel_stats(train[0])
+        return cls(name, classes, *train, *test, mean=mean, std=std, source=source)
 
     @property
     def num_classes(self) -> int:

@@ -291,11 +291,25 @@ def draw_acc_vs_params(df: pd.DataFrame):
     s = summarise(df)
     if s.empty:
         return None
+    x = s["params"] / 1e6
+    return _accuracy_against(
+        df, s, x, lambda ax: log2_axis(ax, x), "Parameters (millions), log scale"
+    )
+
+
+def _log10_axis(ax) -> None:
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))  # 3, 30, not 3x10^0
+    ax.xaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
+
+
+def _accuracy_against(df: pd.DataFrame, s: pd.DataFrame, x, log_axis, xlabel: str):
+    """Top-1 (summarised rows ``s``) against ``x`` on a log axis, by role, captioned."""
     fig, ax = plt.subplots(figsize=(5.2, 4), layout="constrained")
-    _scatter_by_role(ax, s.assign(x=s["params"] / 1e6))
-    log2_axis(ax, s["params"] / 1e6)
+    _scatter_by_role(ax, s.assign(x=x))
+    log_axis(ax)
     ax.margins(x=0.08)
-    ax.set_xlabel("Parameters (millions), log scale")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("Top-1 accuracy (%)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, title=_seeds(df), title_fontsize=7)
@@ -315,17 +329,9 @@ def draw_acc_vs_latency(df: pd.DataFrame):
     s = s.merge(latency.reset_index(), on=VARIANT, how="left").dropna(subset=["latency_ms"])
     if s.empty:
         return None
-    fig, ax = plt.subplots(figsize=(5.2, 4), layout="constrained")
-    _scatter_by_role(ax, s.assign(x=s["latency_ms"]))
-    ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))  # 3, 30, not 3x10^0
-    ax.xaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
-    ax.margins(x=0.08)
-    ax.set_xlabel("Latency (ms per batch, median), log scale")
-    ax.set_ylabel("Top-1 accuracy (%)")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8, title=_seeds(df), title_fontsize=7)
-    return _captioned(fig, caption(finished(df)))
+    return _accuracy_against(
+        df, s, s["latency_ms"], _log10_axis, "Latency (ms per batch, median), log scale"
+    )
 
 
 def acc_vs_latency(df: pd.DataFrame, out: Path, name: str = "acc_vs_latency") -> list[Path]:

@@ -166,13 +166,46 @@ def write_report(run_dir: str | Path) -> dict:
     warnings += [
         f"{p}: that point is not counted (a rerun trains it again)" for p in store.problems
     ]
+
+    lines = _header(store, study, df, status, env)
+    lines += _warnings_section(warnings)
+    lines += _verdict_sections(dims, compound)
+    lines += _budget_section(compound)
+    transfer = transfer_table(df, study.points)
+    lines += _transfer_section(transfer, study)
+    timing_lines, timing = _timing(store, study)
+    lines += timing_lines
+    lines += ["## Figures", ""]
+    lines += [f"![{p.stem}](figures/{p.name})" for p in figures if p.suffix == ".png"]
+    lines += ["", "## Variants (mean over seeds)", ""]
+    lines.append(_variants_table(summary) if not summary.empty else "No finished points yet.\n")
+    search = None
+    if (store.path / "search.json").exists():  # a grid search's run directory (Step 1)
+        search, search_lines = _search_section(store)
+        lines[2:2] = search_lines
+    io.write_text(store.path / "report.md", "\n".join(lines) + "\n")
+    return {
+        "warnings": warnings,
+        "search": search,
+        "report": str(store.path / "report.md"),
+        "figures": [str(p) for p in figures],
+        "diminishing_returns": dims,
+        "compound_vs_single": compound,
+        "transfer": transfer,
+        "timing": timing,
+        "status": status,
+    }
+
+
+def _header(store: RunDir, study, df: pd.DataFrame, status: dict, env: dict) -> list[str]:
+    """The title and what the study is: its points, data, recipe, base and hardware."""
     hours = df["train_seconds"].fillna(0).sum() / 3600
     recipe = study.points[0].recipe if study.points else None
     budgets = sorted({p.recipe.samples for p in study.points})
     protocols = sorted({p.recipe.protocol for p in study.points})
-
-    lines = [f"# {study.name}", ""]
-    lines += [
+    return [
+        f"# {study.name}",
+        "",
         f"- points: {status['points']} planned, {status['done']} done, "
         f"{status['running']} running, {status['interrupted']} interrupted, "
         f"{status['failed']} failed, {status['diverged']} diverged, "
@@ -191,36 +224,49 @@ def write_report(run_dir: str | Path) -> dict:
         *_environments_line(df),
         "",
     ]
-    if warnings:
-        lines += ["## Warnings", ""]
-        lines += [f"- {w}" for w in warnings]
-        lines += [
-            "",
-            "A point's key does not hold the thread count or the device type, yet both change "
-            "its numbers (a point trained with 1 thread differed from the same point with 2 "
-            "by 1 to 3.4 top-1 points): a verdict standing on both kinds compares unlike runs.",
-            "",
-        ]
-    lines += ["## Diminishing returns (paper Figure 3)", ""]
-    if dims:
-        lines += [
-            "Accuracy gained per doubling of FLOPs along each dimension alone, on the "
-            "first step and on the last, mean ± std over seeds (points of top-1).",
-            "",
-        ]
-        lines.append(output.to_markdown(_fmt_rows(dims)))
+
+
+def _warnings_section(warnings: list[str]) -> list[str]:
+    if not warnings:
+        return []
+    return [
+        "## Warnings",
+        "",
+        *[f"- {w}" for w in warnings],
+        "",
+        "A point's key does not hold the thread count or the device type, yet both change "
+        "its numbers (a point trained with 1 thread differed from the same point with 2 "
+        "by 1 to 3.4 top-1 points): a verdict standing on both kinds compares unlike runs.",
+        "",
+    ]
+
+
+def _table_section(title: str, rows: list[dict], intro: str, empty: str) -> list[str]:
+    """A verdict's section: a heading, then its table with an intro, or what is missing."""
+    lines = [title, ""]
+    if rows:
+        lines += [intro, "", output.to_markdown(_fmt_rows(rows))]
     else:
-        lines.append("No dimension has three or more finished points yet.\n")
-    lines += ["## Compound vs the best single dimension at matched FLOPs (paper Figure 8)", ""]
-    if compound:
-        lines += [
-            "Compound top-1 minus the best single-dimension top-1 at the same counted "
-            "FLOPs, per seed; mean ± std of those differences.",
-            "",
-        ]
-        lines.append(output.to_markdown(_fmt_rows(compound)))
-    else:
-        lines.append("No compound point with finished matched single-dimension points yet.\n")
+        lines.append(empty)
+    return lines
+
+
+def _verdict_sections(dims: list[dict], compound: list[dict]) -> list[str]:
+    """The paper's two verdicts: Figure 3's diminishing returns and Figure 8's comparison."""
+    lines = _table_section(
+        "## Diminishing returns (paper Figure 3)",
+        dims,
+        "Accuracy gained per doubling of FLOPs along each dimension alone, on the "
+        "first step and on the last, mean ± std over seeds (points of top-1).",
+        "No dimension has three or more finished points yet.\n",
+    )
+    lines += _table_section(
+        "## Compound vs the best single dimension at matched FLOPs (paper Figure 8)",
+        compound,
+        "Compound top-1 minus the best single-dimension top-1 at the same counted "
+        "FLOPs, per seed; mean ± std of those differences.",
+        "No compound point with finished matched single-dimension points yet.\n",
+    )
     if dims or compound:
         lines += [
             f"`still_improving` names the points a verdict stands on that gained more than "
@@ -229,56 +275,45 @@ def write_report(run_dir: str | Path) -> dict:
             "with a longer budget.",
             "",
         ]
-    lines += _budget_section(compound)
-    transfer = transfer_table(df, study.points)
-    if any(p.init_from for p in study.points):
-        lines += ["## Transfer: pre-train, then fine-tune (paper Table 5)", ""]
-        lines.append(
-            "Top-1 on the pre-training data, and on the target data after fine-tuning from "
-            "that checkpoint (a fresh classifier when the classes differ), mean ± std over "
-            "seeds.\n\n" + output.to_markdown(_fmt_rows(transfer))
-            if transfer
-            else "No pre-training point has finished yet.\n"
-        )
-    timing_lines, timing = _timing(store, study)
-    lines += timing_lines
-    lines += ["## Figures", ""]
-    lines += [f"![{p.stem}](figures/{p.name})" for p in figures if p.suffix == ".png"]
-    lines += ["", "## Variants (mean over seeds)", ""]
-    lines.append(_variants_table(summary) if not summary.empty else "No finished points yet.\n")
-    search = None
-    if (store.path / "search.json").exists():  # a grid search's run directory (Step 1)
-        from effscale.study.search import search_report
-        from effscale.study.search import table as search_table
+    return lines
 
-        search = search_report(store.path)
-        best = search.get("chosen") or search.get("leader")
-        if best:
-            state = "chosen" if search.get("chosen") else "leading so far (search unfinished)"
-            lines[2:2] = [
-                "## Grid search for alpha, beta, gamma (paper Step 1)",
-                "",
-                f"{state}: alpha={best['alpha']:g}, beta={best['beta']:g}, "
-                f"gamma={best['gamma']:g}, top-1 {best['top1_mean']:.2f} "
-                f"± {best.get('top1_std') or 0:.2f} (base: {_mean_pm(search['base_top1'])}). "
-                "Kept candidates, best first (top-1 mean and std over seeds):",
-                "",
-                output.to_markdown(_fmt_rows(search_table(search))),
-                "![search](figures/search.png)",
-                "",
-            ]
-    io.write_text(store.path / "report.md", "\n".join(lines) + "\n")
-    return {
-        "warnings": warnings,
-        "search": search,
-        "report": str(store.path / "report.md"),
-        "figures": [str(p) for p in figures],
-        "diminishing_returns": dims,
-        "compound_vs_single": compound,
-        "transfer": transfer,
-        "timing": timing,
-        "status": status,
-    }
+
+def _transfer_section(transfer: list[dict], study) -> list[str]:
+    if not any(p.init_from for p in study.points):
+        return []
+    return [
+        "## Transfer: pre-train, then fine-tune (paper Table 5)",
+        "",
+        "Top-1 on the pre-training data, and on the target data after fine-tuning from "
+        "that checkpoint (a fresh classifier when the classes differ), mean ± std over "
+        "seeds.\n\n" + output.to_markdown(_fmt_rows(transfer))
+        if transfer
+        else "No pre-training point has finished yet.\n",
+    ]
+
+
+def _search_section(store: RunDir) -> tuple[dict, list[str]]:
+    """A grid search's record (Step 1) and the lines that open the report with its result."""
+    from effscale.study.search import search_report
+    from effscale.study.search import table as search_table
+
+    search = search_report(store.path)
+    best = search.get("chosen") or search.get("leader")
+    if not best:
+        return search, []
+    state = "chosen" if search.get("chosen") else "leading so far (search unfinished)"
+    return search, [
+        "## Grid search for alpha, beta, gamma (paper Step 1)",
+        "",
+        f"{state}: alpha={best['alpha']:g}, beta={best['beta']:g}, "
+        f"gamma={best['gamma']:g}, top-1 {best['top1_mean']:.2f} "
+        f"± {best.get('top1_std') or 0:.2f} (base: {_mean_pm(search['base_top1'])}). "
+        "Kept candidates, best first (top-1 mean and std over seeds):",
+        "",
+        output.to_markdown(_fmt_rows(search_table(search))),
+        "![search](figures/search.png)",
+        "",
+    ]
 
 
 def _budget_section(compound: list[dict]) -> list[str]:

@@ -92,13 +92,28 @@ def _gains_per_doubling(curve: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["from_flops", "to_flops", "seed", "gain_per_doubling"])
 
 
-def _mean_std(x) -> tuple[float, float, int]:
+def mean_std(x, missing=float("nan")) -> tuple[float, float, int]:
+    """Mean, sample standard deviation and count of some values (one per seed); ``missing``
+    stands for a mean of no values and a spread of fewer than two."""
     x = np.asarray(list(x), dtype=float)
     return (
-        float(x.mean()) if len(x) else float("nan"),
-        float(x.std(ddof=1)) if len(x) > 1 else float("nan"),
+        float(x.mean()) if len(x) else missing,
+        float(x.std(ddof=1)) if len(x) > 1 else missing,
         len(x),
     )
+
+
+def _verdict(mean: float, std: float, n: int, contrary: str) -> str:
+    """A paired difference's verdict: supported or contradicted beyond two standard errors
+    of the mean, else not resolved; ``contrary`` says what a contradiction means."""
+    se = std / math.sqrt(n) if n > 1 else float("nan")
+    if math.isnan(se):
+        return "not resolved: one seed"
+    if mean > 2 * se:
+        return "supported"
+    if mean < -2 * se:
+        return f"contradicted: {contrary}"
+    return "not resolved: within noise"
 
 
 def still_improving(rows: pd.DataFrame) -> bool:
@@ -139,23 +154,15 @@ def diminishing_returns(df: pd.DataFrame) -> list[dict]:
         steps = sorted(set(zip(gains["from_flops"], gains["to_flops"])))
         first = gains[(gains["from_flops"] == steps[0][0]) & (gains["to_flops"] == steps[0][1])]
         last = gains[(gains["from_flops"] == steps[-1][0]) & (gains["to_flops"] == steps[-1][1])]
-        f_mean, f_std, n = _mean_std(first["gain_per_doubling"])
-        l_mean, l_std, _ = _mean_std(last["gain_per_doubling"])
+        f_mean, f_std, n = mean_std(first["gain_per_doubling"])
+        l_mean, l_std, _ = mean_std(last["gain_per_doubling"])
         paired = (
             first.set_index("seed")["gain_per_doubling"]
             - last.set_index("seed")["gain_per_doubling"]
         )
-        d_mean, d_std, d_n = _mean_std(paired.dropna())
+        d_mean, d_std, d_n = mean_std(paired.dropna())
         improving = [f for f, rows in curve.groupby("flops") if still_improving(rows)]
-        se = d_std / math.sqrt(d_n) if d_n > 1 else float("nan")
-        if math.isnan(se):
-            verdict = "not resolved: one seed"
-        elif d_mean > 2 * se:
-            verdict = "supported"
-        elif d_mean < -2 * se:
-            verdict = "contradicted: later doublings gain more"
-        else:
-            verdict = "not resolved: within noise"
+        verdict = _verdict(d_mean, d_std, d_n, "later doublings gain more")
         out.append(
             {
                 "dimension": dim,
@@ -194,23 +201,15 @@ def compound_vs_single(df: pd.DataFrame) -> list[dict]:
             continue
         best = max(singles, key=lambda d: singles[d]["top1"].mean())
         diff = comp.set_index("seed")["top1"] - singles[best].set_index("seed")["top1"]
-        d_mean, d_std, n = _mean_std(diff.dropna())
-        se = d_std / math.sqrt(n) if n > 1 else float("nan")
-        if math.isnan(se):
-            verdict = "not resolved: one seed"
-        elif d_mean > 2 * se:
-            verdict = "supported"
-        elif d_mean < -2 * se:
-            verdict = f"contradicted: {best} alone is better"
-        else:
-            verdict = "not resolved: within noise"
+        d_mean, d_std, n = mean_std(diff.dropna())
+        verdict = _verdict(d_mean, d_std, n, f"{best} alone is better")
         improving = [
             name
             for name, rows in (("compound", comp), (best, singles[best]))
             if still_improving(rows)
         ]
-        c_mean, c_std, _ = _mean_std(comp["top1"])
-        s_mean, s_std, _ = _mean_std(singles[best]["top1"])
+        c_mean, c_std, _ = mean_std(comp["top1"])
+        s_mean, s_std, _ = mean_std(singles[best]["top1"])
         out.append(
             {
                 "phi": phi,
@@ -261,8 +260,8 @@ def transfer_table(df: pd.DataFrame, points) -> list[dict]:
     columns = VARIANT + ["pretrain_data", "finetune_data"]
     out = []
     for keys, rows in pd.DataFrame(pairs).groupby(columns, sort=False):
-        pre_mean, pre_std, pre_n = _mean_std(rows["pretrain_top1"])
-        ft_mean, ft_std, ft_n = _mean_std(rows["finetune_top1"].dropna())
+        pre_mean, pre_std, pre_n = mean_std(rows["pretrain_top1"])
+        ft_mean, ft_std, ft_n = mean_std(rows["finetune_top1"].dropna())
         out.append(
             {
                 **dict(zip(columns, keys)),

@@ -369,16 +369,6 @@ def run_search(
     return search_report(store.path)
 
 
-def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
-    if not values:
-        return None, None
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, None  # one seed: no spread to report
-    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
-    return mean, math.sqrt(var)
-
-
 def search_report(run_dir: str | Path) -> dict:
     """Rank the candidates from whatever has finished; rewrite search.json and the plot.
 
@@ -387,6 +377,8 @@ def search_report(run_dir: str | Path) -> dict:
     ``base`` (its top-1), ``finished`` (every planned point done), ``leader`` (the best so
     far) and ``chosen`` (the leader, once the search is finished; else None).
     """
+    from effscale.report.verdicts import mean_std
+
     store = RunDir(run_dir)
     record = _load(store.path)
     results = store.write_results()
@@ -404,7 +396,7 @@ def search_report(run_dir: str | Path) -> dict:
         n = row["network"]
         if n not in networks:
             top1 = scores(row["keys"])
-            mean, std = _mean_std(top1)
+            mean, std, _ = mean_std(top1, missing=None)
             networks[n] = {"seeds": len(top1), "top1_mean": mean, "top1_std": std}
             networks[n]["flops"] = row["flops"]
     ranked = sorted(
@@ -423,7 +415,7 @@ def search_report(run_dir: str | Path) -> dict:
     n_finished = sum(store.state(k) in FINISHED for k in planned)
     finished = n_finished == len(planned)
     base_top1 = scores(record["base_keys"])
-    mean, std = _mean_std(base_top1)
+    mean, std, _ = mean_std(base_top1, missing=None)
     record["base_top1"] = {"seeds": len(base_top1), "top1_mean": mean, "top1_std": std}
     leader = None
     if ranked:

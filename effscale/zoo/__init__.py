@@ -27,7 +27,6 @@ __all__ = [
     "get_spec",
     "resolve_spec",
     "build_model",
-    "base_variant",
     "variant_for",
     "stage_table",
 ]
@@ -76,12 +75,6 @@ def build_model(variant: Variant, num_classes: int = 1000, **overrides) -> "Net"
     return Net(replace(spec, **overrides) if overrides else spec, num_classes)
 
 
-def base_variant(backbone: str, base_resolution: int | None = None, **kwargs) -> Variant:
-    """The unscaled variant of a backbone at its native (or the given) base resolution."""
-    native = get_spec(backbone).resolution
-    return make_variant(backbone, base_resolution=base_resolution or native, **kwargs)
-
-
 def variant_for(
     backbone: str,
     *,
@@ -94,12 +87,12 @@ def variant_for(
     beta: float = BETA,
     gamma: float = GAMMA,
     base_resolution: int | None = None,
-    multiple: int = 4,
-    small_input: bool | None = None,
-    base_depth: float = 1.0,
-    base_width: float = 1.0,
+    **kwargs,
 ) -> Variant:
-    """A variant from command-line style options: explicit (d, w, r) or a compound phi."""
+    """A variant from command-line style options: explicit (d, w, r) or a compound phi.
+
+    The remaining keywords (multiple, small_input, base_depth, base_width) go to
+    make_variant, as does ``base_resolution`` (0 or None: the backbone's native one)."""
     if phi is not None:
         given = [
             n
@@ -122,18 +115,14 @@ def variant_for(
         raise EffscaleError(
             "--resolution and --res-mult both set the input size", "give one of them"
         )
-    native = get_spec(backbone).resolution
     return make_variant(
         backbone,
         depth if depth is not None else 1.0,
         width if width is not None else 1.0,
         res_mult if res_mult is not None else 1.0,
-        base_resolution=base_resolution or native,
+        base_resolution=base_resolution or None,
         resolution=resolution,
-        multiple=multiple,
-        small_input=small_input,
-        base_depth=base_depth,
-        base_width=base_width,
+        **kwargs,
     )
 
 
@@ -142,49 +131,30 @@ def stage_table(variant: Variant) -> list[dict]:
     base = resolve_spec(replace(variant, d=1.0, w=1.0))
     spec = resolve_spec(variant)
     size = variant.resolution
-    rows = [
-        {
-            "stage": "stem",
-            "block": f"conv{spec.stem_kernel}x{spec.stem_kernel}",
-            "repeats": 1,
-            "base_repeats": 1,
-            "channels": spec.stem_channels,
-            "base_channels": base.stem_channels,
-            "stride": spec.stem_stride,
-            "input_px": size,
-        }
-    ]
+    stem = f"conv{spec.stem_kernel}x{spec.stem_kernel}"
+    rows = [("stem", stem, 1, 1, spec.stem_channels, base.stem_channels, spec.stem_stride, size)]
     size = -(-size // spec.stem_stride)
     if spec.stem_pool:
         size = -(-size // 2)
     for i, (s, b) in enumerate(zip(spec.stages, base.stages), 1):
-        rows.append(
-            {
-                "stage": f"s{i}",
-                "block": _block_name(s),
-                "repeats": s.repeats,
-                "base_repeats": b.repeats,
-                "channels": s.channels,
-                "base_channels": b.channels,
-                "stride": s.stride,
-                "input_px": size,
-            }
-        )
+        block = _block_name(s)
+        rows.append((f"s{i}", block, s.repeats, b.repeats, s.channels, b.channels, s.stride, size))
         size = -(-size // s.stride)
     if spec.head_channels:
-        rows.append(
-            {
-                "stage": "head",
-                "block": "conv1x1",
-                "repeats": 1,
-                "base_repeats": 1,
-                "channels": spec.head_channels,
-                "base_channels": base.head_channels,
-                "stride": 1,
-                "input_px": size,
-            }
-        )
-    return rows
+        rows.append(("head", "conv1x1", 1, 1, spec.head_channels, base.head_channels, 1, size))
+    return [dict(zip(STAGE_COLUMNS, row)) for row in rows]
+
+
+STAGE_COLUMNS = (
+    "stage",
+    "block",
+    "repeats",
+    "base_repeats",
+    "channels",
+    "base_channels",
+    "stride",
+    "input_px",
+)
 
 
 def _block_name(s: StageSpec) -> str:
