@@ -50,8 +50,8 @@ values = [1.0, 1.5]
 
 def tiny_study() -> Study:
     study = Study("tiny", {"kind": "test"})
-    plan_sweep(study, BASE, "width", [1.0, 1.5], [0, 1], RECIPE, "synthetic")
-    plan_sweep(study, BASE, "resolution", [1.5], [0, 1], RECIPE, "synthetic")
+    study.add_all(plan_sweep(BASE, "width", [1.0, 1.5], [0, 1], RECIPE, "synthetic"))
+    study.add_all(plan_sweep(BASE, "resolution", [1.5], [0, 1], RECIPE, "synthetic"))
     return study
 
 
@@ -64,17 +64,18 @@ def test_points_planned_twice_are_trained_once():
 
 def test_compound_match_single_hits_the_compound_flops():
     study = Study("c", {})
-    plan_compound(
-        study,
-        Base("efficientnet-b0", 32, base_width=0.5),
-        [1, 2],
-        [0],
-        RECIPE,
-        "synthetic",
-        alpha=1.2,
-        beta=1.1,
-        gamma=1.15,
-        match_single=True,
+    study.add_all(
+        plan_compound(
+            Base("efficientnet-b0", 32, base_width=0.5),
+            [1, 2],
+            [0],
+            RECIPE,
+            "synthetic",
+            alpha=1.2,
+            beta=1.1,
+            gamma=1.15,
+            match_single=True,
+        )
     )
     for phi in (1, 2):
         comp = next(p for p in study.points if p.phi == phi and "compound" in p.roles)
@@ -99,7 +100,7 @@ def test_run_study_writes_a_row_per_point_and_never_retrains(tmp_path, monkeypat
 def test_a_different_study_is_refused_unless_forced(tmp_path):
     run_study(tiny_study(), tmp_path, device="cpu", show_progress=False)
     other = Study("other", {"kind": "something else"})
-    plan_sweep(other, BASE, "depth", [2.0], [0], RECIPE, "synthetic")
+    other.add_all(plan_sweep(BASE, "depth", [2.0], [0], RECIPE, "synthetic"))
     with pytest.raises(Exception, match="different study"):
         run_study(other, tmp_path, device="cpu", show_progress=False)
     df = run_study(other, tmp_path, device="cpu", show_progress=False, force=True)
