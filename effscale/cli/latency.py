@@ -40,16 +40,12 @@ def latency(
     from effscale.latency import measure_latency
 
     variant = variant_of(model, options)
+    timing = {"warmup": warmup, "repeats": repeats, "threads": threads}
+    classes = options["num_classes"]
     result = measure_latency(
-        variant,
-        num_classes=options["num_classes"],
-        batch=batch,
-        device=device,
-        warmup=warmup,
-        repeats=repeats,
-        channels_last=channels_last,
-        threads=threads,
-    )
+        variant, num_classes=classes, batch=batch, device=device, channels_last=channels_last,
+        **timing,
+    )  # fmt: skip
     output.record(result, fmt, title=variant.label)
     output.note(
         f"median {result['median_s'] * 1000:.3g} ms per batch of {batch} "

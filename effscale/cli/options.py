@@ -149,15 +149,9 @@ DryRunOpt = Annotated[
         "the estimated time on this machine; train nothing, write nothing.",
     ),
 ]
-YesOpt = Annotated[
-    bool,
-    typer.Option(
-        "--yes",
-        "-y",
-        help="Start without asking when the estimate exceeds an hour (effscale asks only "
-        "on a terminal).",
-    ),
-]
+YES_HELP = "Start without asking when the estimate exceeds an hour (effscale asks only on a "
+YES_HELP += "terminal)."
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help=YES_HELP)]
 ForceOpt = Annotated[
     bool, typer.Option("--force", help="Reuse a run directory made for a different study.")
 ]
@@ -203,14 +197,9 @@ AddressOpt = Annotated[
     ),
 ]
 PartitionOpt = Annotated[str | None, typer.Option("--partition", help="Slurm partition.")]
-GpusPerPointOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--gpus-per-point",
-        help="GPUs per point: Ray takes fractions (default 0.25 under 1 GFLOP, else 1, when "
-        "the cluster has GPUs); Slurm whole GPUs (default 0).",
-    ),
-]
+GPUS_HELP = "GPUs per point: Ray takes fractions (default 0.25 under 1 GFLOP, else 1, when the "
+GPUS_HELP += "cluster has GPUs); Slurm whole GPUs (default 0)."
+GpusPerPointOpt = Annotated[float | None, typer.Option("--gpus-per-point", help=GPUS_HELP)]
 TimeOpt = Annotated[
     int, typer.Option("--time", help="Slurm time limit per point in minutes (then requeued).")
 ]

@@ -140,10 +140,7 @@ class Base:
     def design(self) -> dict:
         """The base design's options beside the base resolution, as make_variant takes them."""
         return {
-            "multiple": self.multiple,
-            "small_input": self.small_input,
-            "base_depth": self.base_depth,
-            "base_width": self.base_width,
+            k: getattr(self, k) for k in ("multiple", "small_input", "base_depth", "base_width")
         }
 
     def variant(self, d: float = 1.0, w: float = 1.0, r: float = 1.0) -> Variant:
