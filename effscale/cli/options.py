@@ -268,9 +268,23 @@ RUN = Bundle(  # how a study runs, or is only printed
 def variant_of(model: str, options: dict, **given):
     """The variant the VARIANT options name (effscale.zoo.variant_for); ``given``: options
     set by the command itself (train: the data's base resolution)."""
+    from effscale.errors import EffscaleError
     from effscale.zoo import variant_for
 
     kw = {k: v for k, v in options.items() if k != "num_classes"} | given
+    scaled = [
+        flag_of(k) for k in ("depth", "width", "res_mult", "resolution") if kw.get(k) is not None
+    ]
+    if kw.get("phi") is not None and scaled:  # variant_for's checks, in the flags' words
+        raise EffscaleError(
+            f"--phi sets depth, width and resolution together; it cannot be combined "
+            f"with {', '.join(scaled)}",
+            "drop one of them",
+        )
+    if kw.get("resolution") is not None and kw.get("res_mult") is not None:
+        raise EffscaleError(
+            "--resolution and --res-mult both set the input size", "give one of them"
+        )
     return variant_for(model, **kw)
 
 

@@ -73,13 +73,23 @@ def one_of(cost_only: bool, dry_run: bool) -> None:
 def executor_for(study, out: str, device: str, cluster: dict):
     """The executor the EXECUTOR options ask for (effscale.study.executors.make_executor),
     after checking the plan can run there."""
+    from effscale.cli.options import EXECUTOR, flag_of
     from effscale.study.engine import check_plan
-    from effscale.study.executors import make_executor
+    from effscale.study.executors import OPTIONS, make_executor, misplaced
 
     cluster = dict(cluster)
-    name, workers = cluster.pop("executor"), cluster.pop("workers")
+    name = cluster.pop("executor")
     check_plan(study, device, here=name == "local")
-    return make_executor(name, workers, device, run_dir=out, **cluster)
+    if cluster["workers"] < 1:
+        raise EffscaleError(f"--workers must be at least 1, got {cluster['workers']}")
+    wrong = misplaced(name, **cluster) if name in OPTIONS else []
+    if wrong:
+        option, owners = wrong[0]
+        raise EffscaleError(
+            f"{flag_of(option, EXECUTOR)} does not apply to --executor {name}",
+            f"it is for --executor {' or '.join(owners)}",
+        )
+    return make_executor(name, device=device, run_dir=out, **cluster)
 
 
 def estimate(study, out, device, executor=None, **kw):

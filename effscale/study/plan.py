@@ -156,9 +156,9 @@ class Base:
 
 
 def seed_list(n: int) -> list[int]:
-    """Seeds 0 .. n-1 for ``--seeds n``."""
+    """Seeds 0 .. n-1."""
     if n < 1:
-        raise EffscaleError(f"--seeds must be at least 1, got {n}", "write e.g. --seeds 3")
+        raise EffscaleError(f"a study needs at least 1 seed, got {n}")
     return list(range(n))
 
 
