@@ -176,6 +176,7 @@ def load_study(
         )
 
     from effscale.study.engine import dataset
+    from effscale.study.kinds import study_base
 
     data = data or spec.get("data", "embedded")
     recipe = budget(budget_name or spec.get("budget", "short"), **spec.get("recipe", {}))
@@ -189,18 +190,12 @@ def load_study(
         return at_budgets(recipe, samples or _budgets(path, entry) or top_budgets)
 
     seed_list = _seeds(path, spec, seeds)
-    base_res = spec.get("base_resolution") or dataset(data).resolution
+    design = {k: spec[k] for k in BASE_KEYS[1:] if k in spec}
     num_classes = num_classes or dataset(data).num_classes
 
     def base_for(entry: dict) -> Base:
-        return Base(
-            entry.get("model", spec.get("model", "efficientnet-b0")),
-            base_res,
-            spec.get("base_width", 1.0),
-            spec.get("base_depth", 1.0),
-            spec.get("multiple", 4),
-            spec.get("small_input"),
-        )
+        model = entry.get("model", spec.get("model", "efficientnet-b0"))
+        return study_base(model, data, **design)[0]
 
     study = Study(name, _identity(name, data, recipe, spec))
     for entry in spec.get("sweep", []):
