@@ -12,7 +12,7 @@ import typer
 
 from effscale import output
 from effscale.cli.app import app
-from effscale.cli.options import VARIANT, FormatOpt, ModelArg, takes, variant_of
+from effscale.cli.options import VARIANT, FormatOpt, ModelArg, flag_of, takes, variant_of
 from effscale.output import Format
 
 
@@ -127,7 +127,7 @@ def _timm_cost(ctx, model, options: dict, stages_only, fmt) -> None:
     ours = ("base_resolution", "small_input", "base_width", "base_depth")
     given = [n for n in ours if ctx.get_parameter_source(n).name != "DEFAULT"]
     if given or stages_only:
-        flag = "--" + (given[0].replace("_", "-") if given else "stages")
+        flag = flag_of(given[0]) if given else "--stages"
         raise EffscaleError(
             f"{flag} applies to effscale's own backbones, not to timm models",
             "timm models take --depth, --width (efficientnet_b*), --res-mult, --resolution, "
@@ -138,6 +138,8 @@ def _timm_cost(ctx, model, options: dict, stages_only, fmt) -> None:
         if any(v is not None for v in (depth, width, res_mult, resolution)):
             raise EffscaleError("--phi sets depth, width and resolution together", "drop one")
         depth, width, res_mult = compound(*(options[k] for k in ("phi", "alpha", "beta", "gamma")))
+    if res_mult is not None and resolution is not None:  # describe_timm's check, in flags
+        raise EffscaleError("--resolution and --res-mult both set the input size", "give one")
     row = describe_timm(
         model,
         d=depth if depth is not None else 1.0,

@@ -15,6 +15,7 @@ from effscale.cli.app import app
 from effscale.cli.options import (
     VARIANT,
     BudgetOpt,
+    Bundle,
     DataOpt,
     DeviceOpt,
     DryRunOpt,
@@ -51,6 +52,11 @@ NewHeadOpt = Annotated[
 FreezeOpt = Annotated[
     int, typer.Option(help="With --from: train only the classifier for this many epochs first.")
 ]
+FINE_TUNE = Bundle(  # --from, and how the fine-tune starts
+    init_from=(InitFromOpt, None),
+    new_head=(NewHeadOpt, False),
+    freeze_epochs=(FreezeOpt, 0),
+)
 CompileOpt = Annotated[
     bool | None,
     typer.Option(
@@ -76,9 +82,7 @@ def train_cmd(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     out: Annotated[str | None, typer.Option(metavar="DIR", help="Run directory.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
-    init_from: InitFromOpt = None,
-    new_head: NewHeadOpt = False,
-    freeze_epochs: FreezeOpt = 0,
+    fine_tune: dict = FINE_TUNE,
     compile_: CompileOpt = None,
     base: dict = BASE,
     dry_run: DryRunOpt = False,
@@ -127,9 +131,7 @@ def train_cmd(
             seed=seed,
             device=device,
             resume=resume,
-            init_from=init_from,
-            new_head=new_head,
-            freeze_epochs=freeze_epochs,
+            **fine_tune,
             compile=compile_,
             on_event=output.show_run(bar),
         )
