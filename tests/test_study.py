@@ -283,3 +283,14 @@ def test_latency_column_and_plot(tmp_path, study_file):
 def test_variant_names_are_not_eaten_as_markup():
     r = runner.invoke(app, ["cost", "efficientnet-b0", "--base-width", "0.5"])
     assert r.exit_code == 0 and "efficientnet-b0[w0.5]" in r.stdout
+
+
+def test_the_library_plans_and_counts_a_sweep_as_the_command_does():
+    from effscale.study.kinds import study_setting, sweep_costs, sweep_study
+
+    s = study_setting("resnet18", "synthetic", "smoke", base_width=0.25, base_depth=0.5)
+    study = sweep_study(s, "width", [1.5], [0, 1])
+    assert study.name == "sweep-resnet18-width" and study.identity["kind"] == "sweep"
+    assert [p.roles for p in study.points] == [("base",)] * 2 + [("width",)] * 2
+    rows = sweep_costs(s.base, "width", [1.5], s.dataset.num_classes)
+    assert [r["w"] for r in rows] == [1.0, 1.5]

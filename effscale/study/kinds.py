@@ -69,7 +69,7 @@ def study_setting(
     ``epochs`` passes over the data; ``base``: study_base's options."""
     from effscale.zoo import get_spec
 
-    get_spec(model)  # before the recipe's checks, as train
+    get_spec(model)  # an unknown model fails first, before the recipe or any data
     recipe = budget(budget_name, lr=lr, batch_size=batch_size).validate()  # train's messages
     base_, ds = study_base(model, data, **base)
     if epochs is not None:
