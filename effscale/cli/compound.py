@@ -17,10 +17,8 @@ from effscale.cli.options import (
     EXECUTOR,
     RUN,
     STUDY,
-    AlphaOpt,
-    BetaOpt,
+    VARIANT,
     FormatOpt,
-    GammaOpt,
     ModelOpt,
     takes,
 )
@@ -63,9 +61,7 @@ def compound_cmd(
     phi: Annotated[
         str, typer.Option(metavar="RANGE", help="Range of phi: 1..7, 0..2:0.5 or 1,2,3.")
     ] = "1..7",
-    alpha: AlphaOpt = 1.2,
-    beta: BetaOpt = 1.1,
-    gamma: GammaOpt = 1.15,
+    coefficients: dict = VARIANT.pick("alpha beta gamma"),
     from_search: FromSearchOpt = None,
     table_: TableOpt = "formula",
     match_single: MatchSingleOpt = False,
@@ -84,6 +80,7 @@ def compound_cmd(
     from effscale.scaling import parse_range
     from effscale.study.kinds import compound_costs, compound_study
 
+    alpha, beta, gamma = coefficients.values()
     if from_search:
         alpha, beta, gamma = _from_search(ctx, from_search, table_)
     rule = (

@@ -13,15 +13,14 @@ from effscale import io, output
 from effscale.cli import running
 from effscale.cli.app import app
 from effscale.cli.options import (
+    RUN,
     VARIANT,
     BudgetOpt,
     Bundle,
     DataOpt,
     DeviceOpt,
-    DryRunOpt,
     FormatOpt,
     ModelArg,
-    YesOpt,
     takes,
     variant_of,
 )
@@ -85,8 +84,7 @@ def train_cmd(
     fine_tune: dict = FINE_TUNE,
     compile_: CompileOpt = None,
     base: dict = BASE,
-    dry_run: DryRunOpt = False,
-    yes: YesOpt = False,
+    run: dict = RUN.pick("dry_run yes"),
     fmt: FormatOpt = Format.table,
 ):
     """Train one variant briefly on a dataset; metrics per epoch, checkpoint, final table.
@@ -113,7 +111,7 @@ def train_cmd(
     )
     io.writable_dir(out, create=False)  # before estimating: a bad --out is said at once
     plan = _estimate(variant, seed, recipe, data, dataset, out, device)
-    if dry_run:
+    if run["dry_run"]:
         print_plan(plan, fmt)
         return
     sizes = f"{len(dataset.train_labels):,} train, {len(dataset.test_labels):,} test"
@@ -121,7 +119,7 @@ def train_cmd(
         f"{variant.label} on {dataset.name} ({sizes}), {recipe.samples:,} samples -> {out}", fmt
     )
     output.note(plan.sentence(), fmt)
-    running.confirm_long_run(plan.wall_seconds, yes)
+    running.confirm_long_run(plan.wall_seconds, run["yes"])
     with output.progress() as bar:
         result = train(
             variant,
