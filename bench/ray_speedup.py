@@ -28,7 +28,7 @@ def smoke_study(points: int, samples: int) -> Study:
     study = Study("ray-speedup", {"kind": "bench"})
     base = Base("resnet18", 32, base_width=0.25, base_depth=0.5)
     recipe = budget("smoke", samples=samples, batch_size=64)
-    plan_sweep(study, base, "width", [1.0], list(range(points)), recipe, "synthetic")
+    study.add_all(plan_sweep(base, "width", [1.0], list(range(points)), recipe, "synthetic"))
     return study
 
 

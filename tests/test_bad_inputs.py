@@ -56,7 +56,9 @@ def run_dir_read_only(t: Path) -> Path:
     from effscale.study.store import RunDir
 
     study = Study("tiny", {"kind": "test"})
-    plan_sweep(study, Base("resnet18", 32), "width", [1.0], [0], budget("smoke"), "synthetic")
+    study.add_all(
+        plan_sweep(Base("resnet18", 32), "width", [1.0], [0], budget("smoke"), "synthetic")
+    )
     RunDir(t / "run").save_study(study)
     (t / "run").chmod(0o500)
     return t / "run"

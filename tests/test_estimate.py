@@ -27,7 +27,7 @@ SWEEP = [
 
 def tiny_study() -> Study:
     study = Study("tiny", {"kind": "test"})
-    plan_sweep(study, BASE, "width", [1.5], [0], RECIPE, "synthetic")
+    study.add_all(plan_sweep(BASE, "width", [1.5], [0], RECIPE, "synthetic"))
     return study
 
 
@@ -153,7 +153,7 @@ def test_every_training_command_has_a_dry_run(tmp_path, fixed_speed, args):
 
 
 def test_a_long_run_asks_on_a_terminal_and_only_there(tmp_path, fixed_speed, monkeypatch):
-    import effscale.cli.study as cli_study
+    import effscale.cli.running as cli_study
     import effscale.study.engine as engine
 
     fixed_speed["value"] = Speed(1.0, "cpu", "slow", 1, "1 FLOP/s: years")

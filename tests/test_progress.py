@@ -79,7 +79,7 @@ def test_the_engine_draws_both_bars_at_80_columns(tmp_path, monkeypatch):
 
     study = Study("tiny-study", {"kind": "test"})
     base = Base("resnet18", 32, base_width=0.25, base_depth=0.5)
-    plan_sweep(study, base, "width", [1.5], [0], budget("smoke", samples=512), "synthetic")
+    study.add_all(plan_sweep(base, "width", [1.5], [0], budget("smoke", samples=512), "synthetic"))
     plan = estimate_study(study, tmp_path, speed=Speed(1e8, "cpu", "test", 1, "fixed"))
     run_study(study, tmp_path, executor=Halfway(), estimates=plan)
     study_line, point_line = seen[0]

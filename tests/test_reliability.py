@@ -56,7 +56,7 @@ class Planted:
 
 def tiny_study(widths=(1.0, 1.5), recipe=RECIPE) -> Study:
     study = Study("tiny", {"kind": "test"})
-    plan_sweep(study, BASE, "width", list(widths), [0], recipe, "synthetic")
+    study.add_all(plan_sweep(BASE, "width", list(widths), [0], recipe, "synthetic"))
     return study
 
 

@@ -282,3 +282,20 @@ def test_a_partial_search_reports_a_leader_then_trains_only_the_rest(tmp_path, m
         final["chosen"][k] for k in ("alpha", "beta", "gamma")
     )
     assert not math.isnan(final["base_top1"]["top1_mean"])
+
+
+@pytest.mark.parametrize("command", ["sweep", "search"])
+def test_search_takes_the_executor_options_as_sweep_does(command, tmp_path):
+    args = [command, *SEARCH_ARGS[1:], "--out", str(tmp_path / "out")]
+    if command == "sweep":  # sweep has no grid: drop --step and --max
+        args = [a for i, a in enumerate(args) if a not in ("--step", "--max", "0.2", "1.4")]
+    r = runner.invoke(app, [*args, "--partition", "gpu"])
+    assert r.exit_code == 2
+    assert "--partition does not apply to --executor local (it is for --executor slurm)" in r.output
+    r = runner.invoke(app, [*args, "--executor", "ray", "--workers", "2"])
+    assert r.exit_code == 2
+    assert "--workers does not apply to --executor ray (it is for --executor local)" in r.output
+    r = runner.invoke(app, [*args, "--executor", "nowhere"])
+    assert r.exit_code == 2 and "unknown executor 'nowhere'" in r.output
+    r = runner.invoke(app, [*args, "--workers", "2", "--dry-run"])
+    assert r.exit_code == 0, r.output  # accepted: two local worker processes

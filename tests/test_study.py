@@ -31,8 +31,8 @@ STUDY_TOML = study_toml(WIDTH_SWEEP, RESOLUTION_SWEEP)
 
 def tiny_study() -> Study:
     study = Study("tiny", {"kind": "test"})
-    plan_sweep(study, BASE, "width", [1.0, 1.5], [0, 1], RECIPE, "synthetic")
-    plan_sweep(study, BASE, "resolution", [1.5], [0, 1], RECIPE, "synthetic")
+    study.add_all(plan_sweep(BASE, "width", [1.0, 1.5], [0, 1], RECIPE, "synthetic"))
+    study.add_all(plan_sweep(BASE, "resolution", [1.5], [0, 1], RECIPE, "synthetic"))
     return study
 
 
@@ -45,17 +45,18 @@ def test_points_planned_twice_are_trained_once():
 
 def test_compound_match_single_hits_the_compound_flops():
     study = Study("c", {})
-    plan_compound(
-        study,
-        Base("efficientnet-b0", 32, base_width=0.5),
-        [1, 2],
-        [0],
-        RECIPE,
-        "synthetic",
-        alpha=1.2,
-        beta=1.1,
-        gamma=1.15,
-        match_single=True,
+    study.add_all(
+        plan_compound(
+            Base("efficientnet-b0", 32, base_width=0.5),
+            [1, 2],
+            [0],
+            RECIPE,
+            "synthetic",
+            alpha=1.2,
+            beta=1.1,
+            gamma=1.15,
+            match_single=True,
+        )
     )
     for phi in (1, 2):
         comp = next(p for p in study.points if p.phi == phi and "compound" in p.roles)
@@ -80,7 +81,7 @@ def test_run_study_writes_a_row_per_point_and_never_retrains(tmp_path, monkeypat
 def test_a_different_study_is_refused_unless_forced(tmp_path):
     run_study(tiny_study(), tmp_path, device="cpu", show_progress=False)
     other = Study("other", {"kind": "something else"})
-    plan_sweep(other, BASE, "depth", [2.0], [0], RECIPE, "synthetic")
+    other.add_all(plan_sweep(BASE, "depth", [2.0], [0], RECIPE, "synthetic"))
     with pytest.raises(Exception, match="different study"):
         run_study(other, tmp_path, device="cpu", show_progress=False)
     df = run_study(other, tmp_path, device="cpu", show_progress=False, force=True)
@@ -261,3 +262,14 @@ def test_latency_column_and_plot(tmp_path, study_file):
 def test_variant_names_are_not_eaten_as_markup():
     r = runner.invoke(app, ["cost", "efficientnet-b0", "--base-width", "0.5"])
     assert r.exit_code == 0 and "efficientnet-b0[w0.5]" in r.stdout
+
+
+def test_the_library_plans_and_counts_a_sweep_as_the_command_does():
+    from effscale.study.kinds import study_setting, sweep_costs, sweep_study
+
+    s = study_setting("resnet18", "synthetic", "smoke", base_width=0.25, base_depth=0.5)
+    study = sweep_study(s, "width", [1.5], [0, 1])
+    assert study.name == "sweep-resnet18-width" and study.identity["kind"] == "sweep"
+    assert [p.roles for p in study.points] == [("base",)] * 2 + [("width",)] * 2
+    rows = sweep_costs(s.base, "width", [1.5], s.dataset.num_classes)
+    assert [r["w"] for r in rows] == [1.0, 1.5]

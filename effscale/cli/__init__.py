@@ -1,6 +1,7 @@
 """effscale's command line: each command parses, calls the library, and prints.
 
-The app lives in cli/app.py; each module here registers one group of commands on it.
+The app lives in cli/app.py; each module here registers one command on it (run.py also
+`studies`, report.py also `plot`); running.py, results.py and options.py are shared.
 
 Examples:
     effscale models
@@ -10,7 +11,8 @@ Examples:
     effscale compound --model efficientnet-b0 --phi 0..7 --cost-only
 """
 
-from effscale.cli import cost, train, study, search, latency, cam  # noqa: F401, I001  (registers, in help order)
+from effscale.cli import cost, train, sweep, compound, run, speed, status, report  # noqa: F401, I001  (registers, in help order)
+from effscale.cli import search, latency, cam  # noqa: F401, I001
 from effscale.cli.app import app
 
 __all__ = ["app", "main"]

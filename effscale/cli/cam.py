@@ -12,22 +12,17 @@ import typer
 
 from effscale import output
 from effscale.cli.app import app
-from effscale.cli.options import (
-    BaseDepthOpt,
-    BaseResOpt,
-    BaseWidthOpt,
-    DepthOpt,
-    FormatOpt,
-    ResMultOpt,
-    ResolutionOpt,
-    SmallInputOpt,
-    WidthOpt,
-)
+from effscale.cli.options import VARIANT, FormatOpt, flag_of, takes, variant_of
 from effscale.errors import EffscaleError
 from effscale.output import Format
 
+CAM_VARIANT = VARIANT.pick(
+    "depth width res_mult resolution base_resolution small_input base_width base_depth"
+)
+
 
 @app.command()
+@takes
 def cam(
     runs: Annotated[
         list[str],
@@ -64,14 +59,7 @@ def cam(
             "needed for plain state-dict files.",
         ),
     ] = None,
-    depth: DepthOpt = None,
-    width: WidthOpt = None,
-    res_mult: ResMultOpt = None,
-    resolution: ResolutionOpt = None,
-    base_resolution: BaseResOpt = None,
-    small_input: SmallInputOpt = None,
-    base_width: BaseWidthOpt = 1.0,
-    base_depth: BaseDepthOpt = 1.0,
+    options: dict = CAM_VARIANT,
     fmt: FormatOpt = Format.table,
 ):
     """Class activation maps (Zhou et al. 2016) of each run's predicted class, as a PNG grid.
@@ -82,18 +70,9 @@ def cam(
     Example: effscale cam runs/train/a runs/train/b --data cifar10 --out cam.png
     """
     from effscale.cam import cam_figure
-    from effscale.zoo import variant_for
 
-    flags = {
-        "--depth": depth,
-        "--width": width,
-        "--res-mult": res_mult,
-        "--resolution": resolution,
-        "--base-resolution": base_resolution,
-        "--small-input": small_input,
-    }
-    given = [k for k, v in flags.items() if v is not None]
-    given += [k for k, v in (("--base-width", base_width), ("--base-depth", base_depth)) if v != 1]
+    defaults = {k: default for k, (_, default) in CAM_VARIANT.options.items()}
+    given = [flag_of(k) for k, v in options.items() if v != defaults[k]]
     if model is None and given:
         raise EffscaleError(
             f"--model is needed with {', '.join(given)} (they name the variant each run must hold)",
@@ -101,17 +80,7 @@ def cam(
         )
     variant = None
     if model is not None:
-        variant = variant_for(
-            model,
-            depth=depth,
-            width=width,
-            res_mult=res_mult,
-            resolution=resolution,
-            base_resolution=base_resolution,
-            small_input=small_input,
-            base_width=base_width,
-            base_depth=base_depth,
-        )
+        variant = variant_of(model, options)
     result = cam_figure(
         runs, out, labels=label, images_dir=images, data=data, count=count, variant=variant
     )

@@ -12,24 +12,7 @@ import typer
 
 from effscale import output
 from effscale.cli.app import app
-from effscale.cli.options import (
-    AlphaOpt,
-    BaseDepthOpt,
-    BaseResOpt,
-    BaseWidthOpt,
-    BetaOpt,
-    ClassesOpt,
-    DepthOpt,
-    FormatOpt,
-    GammaOpt,
-    ModelArg,
-    MultipleOpt,
-    PhiOpt,
-    ResMultOpt,
-    ResolutionOpt,
-    SmallInputOpt,
-    WidthOpt,
-)
+from effscale.cli.options import VARIANT, FormatOpt, ModelArg, flag_of, takes, variant_of
 from effscale.output import Format
 
 
@@ -55,23 +38,11 @@ def models(
 
 
 @app.command()
+@takes
 def cost(
     ctx: typer.Context,
     model: ModelArg,
-    depth: DepthOpt = None,
-    width: WidthOpt = None,
-    res_mult: ResMultOpt = None,
-    resolution: ResolutionOpt = None,
-    phi: PhiOpt = None,
-    alpha: AlphaOpt = 1.2,
-    beta: BetaOpt = 1.1,
-    gamma: GammaOpt = 1.15,
-    base_resolution: BaseResOpt = None,
-    multiple: MultipleOpt = 4,
-    small_input: SmallInputOpt = None,
-    base_width: BaseWidthOpt = 1.0,
-    base_depth: BaseDepthOpt = 1.0,
-    num_classes: ClassesOpt = 1000,
+    options: dict = VARIANT,
     stages_only: Annotated[
         bool,
         typer.Option("--stages", help="Only the stage table (one CSV of stages with -f csv)."),
@@ -86,35 +57,19 @@ def cost(
     resnet50 --width 2; effscale cost resnet50 --stages --format csv; effscale cost timm:resnet50
     """
     from effscale.cost import describe
-    from effscale.zoo import stage_table, variant_for
+    from effscale.zoo import stage_table
     from effscale.zoo.timm_models import is_timm
 
     if is_timm(model):
-        _timm_cost(ctx, model, depth, width, res_mult, resolution, phi, alpha, beta, gamma,
-                   multiple, num_classes, stages_only, fmt)  # fmt: skip
+        _timm_cost(ctx, model, options, stages_only, fmt)
         return
-    variant = variant_for(
-        model,
-        depth=depth,
-        width=width,
-        res_mult=res_mult,
-        resolution=resolution,
-        phi=phi,
-        alpha=alpha,
-        beta=beta,
-        gamma=gamma,
-        base_resolution=base_resolution,
-        multiple=multiple,
-        small_input=small_input,
-        base_width=base_width,
-        base_depth=base_depth,
-    )
+    variant = variant_of(model, options)
     stages = stage_table(variant)
     stages_title = "Stages (after rounding, beside the base design)"
     if stages_only:
         output.rows(stages, fmt, title=stages_title)
         return
-    row = describe(variant, num_classes)
+    row = describe(variant, options["num_classes"])
     if fmt is Format.json:
         output.record({**row, "stages": stages}, fmt)
     elif fmt is Format.csv:
@@ -160,8 +115,10 @@ def table(
         )
 
 
-def _timm_cost(ctx, model, depth, width, res_mult, resolution, phi, alpha, beta, gamma,
-               multiple, num_classes, stages_only, fmt) -> None:  # fmt: skip
+SCALE = ("depth", "width", "res_mult", "resolution")
+
+
+def _timm_cost(ctx, model, options: dict, stages_only, fmt) -> None:
     """`effscale cost timm:NAME`: timm's model, counted like ours (effscale.zoo.timm_models)."""
     from effscale.errors import EffscaleError
     from effscale.scaling import compound
@@ -170,24 +127,27 @@ def _timm_cost(ctx, model, depth, width, res_mult, resolution, phi, alpha, beta,
     ours = ("base_resolution", "small_input", "base_width", "base_depth")
     given = [n for n in ours if ctx.get_parameter_source(n).name != "DEFAULT"]
     if given or stages_only:
-        flag = "--" + (given[0].replace("_", "-") if given else "stages")
+        flag = flag_of(given[0]) if given else "--stages"
         raise EffscaleError(
             f"{flag} applies to effscale's own backbones, not to timm models",
             "timm models take --depth, --width (efficientnet_b*), --res-mult, --resolution, "
             "--phi and --num-classes",
         )
-    if phi is not None:
+    depth, width, res_mult, resolution = (options[k] for k in SCALE)
+    if options["phi"] is not None:
         if any(v is not None for v in (depth, width, res_mult, resolution)):
             raise EffscaleError("--phi sets depth, width and resolution together", "drop one")
-        depth, width, res_mult = compound(phi, alpha, beta, gamma)
+        depth, width, res_mult = compound(*(options[k] for k in ("phi", "alpha", "beta", "gamma")))
+    if res_mult is not None and resolution is not None:  # describe_timm's check, in flags
+        raise EffscaleError("--resolution and --res-mult both set the input size", "give one")
     row = describe_timm(
         model,
         d=depth if depth is not None else 1.0,
         w=width if width is not None else 1.0,
         r=res_mult,
         resolution=resolution,
-        multiple=multiple,
-        num_classes=num_classes,
+        multiple=options["multiple"],
+        num_classes=options["num_classes"],
     )
     if fmt is Format.csv:
         output.rows([row], fmt)

@@ -11,45 +11,15 @@ import typer
 
 from effscale import output
 from effscale.cli.app import app
-from effscale.cli.options import (
-    AlphaOpt,
-    BaseDepthOpt,
-    BaseResOpt,
-    BaseWidthOpt,
-    BetaOpt,
-    ClassesOpt,
-    DepthOpt,
-    DeviceOpt,
-    FormatOpt,
-    GammaOpt,
-    ModelArg,
-    MultipleOpt,
-    PhiOpt,
-    ResMultOpt,
-    ResolutionOpt,
-    SmallInputOpt,
-    WidthOpt,
-)
+from effscale.cli.options import VARIANT, DeviceOpt, FormatOpt, ModelArg, takes, variant_of
 from effscale.output import Format
 
 
 @app.command()
+@takes
 def latency(
     model: ModelArg,
-    depth: DepthOpt = None,
-    width: WidthOpt = None,
-    res_mult: ResMultOpt = None,
-    resolution: ResolutionOpt = None,
-    phi: PhiOpt = None,
-    alpha: AlphaOpt = 1.2,
-    beta: BetaOpt = 1.1,
-    gamma: GammaOpt = 1.15,
-    base_resolution: BaseResOpt = None,
-    multiple: MultipleOpt = 4,
-    small_input: SmallInputOpt = None,
-    base_width: BaseWidthOpt = 1.0,
-    base_depth: BaseDepthOpt = 1.0,
-    num_classes: ClassesOpt = 1000,
+    options: dict = VARIANT,
     batch: Annotated[int, typer.Option("--batch", help="Images per forward pass.")] = 1,
     device: DeviceOpt = "auto",
     warmup: Annotated[int, typer.Option(help="Untimed passes first.")] = 10,
@@ -68,34 +38,14 @@ def latency(
     per batch; images_per_s is batch / median. Example: effscale latency efficientnet-b0 --phi 1
     """
     from effscale.latency import measure_latency
-    from effscale.zoo import variant_for
 
-    variant = variant_for(
-        model,
-        depth=depth,
-        width=width,
-        res_mult=res_mult,
-        resolution=resolution,
-        phi=phi,
-        alpha=alpha,
-        beta=beta,
-        gamma=gamma,
-        base_resolution=base_resolution,
-        multiple=multiple,
-        small_input=small_input,
-        base_width=base_width,
-        base_depth=base_depth,
-    )
+    variant = variant_of(model, options)
+    timing = {"warmup": warmup, "repeats": repeats, "threads": threads}
+    classes = options["num_classes"]
     result = measure_latency(
-        variant,
-        num_classes=num_classes,
-        batch=batch,
-        device=device,
-        warmup=warmup,
-        repeats=repeats,
-        channels_last=channels_last,
-        threads=threads,
-    )
+        variant, num_classes=classes, batch=batch, device=device, channels_last=channels_last,
+        **timing,
+    )  # fmt: skip
     output.record(result, fmt, title=variant.label)
     output.note(
         f"median {result['median_s'] * 1000:.3g} ms per batch of {batch} "

@@ -1,10 +1,55 @@
-"""Options shared by several commands, defined once."""
+"""Options shared by several commands, defined once: each one an ``Annotated`` alias, and
+the bundles that several commands take together (variant, study, executor, run)."""
 
+import functools
+import inspect
 from typing import Annotated
 
 import typer
 
 from effscale.output import Format
+
+
+class Bundle:
+    """Options several commands take together: name -> (alias, default), in help order.
+
+    A command takes a bundle as one parameter whose default is the bundle (or ``pick`` of
+    it); ``@takes`` spreads it into the command's options where that parameter stands, and
+    hands the command their values as one dict under that parameter's name.
+    """
+
+    def __init__(self, **options: tuple):
+        self.options = options
+
+    def pick(self, names: str) -> "Bundle":
+        """The options named (space-separated), in that order."""
+        return Bundle(**{n: self.options[n] for n in names.split()})
+
+
+def takes(command):
+    """Spread the command's Bundle parameters into options (see Bundle)."""
+    signature = inspect.signature(command)
+    params, bundles = [], {}
+    for p in signature.parameters.values():
+        if not isinstance(p.default, Bundle):
+            params.append(p)
+            continue
+        bundles[p.name] = list(p.default.options)
+        params += [
+            inspect.Parameter(n, p.POSITIONAL_OR_KEYWORD, annotation=a, default=d)
+            for n, (a, d) in p.default.options.items()
+        ]
+
+    @functools.wraps(command)
+    def spread(*args, **kwargs):
+        for name, names in bundles.items():
+            kwargs[name] = {n: kwargs.pop(n) for n in names}
+        return command(*args, **kwargs)
+
+    spread.__signature__ = signature.replace(parameters=params)
+    spread.__annotations__ = {p.name: p.annotation for p in params}
+    return spread
+
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 ModelArg = Annotated[
@@ -104,15 +149,9 @@ DryRunOpt = Annotated[
         "the estimated time on this machine; train nothing, write nothing.",
     ),
 ]
-YesOpt = Annotated[
-    bool,
-    typer.Option(
-        "--yes",
-        "-y",
-        help="Start without asking when the estimate exceeds an hour (effscale asks only "
-        "on a terminal).",
-    ),
-]
+YES_HELP = "Start without asking when the estimate exceeds an hour (effscale asks only on a "
+YES_HELP += "terminal)."
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help=YES_HELP)]
 ForceOpt = Annotated[
     bool, typer.Option("--force", help="Reuse a run directory made for a different study.")
 ]
@@ -158,14 +197,9 @@ AddressOpt = Annotated[
     ),
 ]
 PartitionOpt = Annotated[str | None, typer.Option("--partition", help="Slurm partition.")]
-GpusPerPointOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--gpus-per-point",
-        help="GPUs per point: Ray takes fractions (default 0.25 under 1 GFLOP, else 1, when "
-        "the cluster has GPUs); Slurm whole GPUs (default 0).",
-    ),
-]
+GPUS_HELP = "GPUs per point: Ray takes fractions (default 0.25 under 1 GFLOP, else 1, when the "
+GPUS_HELP += "cluster has GPUs); Slurm whole GPUs (default 0)."
+GpusPerPointOpt = Annotated[float | None, typer.Option("--gpus-per-point", help=GPUS_HELP)]
 TimeOpt = Annotated[
     int, typer.Option("--time", help="Slurm time limit per point in minutes (then requeued).")
 ]
@@ -180,3 +214,86 @@ LatencyOpt = Annotated[
         "accuracy-vs-latency plot; kept in RUN_DIR/latency.csv.",
     ),
 ]
+
+
+# -- bundles --------------------------------------------------------------------------------
+
+VARIANT = Bundle(  # a variant of a backbone; commands pick the ones they take
+    depth=(DepthOpt, None),
+    width=(WidthOpt, None),
+    res_mult=(ResMultOpt, None),
+    resolution=(ResolutionOpt, None),
+    phi=(PhiOpt, None),
+    alpha=(AlphaOpt, 1.2),
+    beta=(BetaOpt, 1.1),
+    gamma=(GammaOpt, 1.15),
+    base_resolution=(BaseResOpt, None),
+    multiple=(MultipleOpt, 4),
+    small_input=(SmallInputOpt, None),
+    base_width=(BaseWidthOpt, 1.0),
+    base_depth=(BaseDepthOpt, 1.0),
+    num_classes=(ClassesOpt, 1000),
+)
+BASE = VARIANT.pick("base_resolution base_width base_depth multiple small_input")  # a study's
+STUDY = Bundle(  # what a study trains on, and how long
+    data=(DataOpt, "embedded"),
+    budget_=(BudgetOpt, "short"),
+    epochs=(EpochsOpt, None),
+    samples=(SamplesOpt, None),
+    lr=(LrOpt, None),
+    batch_size=(BatchOpt, None),
+    seeds=(SeedsOpt, 1),
+)
+EXECUTOR = Bundle(  # where a study's points run (effscale.study.executors.make_executor)
+    workers=(WorkersOpt, 1),
+    executor=(ExecutorOpt, "local"),
+    address=(AddressOpt, None),
+    partition=(PartitionOpt, None),
+    gpus_per_point=(GpusPerPointOpt, None),
+    time_min=(TimeOpt, 60),
+    max_parallel=(MaxParallelOpt, None),
+)
+RUN = Bundle(  # how a study runs, or is only printed
+    latency=(LatencyOpt, False),
+    compile_=(CompileOpt, None),
+    device=(DeviceOpt, "auto"),
+    out=(OutOpt, None),
+    force=(ForceOpt, False),
+    cost_only=(CostOnlyOpt, False),
+    dry_run=(DryRunOpt, False),
+    yes=(YesOpt, False),
+)
+
+
+def variant_of(model: str, options: dict, **given):
+    """The variant the VARIANT options name (effscale.zoo.variant_for); ``given``: options
+    set by the command itself (train: the data's base resolution)."""
+    from effscale.errors import EffscaleError
+    from effscale.zoo import variant_for
+
+    kw = {k: v for k, v in options.items() if k != "num_classes"} | given
+    scaled = [
+        flag_of(k) for k in ("depth", "width", "res_mult", "resolution") if kw.get(k) is not None
+    ]
+    if kw.get("phi") is not None and scaled:  # variant_for's checks, in the flags' words
+        raise EffscaleError(
+            f"--phi sets depth, width and resolution together; it cannot be combined "
+            f"with {', '.join(scaled)}",
+            "drop one of them",
+        )
+    if kw.get("resolution") is not None and kw.get("res_mult") is not None:
+        raise EffscaleError(
+            "--resolution and --res-mult both set the input size", "give one of them"
+        )
+    return variant_for(model, **kw)
+
+
+def flag_of(name: str, bundle: Bundle = VARIANT) -> str:
+    """The flag of a bundle's option, as the command line spells it: res_mult -> --res-mult."""
+    alias = bundle.options[name][0]
+    option = next(m for m in alias.__metadata__ if isinstance(m, typer.models.OptionInfo))
+    names = [option.default, *option.param_decls]  # typer takes the first name as `default`
+    return next(
+        (n.split("/")[0] for n in names if isinstance(n, str) and n.startswith("--")),
+        "--" + name.rstrip("_").replace("_", "-"),
+    )

@@ -10,31 +10,10 @@ from typing import Annotated
 
 import typer
 
-from effscale import io, output
+from effscale import output
+from effscale.cli import running
 from effscale.cli.app import app
-from effscale.cli.options import (
-    BaseDepthOpt,
-    BaseResOpt,
-    BaseWidthOpt,
-    BatchOpt,
-    BudgetOpt,
-    CostOnlyOpt,
-    DataOpt,
-    DeviceOpt,
-    DryRunOpt,
-    EpochsOpt,
-    ForceOpt,
-    FormatOpt,
-    LrOpt,
-    ModelOpt,
-    MultipleOpt,
-    OutOpt,
-    SamplesOpt,
-    SeedsOpt,
-    SmallInputOpt,
-    WorkersOpt,
-    YesOpt,
-)
+from effscale.cli.options import BASE, EXECUTOR, RUN, STUDY, FormatOpt, ModelOpt, takes
 from effscale.errors import EffscaleError
 from effscale.output import Format
 
@@ -49,53 +28,45 @@ SCREEN = [  # the terminal table; CSV, JSON and Markdown carry every column
     "rank",
 ]
 COST_SCREEN = ["alpha", "beta", "gamma", "product", "resolution", "realised_flops_ratio", "kept"]
+PhiOpt = Annotated[
+    float, typer.Option("--phi", help="phi at which candidates are scaled (the paper: 1).")
+]
+TargetOpt = Annotated[
+    float, typer.Option("--target", help="Target of alpha*beta^2*gamma^2 (the paper: 2).")
+]
+StepOpt = Annotated[float, typer.Option("--step", help="Grid step of alpha, beta, gamma.")]
+MaxOpt = Annotated[float, typer.Option("--max", help="Largest alpha, beta, gamma.")]
+ToleranceOpt = Annotated[
+    float,
+    typer.Option(
+        "--tolerance",
+        help="Relative: keep triples with |alpha*beta^2*gamma^2 - target| <= tol*target.",
+    ),
+]
+FlopsToleranceOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--flops-tolerance",
+        help="Relative: drop candidates whose counted FLOPs ratio is off target^phi by more "
+        "(default: --tolerance). Rounding moves FLOPs by tens of percent at small bases.",
+    ),
+]
 
 
 @app.command()
+@takes
 def search(
     model: ModelOpt = "efficientnet-b0",
-    phi: Annotated[
-        float, typer.Option("--phi", help="phi at which candidates are scaled (the paper: 1).")
-    ] = 1.0,
-    target: Annotated[
-        float, typer.Option("--target", help="Target of alpha*beta^2*gamma^2 (the paper: 2).")
-    ] = 2.0,
-    step: Annotated[float, typer.Option("--step", help="Grid step of alpha, beta, gamma.")] = 0.05,
-    max_: Annotated[float, typer.Option("--max", help="Largest alpha, beta, gamma.")] = 1.5,
-    tolerance: Annotated[
-        float,
-        typer.Option(
-            "--tolerance",
-            help="Relative: keep triples with |alpha*beta^2*gamma^2 - target| <= tol*target.",
-        ),
-    ] = 0.05,
-    flops_tolerance: Annotated[
-        float | None,
-        typer.Option(
-            "--flops-tolerance",
-            help="Relative: drop candidates whose counted FLOPs ratio is off target^phi by more "
-            "(default: --tolerance). Rounding moves FLOPs by tens of percent at small bases.",
-        ),
-    ] = None,
-    data: DataOpt = "embedded",
-    budget_: BudgetOpt = "short",
-    epochs: EpochsOpt = None,
-    samples: SamplesOpt = None,
-    lr: LrOpt = None,
-    batch_size: BatchOpt = None,
-    seeds: SeedsOpt = 1,
-    workers: WorkersOpt = 1,
-    device: DeviceOpt = "auto",
-    out: OutOpt = None,
-    force: ForceOpt = False,
-    cost_only: CostOnlyOpt = False,
-    dry_run: DryRunOpt = False,
-    yes: YesOpt = False,
-    base_resolution: BaseResOpt = None,
-    base_width: BaseWidthOpt = 1.0,
-    base_depth: BaseDepthOpt = 1.0,
-    multiple: MultipleOpt = 4,
-    small_input: SmallInputOpt = None,
+    phi: PhiOpt = 1.0,
+    target: TargetOpt = 2.0,
+    step: StepOpt = 0.05,
+    max_: MaxOpt = 1.5,
+    tolerance: ToleranceOpt = 0.05,
+    flops_tolerance: FlopsToleranceOpt = None,
+    study: dict = STUDY,
+    cluster: dict = EXECUTOR,
+    run: dict = RUN.pick("device out force cost_only dry_run yes"),
+    base: dict = BASE,
     fmt: FormatOpt = Format.table,
 ):
     """Grid search for alpha, beta, gamma at phi = 1 (paper Step 1), trained and ranked.
@@ -108,127 +79,78 @@ def search(
     `effscale compound --from-search RUN_DIR` uses (Step 2). Resumable; use --seeds 3.
     Example: effscale search --model efficientnet-b0 --base-width 0.5 --seeds 3
     """
-    from effscale.study import search as s
-
-    if cost_only and dry_run:
-        raise EffscaleError("--cost-only and --dry-run both print without training", "give one")
-    if cost_only:
-        from effscale.cli.study import _cost_base
-
-        base, classes, where = _cost_base(
-            data, model, base_resolution, base_width, base_depth, multiple, small_input
-        )
-        with output.progress(transient=True) as bar:
-            rows = s.candidates(
-                base,
-                phi,
-                target=target,
-                step=step,
-                max_=max_,
-                tolerance=tolerance,
-                flops_tolerance=flops_tolerance,
-                num_classes=classes,
-                progress=bar,
-            )
-        output.rows(
-            rows,
-            fmt,
-            title=f"Grid search candidates for {model} at phi={phi:g}",
-            screen=COST_SCREEN,
-        )
-        ftol = tolerance if flops_tolerance is None else flops_tolerance
-        output.note(f"{s.dropped_note(rows, ftol)}. {where}.", fmt)
-        if not any(r["kept"] for r in rows):
-            s.survivors(rows, ftol)  # says how close the nearest came and what to change
+    grid = {"phi": phi, "target": target, "step": step, "max_": max_, "tolerance": tolerance}
+    running.one_of(run["cost_only"], run["dry_run"])
+    if run["cost_only"]:
+        _print_candidates(model, study["data"], base, grid, flops_tolerance, fmt)
         return
+    from effscale.study import search as s
+    from effscale.study.engine import raise_if_failed
+    from effscale.study.kinds import search_study
 
-    from effscale.cli.study import _estimate, _print_plan, _study_context, confirm_long_run
-    from effscale.study.engine import check_plan, raise_if_failed
-    from effscale.study.executors import make_executor
-    from effscale.study.plan import Study, at_budgets, seed_list
-
-    seed_ids = seed_list(seeds)
-    ds, recipe, budgets, base = _study_context(
-        data,
-        budget_,
-        epochs,
-        samples,
-        lr,
-        batch_size,
-        base_resolution,
-        base_width,
-        base_depth,
-        multiple,
-        small_input,
-        model,
-    )
-    if budgets and len(budgets) > 1:
+    setting, seeds = running.setting(model, study, base)
+    if setting.budgets and len(setting.budgets) > 1:
         raise EffscaleError("a search trains at one budget", "give one --samples value")
-    recipe = at_budgets(recipe, budgets)[0]
-    settings = {"phi": phi, "target": target, "step": step, "max": max_, "tolerance": tolerance}
-    study = Study(
-        f"search-{model}",
-        {
-            "kind": "search",
-            "model": model,
-            "data": data,
-            "recipe": recipe.to_dict(),  # with its samples: a search ranks at one budget
-            "base": base.__dict__,
-            **settings,
-            "flops_tolerance": flops_tolerance,
-        },
-    )
     with output.progress(transient=True) as bar:
-        record = s.plan_search(
-            study,
-            base,
-            phi,
-            seed_ids,
-            recipe,
-            data,
-            target=target,
-            step=step,
-            max_=max_,
-            tolerance=tolerance,
-            flops_tolerance=flops_tolerance,
-            num_classes=ds.num_classes,
-            progress=bar,
+        planned, record = search_study(
+            setting, seeds, **grid, flops_tolerance=flops_tolerance, progress=bar
         )
-    out = out or f"runs/{study.name}"
+    out = run["out"] or f"runs/{planned.name}"
     output.note(
         f"{s.dropped_note(record['candidates'], record['flops_tolerance'])}; "
-        f"{len(study.points)} points with the base -> {out}",
+        f"{len(planned.points)} points with the base -> {out}",
         fmt,
     )
-    if seeds < 2:
+    if study["seeds"] < 2:
         output.note("one seed: the ranking has no spread to judge it by (use --seeds 3)", fmt)
-    io.writable_dir(out, create=False)  # before estimating: a bad --out is said at once
-    check_plan(study, device)
-    executor = make_executor("local", workers, device)
-    plan = _estimate(study, out, device, executor)
-    if dry_run:
-        _print_plan(plan, fmt)
+    prepared = running.prepare(planned, fmt, cluster, run, out)
+    if prepared is None:
         return
+    out, runner, plan = prepared
     output.note(plan.sentence(), fmt)
-    confirm_long_run(plan.wall_seconds, yes)
+    running.confirm_long_run(plan.wall_seconds, run["yes"])
     result = s.run_search(
-        study, record, out, executor=executor, device=device, force=force, estimates=plan
-    )
+        planned, record, out, executor=runner, device=run["device"], force=run["force"],
+        estimates=plan,
+    )  # fmt: skip
     output.rows(
-        s.table(result),
-        fmt,
-        title=f"Grid search for {model} at phi={phi:g}: best first",
+        s.table(result), fmt, title=f"Grid search for {model} at phi={phi:g}: best first",
         screen=SCREEN,
-    )
-    best = result["chosen"] or result["leader"]
-    if best:
-        std = f" ± {best['top1_std']:.2f}" if best["top1_std"] is not None else ""
-        output.note(
-            f"{'chosen' if result['chosen'] else 'leading (unfinished)'}: "
-            f"alpha={best['alpha']:g}, beta={best['beta']:g}, gamma={best['gamma']:g} "
-            f"({best['top1_mean']:.2f}{std} % top-1 over {best['seeds']} seeds, realised FLOPs "
-            f"x{best['realised_flops_ratio']:g}); saved in {out}/search.json, plot in "
-            f"{out}/figures/search.png; Step 2: effscale compound --from-search {out}",
-            fmt,
+    )  # fmt: skip
+    _print_chosen(result, out, fmt)
+    raise_if_failed(planned, out)  # exit code 1 when points failed
+
+
+def _print_candidates(model, data, base, grid, flops_tolerance, fmt) -> None:
+    """--cost-only: every candidate of the grid with its counted FLOPs, kept or dropped."""
+    from effscale.study import search as s
+
+    b, classes, where = running.cost_base(model, data, base)
+    grid = dict(grid)
+    phi = grid.pop("phi")
+    with output.progress(transient=True) as bar:
+        rows = s.candidates(
+            b, phi, **grid, flops_tolerance=flops_tolerance, num_classes=classes, progress=bar
         )
-    raise_if_failed(study, out)  # exit code 1 when points failed
+    title = f"Grid search candidates for {model} at phi={phi:g}"
+    output.rows(rows, fmt, title=title, screen=COST_SCREEN)
+    ftol = grid["tolerance"] if flops_tolerance is None else flops_tolerance
+    output.note(f"{s.dropped_note(rows, ftol)}. {where}.", fmt)
+    if not any(r["kept"] for r in rows):
+        s.survivors(rows, ftol)  # says how close the nearest came and what to change
+
+
+def _print_chosen(result: dict, out: str, fmt) -> None:
+    """The coefficients chosen (or leading, unfinished) and where they are kept."""
+    best = result["chosen"] or result["leader"]
+    if not best:
+        return
+    std = f" ± {best['top1_std']:.2f}" if best["top1_std"] is not None else ""
+    output.note(
+        f"{'chosen' if result['chosen'] else 'leading (unfinished)'}: "
+        f"alpha={best['alpha']:g}, beta={best['beta']:g}, gamma={best['gamma']:g} "
+        f"({best['top1_mean']:.2f}{std} % top-1 over {best['seeds']} seeds, realised FLOPs "
+        f"x{best['realised_flops_ratio']:g}); saved in {out}/search.json, plot in "
+        f"{out}/figures/search.png; Step 2: effscale compound --from-search {out}",
+        fmt,
+    )

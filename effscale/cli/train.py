@@ -10,85 +10,81 @@ from typing import Annotated
 import typer
 
 from effscale import io, output
+from effscale.cli import running
 from effscale.cli.app import app
 from effscale.cli.options import (
-    AlphaOpt,
-    BaseDepthOpt,
-    BaseResOpt,
-    BaseWidthOpt,
-    BetaOpt,
+    RUN,
+    VARIANT,
     BudgetOpt,
+    Bundle,
     DataOpt,
-    DepthOpt,
     DeviceOpt,
-    DryRunOpt,
     FormatOpt,
-    GammaOpt,
     ModelArg,
-    PhiOpt,
-    ResMultOpt,
-    SmallInputOpt,
-    WidthOpt,
-    YesOpt,
+    takes,
+    variant_of,
 )
+from effscale.cli.results import print_plan
 from effscale.errors import EffscaleError
 from effscale.output import Format
 
+SCALE = VARIANT.pick("depth width res_mult phi alpha beta gamma")
+BASE = VARIANT.pick("base_resolution small_input base_width base_depth")
+EpochsOpt = Annotated[
+    float | None,
+    typer.Option(
+        help="Train for this many passes over the data (instead of the budget's samples)."
+    ),
+]
+SamplesOpt = Annotated[
+    str | None, typer.Option(metavar="N", help="Training samples to see (100000, 100k, 1.5M).")
+]
+InitFromOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--from", metavar="PATH", help="Fine-tune from a checkpoint.pt or a state-dict file."
+    ),
+]
+NewHeadOpt = Annotated[
+    bool, typer.Option(help="With --from: a fresh classifier when the class count differs.")
+]
+FreezeOpt = Annotated[
+    int, typer.Option(help="With --from: train only the classifier for this many epochs first.")
+]
+FINE_TUNE = Bundle(  # --from, and how the fine-tune starts
+    init_from=(InitFromOpt, None),
+    new_head=(NewHeadOpt, False),
+    freeze_epochs=(FreezeOpt, 0),
+)
+CompileOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--compile/--no-compile",
+        help="torch.compile the training step, or not (default: where a probe of this "
+        "device found it faster and the run is long enough to pay for the compile).",
+    ),
+]
+
 
 @app.command(name="train")
+@takes
 def train_cmd(
     model: ModelArg,
-    depth: DepthOpt = None,
-    width: WidthOpt = None,
-    res_mult: ResMultOpt = None,
-    phi: PhiOpt = None,
-    alpha: AlphaOpt = 1.2,
-    beta: BetaOpt = 1.1,
-    gamma: GammaOpt = 1.15,
+    scale: dict = SCALE,
     data: DataOpt = "embedded",
     budget_: BudgetOpt = "short",
-    epochs: Annotated[
-        float | None,
-        typer.Option(
-            help="Train for this many passes over the data (instead of the budget's samples)."
-        ),
-    ] = None,
-    samples: Annotated[
-        str | None,
-        typer.Option(metavar="N", help="Training samples to see (100000, 100k, 1.5M)."),
-    ] = None,
+    epochs: EpochsOpt = None,
+    samples: SamplesOpt = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
     device: DeviceOpt = "auto",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     out: Annotated[str | None, typer.Option(metavar="DIR", help="Run directory.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
-    init_from: Annotated[
-        str | None,
-        typer.Option(
-            "--from", metavar="PATH", help="Fine-tune from a checkpoint.pt or a state-dict file."
-        ),
-    ] = None,
-    new_head: Annotated[
-        bool, typer.Option(help="With --from: a fresh classifier when the class count differs.")
-    ] = False,
-    freeze_epochs: Annotated[
-        int, typer.Option(help="With --from: train only the classifier for this many epochs first.")
-    ] = 0,
-    compile_: Annotated[
-        bool | None,
-        typer.Option(
-            "--compile/--no-compile",
-            help="torch.compile the training step, or not (default: where a probe of this "
-            "device found it faster and the run is long enough to pay for the compile).",
-        ),
-    ] = None,
-    base_resolution: BaseResOpt = None,
-    small_input: SmallInputOpt = None,
-    base_width: BaseWidthOpt = 1.0,
-    base_depth: BaseDepthOpt = 1.0,
-    dry_run: DryRunOpt = False,
-    yes: YesOpt = False,
+    fine_tune: dict = FINE_TUNE,
+    compile_: CompileOpt = None,
+    base: dict = BASE,
+    run: dict = RUN.pick("dry_run yes"),
     fmt: FormatOpt = Format.table,
 ):
     """Train one variant briefly on a dataset; metrics per epoch, checkpoint, final table.
@@ -97,63 +93,33 @@ def train_cmd(
     adapted for small images. Example: effscale train efficientnet-b0 --width 0.5
     """
     from effscale.data import load_dataset
-    from effscale.recipe import budget, parse_budgets, samples_for_epochs
+    from effscale.recipe import budget, samples_for_epochs
     from effscale.train import train
-    from effscale.zoo import variant_for
 
-    if epochs is not None and samples is not None:
-        raise EffscaleError("--epochs and --samples both set the budget", "give one of them")
-    if samples is not None:
-        budgets = parse_budgets(samples)
-        if len(budgets) > 1:
-            raise EffscaleError("train runs one budget", "give one --samples value")
-        samples = budgets[0]
+    budgets = running.budgets_of(epochs, samples)
+    if budgets and len(budgets) > 1:
+        raise EffscaleError("train runs one budget", "give one --samples value")
     dataset = load_dataset(data)
-    variant = variant_for(
-        model,
-        depth=depth,
-        width=width,
-        res_mult=res_mult,
-        phi=phi,
-        alpha=alpha,
-        beta=beta,
-        gamma=gamma,
-        base_resolution=base_resolution or dataset.resolution,
-        small_input=small_input,
-        base_width=base_width,
-        base_depth=base_depth,
-    )
+    resolution = base["base_resolution"] or dataset.resolution
+    variant = variant_of(model, {**scale, **base}, base_resolution=resolution)
     if epochs is not None:
-        samples = samples_for_epochs(epochs, len(dataset.train_labels))
-    recipe = budget(budget_, samples=samples, batch_size=batch_size, lr=lr)
-    out = (
-        out
-        or f"runs/train/{variant.backbone}-d{variant.d:g}-w{variant.w:g}-"
+        budgets = [samples_for_epochs(epochs, len(dataset.train_labels))]
+    recipe = budget(budget_, samples=budgets[0] if budgets else None, batch_size=batch_size, lr=lr)
+    out = out or (
+        f"runs/train/{variant.backbone}-d{variant.d:g}-w{variant.w:g}-"
         f"{variant.resolution}px-seed{seed}"
     )
     io.writable_dir(out, create=False)  # before estimating: a bad --out is said at once
-    from effscale.cli.study import _estimate, _print_plan, confirm_long_run
-    from effscale.study.plan import Point, Study
-
-    point = Point(variant, seed, recipe, data)
-    sizes = (len(dataset.train_labels), len(dataset.test_labels), dataset.num_classes)
-    plan = _estimate(
-        Study(f"train {variant.label}", {}, [point]),
-        None,
-        device,
-        sizes={data: sizes},
-        covered={point.key} if (Path(out) / "result.json").exists() else set(),
-    )
-    if dry_run:
-        _print_plan(plan, fmt)
+    plan = _estimate(variant, seed, recipe, data, dataset, out, device)
+    if run["dry_run"]:
+        print_plan(plan, fmt)
         return
+    sizes = f"{len(dataset.train_labels):,} train, {len(dataset.test_labels):,} test"
     output.note(
-        f"{variant.label} on {dataset.name} ({len(dataset.train_labels):,} train, "
-        f"{len(dataset.test_labels):,} test), {recipe.samples:,} samples -> {out}",
-        fmt,
+        f"{variant.label} on {dataset.name} ({sizes}), {recipe.samples:,} samples -> {out}", fmt
     )
     output.note(plan.sentence(), fmt)
-    confirm_long_run(plan.wall_seconds, yes)
+    running.confirm_long_run(plan.wall_seconds, run["yes"])
     with output.progress() as bar:
         result = train(
             variant,
@@ -163,20 +129,30 @@ def train_cmd(
             seed=seed,
             device=device,
             resume=resume,
-            init_from=init_from,
-            new_head=new_head,
-            freeze_epochs=freeze_epochs,
+            **fine_tune,
             compile=compile_,
             on_event=output.show_run(bar),
         )
-    output.record(
-        {"model": variant.label, "data": dataset.name, "seed": seed, **result, "out": out},
-        fmt,
-        title="Result",
-    )
+    row = {"model": variant.label, "data": dataset.name, "seed": seed, **result, "out": out}
+    output.record(row, fmt, title="Result")
     if result["status"] == "diverged":
         raise EffscaleError(
             f"training diverged: the loss became NaN or infinite; the log is "
             f"in {out}/metrics.jsonl",
             "lower --lr",
         )
+
+
+def _estimate(variant, seed, recipe, data, dataset, out, device):
+    """The run's estimate, as a one-point study's (covered when ``out`` holds its result)."""
+    from effscale.study.plan import Point, Study
+
+    point = Point(variant, seed, recipe, data)
+    sizes = (len(dataset.train_labels), len(dataset.test_labels), dataset.num_classes)
+    return running.estimate(
+        Study(f"train {variant.label}", {}, [point]),
+        None,
+        device,
+        sizes={data: sizes},
+        covered={point.key} if (Path(out) / "result.json").exists() else set(),
+    )

@@ -156,7 +156,7 @@ class LocalWorkers:
 
     def __init__(self, workers: int, device: str = "auto"):
         if workers < 1:
-            raise EffscaleError(f"--workers must be at least 1, got {workers}")
+            raise EffscaleError(f"workers must be at least 1, got {workers}")
         self.workers = workers
         cuda = device != "cpu" and torch.cuda.is_available()
         self.devices = [f"cuda:{i}" for i in range(torch.cuda.device_count())] if cuda else ["cpu"]
@@ -216,6 +216,22 @@ class LocalWorkers:
 # -- choosing one -----------------------------------------------------------------------
 
 
+OPTIONS = {  # the options each executor takes (beside the device), and their defaults
+    "local": ("workers",),
+    "ray": ("address", "gpus_per_point"),
+    "slurm": ("partition", "gpus_per_point", "time_min", "max_parallel"),
+}
+DEFAULTS = dict(workers=1, address=None, partition=None, gpus_per_point=None, time_min=60)
+DEFAULTS |= dict(max_parallel=None)
+
+
+def misplaced(name: str, **options) -> list[tuple[str, list[str]]]:
+    """The options given (not at their defaults) that executor ``name`` does not take, each
+    with the executors that take it."""
+    wrong = [k for k, v in options.items() if v != DEFAULTS[k] and k not in OPTIONS[name]]
+    return [(k, [n for n in OPTIONS if k in OPTIONS[n]]) for k in wrong]
+
+
 def make_executor(
     name: str = "local",
     workers: int = 1,
@@ -233,28 +249,23 @@ def make_executor(
     Options of another executor are refused, so that none is silently ignored.
     """
     if workers < 1:
-        raise EffscaleError(f"--workers must be at least 1, got {workers}")
-    given = {
-        "--workers": workers != 1,
-        "--address": address is not None,
-        "--partition": partition is not None,
-        "--gpus-per-point": gpus_per_point is not None,
-        "--time": time_min != 60,
-        "--max-parallel": max_parallel is not None,
-    }
-    allowed = {
-        "local": {"--workers"},
-        "ray": {"--address", "--gpus-per-point"},
-        "slurm": {"--partition", "--gpus-per-point", "--time", "--max-parallel"},
-    }
-    if name not in allowed:
+        raise EffscaleError(f"workers must be at least 1, got {workers}")
+    if name not in OPTIONS:
         raise EffscaleError(f"unknown executor {name!r}", "use local, ray or slurm")
-    wrong = [opt for opt, on in given.items() if on and opt not in allowed[name]]
+    wrong = misplaced(
+        name,
+        workers=workers,
+        address=address,
+        partition=partition,
+        gpus_per_point=gpus_per_point,
+        time_min=time_min,
+        max_parallel=max_parallel,
+    )
     if wrong:
-        owners = [n for n in allowed if wrong[0] in allowed[n]]
+        option, owners = wrong[0]
         raise EffscaleError(
-            f"{wrong[0]} does not apply to --executor {name}",
-            f"it is for --executor {' or '.join(owners)}",
+            f"{option} does not apply to the {name} executor",
+            f"it is for the {' or '.join(owners)} executor",
         )
     if name == "ray":
         from effscale.study.ray_executor import RayExecutor

@@ -166,6 +166,67 @@ def load_study(
 
     ``samples``: training budgets replacing every budget the file names."""
     path = find_study(path)
+    text, spec = _read(path)
+    name = spec.get("name", path.stem)
+    if not plain_name(name):
+        line = _line_of(text, "name", None)
+        raise EffscaleError(
+            f"{path}:{line}: name {name!r} is not a plain file name",
+            "the run directory is runs/<name>: give one folder name, without '/' or '..'",
+        )
+
+    from effscale.study.engine import dataset
+    from effscale.study.kinds import study_base
+
+    data = data or spec.get("data", "embedded")
+    recipe = budget(budget_name or spec.get("budget", "short"), **spec.get("recipe", {}))
+    try:
+        recipe.validate()  # train's messages, with the file's name
+    except EffscaleError as e:
+        raise EffscaleError(f"{path}: [recipe] {e.message}", e.hint) from None
+    top_budgets = samples or _budgets(path, spec)
+
+    def recipes(entry: dict) -> list[Recipe]:
+        return at_budgets(recipe, samples or _budgets(path, entry) or top_budgets)
+
+    seed_list = _seeds(path, spec, seeds)
+    design = {k: spec[k] for k in BASE_KEYS[1:] if k in spec}
+    num_classes = num_classes or dataset(data).num_classes
+
+    def base_for(entry: dict) -> Base:
+        model = entry.get("model", spec.get("model", "efficientnet-b0"))
+        return study_base(model, data, **design)[0]
+
+    study = Study(name, _identity(name, data, recipe, spec))
+    for entry in spec.get("sweep", []):
+        dim = entry["dim"]
+        values = entry.get("values", FIGURE3_VALUES.get(dim, []))
+        values = parse_range(values) if isinstance(values, str) else [float(v) for v in values]
+        for r in recipes(entry):
+            study.add_all(plan_sweep(base_for(entry), dim, values, seed_list, r, data))
+    for entry in spec.get("compound", []):
+        for r in recipes(entry):
+            study.add_all(_compound(entry, base_for(entry), seed_list, r, data, num_classes))
+    for entry in spec.get("variant", []):
+        for r in recipes(entry):
+            study.add_all(_variant(entry, base_for(entry), seed_list, r, data))
+    for entry in spec.get("transfer", []):
+        study.add_all(
+            plan_transfer(
+                base_for(entry),
+                seed_list,
+                at_budgets(recipe, top_budgets)[0],
+                pretrain=entry["pretrain"],
+                finetune=entry["finetune"],
+                **{k: float(entry[k]) for k in ("d", "w", "r") if k in entry},
+                finetune_samples=entry.get("finetune_samples"),
+            )
+        )
+    return study
+
+
+def _read(path: Path) -> tuple[str, dict]:
+    """A study file's text and its tables, every key and value checked."""
     try:
         text = path.read_text()
     except UnicodeDecodeError:
@@ -201,28 +262,11 @@ def load_study(
             f"{path}: the study plans no points",
             "add a [[sweep]], [[compound]], [[variant]] or [[transfer]]",
         )
+    return text, spec
 
-    name = spec.get("name", path.stem)
-    if not plain_name(name):
-        line = _line_of(text, "name", None)
-        raise EffscaleError(
-            f"{path}:{line}: name {name!r} is not a plain file name",
-            "the run directory is runs/<name>: give one folder name, without '/' or '..'",
-        )
 
-    from effscale.study.engine import dataset
-
-    data = data or spec.get("data", "embedded")
-    recipe = budget(budget_name or spec.get("budget", "short"), **spec.get("recipe", {}))
-    try:
-        recipe.validate()  # train's messages, with the file's name
-    except EffscaleError as e:
-        raise EffscaleError(f"{path}: [recipe] {e.message}", e.hint) from None
-    top_budgets = samples or _budgets(path, spec)
-
-    def budgets(entry: dict) -> list[int] | None:
-        return samples or _budgets(path, entry) or top_budgets
-
+def _seeds(path: Path, spec: dict, seeds: int | None) -> list[int]:
+    """The seeds: ``seeds`` (a count) when given, else the file's count or list."""
     n_seeds = seeds if seeds is not None else spec.get("seeds", 1)
     seed_list = list(range(n_seeds)) if isinstance(n_seeds, int) else list(n_seeds)
     if not seed_list or not all(isinstance(s, int) and not isinstance(s, bool) for s in seed_list):
@@ -230,84 +274,49 @@ def load_study(
             f"{path}: seeds must be a positive count or a list of integers",
             "write seeds = 3 or seeds = [0, 1, 2]",
         )
-    model = spec.get("model", "efficientnet-b0")
-    base_res = spec.get("base_resolution") or dataset(data).resolution
-    num_classes = num_classes or dataset(data).num_classes
+    return seed_list
 
-    def base_for(m: str) -> Base:
-        return Base(
-            m,
-            base_res,
-            spec.get("base_width", 1.0),
-            spec.get("base_depth", 1.0),
-            spec.get("multiple", 4),
-            spec.get("small_input"),
-        )
 
-    identity = {
+BASE_KEYS = ("model", "base_width", "base_depth", "base_resolution", "multiple", "small_input")
+
+
+def _identity(name: str, data: str, recipe: Recipe, spec: dict) -> dict:
+    """What a run directory must agree on to take this study file's points."""
+    return {
         "kind": "study file",
         "name": name,
         "data": data,
         "recipe": recipe_identity(recipe),
-        "base": {
-            k: spec.get(k)
-            for k in (
-                "model",
-                "base_width",
-                "base_depth",
-                "base_resolution",
-                "multiple",
-                "small_input",
-            )
-        },
+        "base": {k: spec.get(k) for k in BASE_KEYS},
     }
-    study = Study(name, identity)
-    for entry in spec.get("sweep", []):
-        dim = entry["dim"]
-        values = entry.get("values", FIGURE3_VALUES.get(dim, []))
-        values = parse_range(values) if isinstance(values, str) else [float(v) for v in values]
-        for r in at_budgets(recipe, budgets(entry)):
-            plan_sweep(study, base_for(entry.get("model", model)), dim, values, seed_list, r, data)
-    for entry in spec.get("compound", []):
-        phi = entry.get("phi", "1..3")
-        phis = parse_range(str(phi)) if not isinstance(phi, list) else [float(p) for p in phi]
-        for r in at_budgets(recipe, budgets(entry)):
-            plan_compound(
-                study,
-                base_for(entry.get("model", model)),
-                phis,
-                seed_list,
-                r,
-                data,
-                alpha=entry.get("alpha", ALPHA),
-                beta=entry.get("beta", BETA),
-                gamma=entry.get("gamma", GAMMA),
-                table=entry.get("table", "formula"),
-                match_single=entry.get("match_single", False),
-                num_classes=num_classes,
-            )
-    for entry in spec.get("variant", []):
-        d, w, r = (float(entry.get(k, 1.0)) for k in ("d", "w", "r"))
-        variant = base_for(entry.get("model", model)).variant(d, w, r)
-        scaled = [dim for dim, m in zip(DIMENSIONS, (d, w, r)) if m != 1.0]
-        role = entry.get("role") or (
-            "base" if not scaled else scaled[0] if len(scaled) == 1 else "compound"
-        )
-        for r in at_budgets(recipe, budgets(entry)):
-            for seed in seed_list:
-                study.add(Point(variant, seed, r, data, (role,)))
-    for entry in spec.get("transfer", []):
-        plan_transfer(
-            study,
-            base_for(entry.get("model", model)),
-            seed_list,
-            at_budgets(recipe, top_budgets)[0],
-            pretrain=entry["pretrain"],
-            finetune=entry["finetune"],
-            **{k: float(entry[k]) for k in ("d", "w", "r") if k in entry},
-            finetune_samples=entry.get("finetune_samples"),
-        )
-    return study
+
+
+def _compound(entry: dict, base: Base, seeds, recipe, data, num_classes) -> list[Point]:
+    phi = entry.get("phi", "1..3")
+    phis = parse_range(str(phi)) if not isinstance(phi, list) else [float(p) for p in phi]
+    return plan_compound(
+        base,
+        phis,
+        seeds,
+        recipe,
+        data,
+        alpha=entry.get("alpha", ALPHA),
+        beta=entry.get("beta", BETA),
+        gamma=entry.get("gamma", GAMMA),
+        table=entry.get("table", "formula"),
+        match_single=entry.get("match_single", False),
+        num_classes=num_classes,
+    )
+
+
+def _variant(entry: dict, base: Base, seeds, recipe, data) -> list[Point]:
+    """A [[variant]]: one explicit (d, w, r), its role inferred from what it scales."""
+    d, w, r = (float(entry.get(k, 1.0)) for k in ("d", "w", "r"))
+    scaled = [dim for dim, m in zip(DIMENSIONS, (d, w, r)) if m != 1.0]
+    role = entry.get("role") or (
+        "base" if not scaled else scaled[0] if len(scaled) == 1 else "compound"
+    )
+    return [Point(base.variant(d, w, r), seed, recipe, data, (role,)) for seed in seeds]
 
 
 def _tables(path: Path, text: str, spec: dict, kind: str) -> list[dict]:

@@ -111,6 +111,12 @@ class Study:
                 return
         self.points.append(point)
 
+    def add_all(self, points: list[Point]) -> "Study":
+        """Add planned points in order (see add); the study, to chain."""
+        for point in points:
+            self.add(point)
+        return self
+
     def to_dict(self) -> dict:
         return {
             "name": self.name,
@@ -130,24 +136,29 @@ class Base:
     multiple: int = 4
     small_input: bool | None = None
 
+    @property
+    def design(self) -> dict:
+        """The base design's options beside the base resolution, as make_variant takes them."""
+        return {
+            k: getattr(self, k) for k in ("multiple", "small_input", "base_depth", "base_width")
+        }
+
     def variant(self, d: float = 1.0, w: float = 1.0, r: float = 1.0) -> Variant:
         return make_variant(
-            self.model,
-            d,
-            w,
-            r,
-            base_resolution=self.base_resolution,
-            multiple=self.multiple,
-            small_input=self.small_input,
-            base_depth=self.base_depth,
-            base_width=self.base_width,
+            self.model, d, w, r, base_resolution=self.base_resolution, **self.design
+        )
+
+    def compound(self, phis: list[float], **rule) -> list[tuple[float, Variant]]:
+        """(phi, variant) per phi; ``rule``: compound_variants' alpha, beta, gamma, table."""
+        return compound_variants(
+            self.model, phis, base_resolution=self.base_resolution, **self.design, **rule
         )
 
 
 def seed_list(n: int) -> list[int]:
-    """Seeds 0 .. n-1 for ``--seeds n``."""
+    """Seeds 0 .. n-1."""
     if n < 1:
-        raise EffscaleError(f"--seeds must be at least 1, got {n}", "write e.g. --seeds 3")
+        raise EffscaleError(f"a study needs at least 1 seed, got {n}")
     return list(range(n))
 
 
@@ -158,26 +169,32 @@ def _check_values(dim: str, values: list[float]) -> None:
         raise EffscaleError(f"no values to sweep along {dim}", "give e.g. --values 1,1.4,2")
 
 
+def sweep_variants(base: Base, dim: str, values: list[float]) -> list[tuple[str, Variant]]:
+    """(role, variant) per value of one dimension scaled alone, the base (1.0) first."""
+    _check_values(dim, values)
+    return [
+        ("base" if value == 1.0 else dim, base.variant(**{dim[0]: value}))
+        for value in sorted(set([1.0] + list(values)))
+    ]
+
+
 def plan_sweep(
-    study: Study,
     base: Base,
     dim: str,
     values: list[float],
     seeds: list[int],
     recipe: Recipe,
     data: str,
-) -> None:
+) -> list[Point]:
     """Scale one dimension alone (paper Figure 3); the base point is always included."""
-    _check_values(dim, values)
-    for value in sorted(set([1.0] + list(values))):
-        kw = {dim[0]: value}
-        role = "base" if value == 1.0 else dim
-        for seed in seeds:
-            study.add(Point(base.variant(**kw), seed, recipe, data, (role,)))
+    return [
+        Point(variant, seed, recipe, data, (role,))
+        for role, variant in sweep_variants(base, dim, values)
+        for seed in seeds
+    ]
 
 
 def plan_compound(
-    study: Study,
     base: Base,
     phis: list[float],
     seeds: list[int],
@@ -190,33 +207,20 @@ def plan_compound(
     table: str = "formula",
     match_single: bool = False,
     num_classes: int = 10,
-) -> None:
+) -> list[Point]:
     """Compound points along phi (Equation 3 or the official table), with the base, and, for
     Figure 8, each dimension alone scaled to the compound point's counted FLOPs."""
-    variants = compound_variants(
-        base.model,
-        phis,
-        base_resolution=base.base_resolution,
-        alpha=alpha,
-        beta=beta,
-        gamma=gamma,
-        table=table,
-        multiple=base.multiple,
-        small_input=base.small_input,
-        base_depth=base.base_depth,
-        base_width=base.base_width,
-    )
+    variants = base.compound(phis, alpha=alpha, beta=beta, gamma=gamma, table=table)
     for _, variant in variants:  # each buildable here, before any is counted
         resolve_spec(variant)
-    for seed in seeds:
-        study.add(Point(base.variant(), seed, recipe, data, ("base",)))
+    points = [Point(base.variant(), seed, recipe, data, ("base",)) for seed in seeds]
     rule = "official B0-B7 table" if table == "official" else (
         f"alpha={alpha:g} beta={beta:g} gamma={gamma:g}"
     )  # fmt: skip
     for phi, variant in variants:
         role = "base" if phi == 0 else "compound"
         for seed in seeds:
-            study.add(Point(variant, seed, recipe, data, (role,), phi=phi, scaling=rule))
+            points.append(Point(variant, seed, recipe, data, (role,), phi=phi, scaling=rule))
         if match_single and phi != 0:
             target = count_cost(variant, num_classes).flops
             for dim in DIMENSIONS:
@@ -228,13 +232,13 @@ def plan_compound(
                     base.multiple,
                 )
                 for seed in seeds:
-                    study.add(
+                    points.append(
                         Point(matched, seed, recipe, data, (f"match-{dim}",), phi=phi, scaling=rule)
                     )
+    return points
 
 
 def plan_transfer(
-    study: Study,
     base: Base,
     seeds: list[int],
     recipe: Recipe,
@@ -245,7 +249,7 @@ def plan_transfer(
     w: float = 1.0,
     r: float = 1.0,
     finetune_samples: int | None = None,
-) -> None:
+) -> list[Point]:
     """Pre-train a variant on one dataset, then fine-tune it on another (paper Table 5).
 
     Per seed, a "pretrain" point on ``pretrain`` and a "transfer" point on ``finetune`` that
@@ -261,7 +265,9 @@ def plan_transfer(
         raise EffscaleError(f"finetune_samples must be at least 1, got {finetune_samples}")
     variant = base.variant(d, w, r)
     tune = replace(recipe, samples=finetune_samples) if finetune_samples else recipe
+    points = []
     for seed in seeds:
         source = Point(variant, seed, recipe, pretrain, ("pretrain",))
-        study.add(source)
-        study.add(Point(variant, seed, tune, finetune, ("transfer",), init_from=source.key))
+        target = Point(variant, seed, tune, finetune, ("transfer",), init_from=source.key)
+        points += [source, target]
+    return points

@@ -89,32 +89,22 @@ def variant_for(
     base_resolution: int | None = None,
     **kwargs,
 ) -> Variant:
-    """A variant from command-line style options: explicit (d, w, r) or a compound phi.
-
-    The remaining keywords (multiple, small_input, base_depth, base_width) go to
-    make_variant, as does ``base_resolution`` (0 or None: the backbone's native one)."""
+    """A variant from explicit multipliers (depth, width, and res_mult or a resolution) or a
+    compound ``phi``, each unset one 1. The remaining keywords (multiple, small_input,
+    base_depth, base_width) go to make_variant, as does ``base_resolution`` (0 or None: the
+    backbone's native one)."""
+    scaled = {"depth": depth, "width": width, "res_mult": res_mult, "resolution": resolution}
+    given = [n for n, v in scaled.items() if v is not None]
     if phi is not None:
-        given = [
-            n
-            for n, v in (
-                ("--depth", depth),
-                ("--width", width),
-                ("--res-mult", res_mult),
-                ("--resolution", resolution),
-            )
-            if v is not None
-        ]
         if given:
             raise EffscaleError(
-                f"--phi sets depth, width and resolution together; it cannot be combined "
+                f"phi sets depth, width and resolution together; it cannot be combined "
                 f"with {', '.join(given)}",
                 "drop one of them",
             )
         depth, width, res_mult = compound(phi, alpha, beta, gamma)
     if resolution is not None and res_mult is not None:
-        raise EffscaleError(
-            "--resolution and --res-mult both set the input size", "give one of them"
-        )
+        raise EffscaleError("resolution and res_mult both set the input size", "give one of them")
     return make_variant(
         backbone,
         depth if depth is not None else 1.0,

@@ -156,7 +156,7 @@ def describe_timm(
     from effscale.scaling import round_resolution
 
     if r is not None and resolution is not None:
-        raise EffscaleError("--resolution and --res-mult both set the input size", "give one")
+        raise EffscaleError("resolution and r both set the input size", "give one")
     base = timm_cost(name, num_classes=num_classes)
     native = base["native_resolution"]
     if r is not None:

@@ -1,0 +1,122 @@
+"""effscale compound: compound scaling by phi (Equation 3, or the official B0-B7 table).
+
+Examples:
+    effscale compound --phi 0..7 --cost-only
+    effscale compound --model efficientnet-b0 --phi 1..3 --match-single --seeds 3
+"""
+
+from typing import Annotated
+
+import typer
+
+from effscale import output
+from effscale.cli import running
+from effscale.cli.app import app
+from effscale.cli.options import (
+    BASE,
+    EXECUTOR,
+    RUN,
+    STUDY,
+    VARIANT,
+    FormatOpt,
+    ModelOpt,
+    takes,
+)
+from effscale.errors import EffscaleError
+from effscale.output import Format
+
+COST_SCREEN = ["phi", "d", "w", "r", "resolution", "params", "gflops"]
+COST_SCREEN += ["target_flops_ratio", "realised_flops_ratio"]
+FromSearchOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--from-search",
+        metavar="RUN_DIR",
+        help="Use the alpha, beta, gamma chosen by `effscale search` in this run directory "
+        "(Step 2); not together with --alpha/--beta/--gamma.",
+    ),
+]
+TableOpt = Annotated[
+    str,
+    typer.Option(
+        "--table",
+        metavar="[formula|official]",
+        help="formula: Equation 3; official: the published B0-B7 table.",
+    ),
+]
+MatchSingleOpt = Annotated[
+    bool,
+    typer.Option(
+        "--match-single",
+        help="Add, per phi, each dimension alone at the same counted FLOPs (paper Figure 8).",
+    ),
+]
+
+
+@app.command(name="compound")
+@takes
+def compound_cmd(
+    ctx: typer.Context,
+    model: ModelOpt = "efficientnet-b0",
+    phi: Annotated[
+        str, typer.Option(metavar="RANGE", help="Range of phi: 1..7, 0..2:0.5 or 1,2,3.")
+    ] = "1..7",
+    coefficients: dict = VARIANT.pick("alpha beta gamma"),
+    from_search: FromSearchOpt = None,
+    table_: TableOpt = "formula",
+    match_single: MatchSingleOpt = False,
+    study: dict = STUDY,
+    cluster: dict = EXECUTOR,
+    run: dict = RUN,
+    base: dict = BASE,
+    fmt: FormatOpt = Format.table,
+):
+    """Compound scaling by phi (Equation 3, or the official B0-B7 table), trained briefly.
+
+    With --cost-only: per phi, (d, w, r), cost, and target vs realised FLOPs ratio.
+    Examples: effscale compound --phi 0..7 --cost-only;
+    effscale compound --model efficientnet-b0 --phi 1..3 --match-single --seeds 3
+    """
+    from effscale.scaling import parse_range
+    from effscale.study.kinds import compound_costs, compound_study
+
+    alpha, beta, gamma = coefficients.values()
+    if from_search:
+        alpha, beta, gamma = _from_search(ctx, from_search, table_)
+    rule = (
+        "the official B0-B7 table (efficientnet_builder.py)"
+        if table_ == "official"
+        else f"Equation 3 with alpha={alpha:g}, beta={beta:g}, gamma={gamma:g}"
+        + (f" (chosen by the search in {from_search})" if from_search else "")
+    )
+    phis = parse_range(phi)
+    running.one_of(run["cost_only"], run["dry_run"])
+    scaling = {"alpha": alpha, "beta": beta, "gamma": gamma, "table": table_}
+    if run["cost_only"]:
+        b, classes, where = running.cost_base(model, study["data"], base)
+        with output.planning("counting"):
+            rows = compound_costs(b, phis, classes, **scaling)
+        output.rows(rows, fmt, title=f"Compound scaling of {model}", screen=COST_SCREEN)
+        output.note(
+            f"Scaling rule: {rule}. Target ratio = (alpha*beta^2*gamma^2)^phi; "
+            f"realised = counted FLOPs / base FLOPs after rounding. {where}.",
+            fmt,
+        )
+        return
+    s, seeds = running.setting(model, study, base)
+    planned = compound_study(
+        s, phis, seeds, **scaling, match_single=match_single, planning=output.planning
+    )
+    output.note(f"Scaling rule: {rule}", fmt)
+    running.run_and_print(planned, fmt, cluster, run)
+
+
+def _from_search(ctx: typer.Context, run_dir: str, table_: str) -> tuple[float, float, float]:
+    """The alpha, beta, gamma a search chose (--from-search), refused beside another rule."""
+    from effscale.study.search import chosen_coefficients
+
+    given = [n for n in ("alpha", "beta", "gamma") if ctx.get_parameter_source(n).name != "DEFAULT"]
+    if given or table_ == "official":
+        other = f"--{given[0]}" if given else "--table official"
+        raise EffscaleError(f"--from-search and {other} both set the scaling", "give one")
+    return chosen_coefficients(run_dir)

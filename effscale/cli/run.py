@@ -1,0 +1,72 @@
+"""effscale run and effscale studies: a whole study written as a TOML file.
+
+Examples:
+    effscale studies
+    effscale run quick && effscale report runs/quick
+"""
+
+from typing import Annotated
+
+import typer
+
+from effscale import output
+from effscale.cli import running
+from effscale.cli.app import app
+from effscale.cli.options import BUDGET_CHOICES, EXECUTOR, RUN, FormatOpt, SamplesOpt, takes
+from effscale.output import Format
+
+StudyArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="STUDY",
+        help="A study file, or the name of a packaged one (quick, figure3 ...: "
+        "see `effscale studies`).",
+    ),
+]
+
+
+@app.command(name="run")
+@takes
+def run_cmd(
+    study_file: StudyArg,
+    data: Annotated[
+        str | None, typer.Option(metavar="DATA", help="Override the file's data.")
+    ] = None,
+    budget_: Annotated[
+        str | None,
+        typer.Option("--budget", metavar=BUDGET_CHOICES, help="Override the budget."),
+    ] = None,
+    seeds: Annotated[int | None, typer.Option(help="Override the number of seeds.")] = None,
+    samples: SamplesOpt = None,
+    cluster: dict = EXECUTOR,
+    run: dict = RUN.pick("latency compile_ device out force dry_run yes"),
+    fmt: FormatOpt = Format.table,
+):
+    """Run a whole study written as a TOML file; resumable.
+
+    STUDY is a path, or a name: studies/NAME.toml here, else the study of that name that
+    ships with effscale. Examples: effscale run quick; effscale run studies/figure3.toml
+    """
+    from effscale.recipe import parse_budgets
+    from effscale.study.files import load_study
+
+    budgets = parse_budgets(samples) if samples is not None else None
+    with output.planning(f"planning {study_file}"):
+        study = load_study(study_file, data=data, budget_name=budget_, seeds=seeds, samples=budgets)
+    running.run_and_print(study, fmt, cluster, run)
+
+
+@app.command()
+def studies(fmt: FormatOpt = Format.table):
+    """The study files that ship with effscale, for `effscale run NAME`.
+
+    Example: effscale studies; effscale run quick
+    """
+    from effscale.study.files import describe_studies
+
+    output.rows(
+        describe_studies(),
+        fmt,
+        title="Packaged studies (effscale run NAME)",
+        screen=["name", "description", "data", "budget", "seeds"],
+    )

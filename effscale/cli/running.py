@@ -1,0 +1,171 @@
+"""Running a study from the command line: its setting from the options, the estimate, the
+question before a long run, the run on the executor asked for, and what it prints.
+
+Shared by sweep, compound, run, search and train.
+"""
+
+import sys
+
+import typer
+
+from effscale import io, output
+from effscale.errors import EffscaleError
+
+
+def seeds_of(n: int) -> list[int]:
+    """Seeds 0 .. n-1 for ``--seeds n``."""
+    if n < 1:
+        raise EffscaleError(f"--seeds must be at least 1, got {n}", "write e.g. --seeds 3")
+    return list(range(n))
+
+
+def budgets_of(epochs, samples) -> list[int] | None:
+    """The training budgets ``--samples`` gives (None: the budget's, or ``--epochs``)."""
+    from effscale.recipe import parse_budgets
+
+    if epochs is not None and samples is not None:
+        raise EffscaleError("--epochs and --samples both set the budget", "give one of them")
+    return parse_budgets(samples) if samples is not None else None
+
+
+def setting(model: str, study: dict, base: dict):
+    """A sweep's, compound's or search's setting (effscale.study.kinds.study_setting) from
+    the STUDY and BASE options; and its seeds."""
+    from effscale.study.kinds import study_setting
+
+    seeds = seeds_of(study["seeds"])
+    budgets = budgets_of(study["epochs"], study["samples"])
+    s = study_setting(
+        model,
+        study["data"],
+        study["budget_"],
+        budgets=budgets,
+        epochs=study["epochs"],
+        lr=study["lr"],
+        batch_size=study["batch_size"],
+        **base,
+    )
+    return s, seeds
+
+
+def cost_base(model: str, data: str, base: dict):
+    """The base costs are counted at (--cost-only): the resolution and class count training
+    on ``data`` would use, and the note that says so."""
+    from effscale.study.kinds import study_base
+    from effscale.zoo import get_spec
+
+    b, ds = study_base(model, data, **base)
+    where = "the data's" if base["base_resolution"] is None else "as given"
+    note = (
+        f"Costs at the resolution and class count training would use: a {b.base_resolution} "
+        f"px base ({where}) and {ds.num_classes} classes ({data})"
+    )
+    if base["base_resolution"] is None:
+        note += f"; --base-resolution {get_spec(model).resolution} for the backbone's native size"
+    return b, ds.num_classes, note
+
+
+def one_of(cost_only: bool, dry_run: bool) -> None:
+    if cost_only and dry_run:
+        raise EffscaleError("--cost-only and --dry-run both print without training", "give one")
+
+
+def executor_for(study, out: str, device: str, cluster: dict):
+    """The executor the EXECUTOR options ask for (effscale.study.executors.make_executor),
+    after checking the plan can run there."""
+    from effscale.cli.options import EXECUTOR, flag_of
+    from effscale.study.engine import check_plan
+    from effscale.study.executors import OPTIONS, make_executor, misplaced
+
+    cluster = dict(cluster)
+    name = cluster.pop("executor")
+    check_plan(study, device, here=name == "local")
+    if cluster["workers"] < 1:
+        raise EffscaleError(f"--workers must be at least 1, got {cluster['workers']}")
+    wrong = misplaced(name, **cluster) if name in OPTIONS else []
+    if wrong:
+        option, owners = wrong[0]
+        raise EffscaleError(
+            f"{flag_of(option, EXECUTOR)} does not apply to --executor {name}",
+            f"it is for --executor {' or '.join(owners)}",
+        )
+    return make_executor(name, device=device, run_dir=out, **cluster)
+
+
+def estimate(study, out, device, executor=None, **kw):
+    """The study's plan and estimate (effscale.study.estimate.estimate_study, ``kw`` its
+    options); the speed probe (seconds, once per device and thread count) says so."""
+    from effscale.study.estimate import estimate_study
+
+    with output.planning("estimating") as say:
+        say("measuring this device's training speed (once per device and thread count)")
+        return estimate_study(study, out, device=device, executor=executor, **kw)
+
+
+def prepare(study, fmt, cluster: dict, run: dict, out: str | None = None):
+    """The run directory, executor and estimate of a study about to run; None for a dry
+    run, whose plan is printed instead."""
+    from effscale.cli.results import print_plan
+
+    out = out or run["out"] or f"runs/{study.name}"
+    io.writable_dir(out, create=False)  # before estimating: a bad --out is said at once
+    runner = executor_for(study, out, run["device"], cluster)
+    plan = estimate(study, out, run["device"], runner)
+    if run["dry_run"]:
+        print_plan(plan, fmt)
+        return None
+    return out, runner, plan
+
+
+def run_and_print(study, fmt, cluster: dict, run: dict) -> None:
+    """Estimate a study, then print its plan (dry run) or run it on the executor asked
+    for and print its results; ``cluster``: the EXECUTOR options, ``run``: the RUN ones."""
+    from effscale.cli.results import print_summary
+    from effscale.study.engine import raise_if_failed, run_study
+
+    prepared = prepare(study, fmt, cluster, run)
+    if prepared is None:
+        return
+    out, runner, plan = prepared
+    output.note(f"{study.name}: {len(study.points)} points -> {out}", fmt)
+    output.note(plan.sentence(), fmt)
+    confirm_long_run(plan.wall_seconds or plan.total_seconds, run["yes"])
+    device = run["device"]
+    df = run_study(
+        study, out, executor=runner, device=device, force=run["force"], estimates=plan,
+        compile=run["compile_"],
+    )  # fmt: skip
+    if cluster["executor"] == "slurm":  # submitted, not finished: the executor said how to follow
+        return
+    if run["latency"]:
+        measure_latency(out, device)
+    print_summary(study, df, out, fmt)
+    raise_if_failed(study, out)  # exit code 1 when points failed
+
+
+LONG_RUN = 3600  # seconds: a run estimated longer than this asks first, on a terminal
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def confirm_long_run(seconds: float | None, yes: bool) -> None:
+    """Ask before a run estimated over an hour; never without a terminal, nor with --yes."""
+    if yes or seconds is None or seconds <= LONG_RUN or not _interactive():
+        return
+    question = f"Estimated {output.fmt_seconds(seconds)} on this machine. Start?"
+    if not typer.confirm(question, default=False, err=True):
+        output.err_console.print(
+            "not started (--dry-run shows the plan; --yes starts without asking)",
+            highlight=False,
+        )
+        raise typer.Exit(1)
+
+
+def measure_latency(run_dir, device):
+    from effscale.latency import latency_for_results
+
+    # One thread on a CPU: the paper's setting (Table 4), and stable on a shared machine.
+    with output.progress() as bar:
+        latency_for_results(run_dir, batch=1, device=device, threads=1, progress=bar)

@@ -1,0 +1,43 @@
+"""effscale status: the state of each point in a run directory.
+
+Example:
+    effscale status runs/figure3
+"""
+
+from effscale import output
+from effscale.cli.app import app
+from effscale.cli.options import FormatOpt, RunDirArg
+from effscale.output import Format
+
+
+@app.command()
+def status(run_dir: RunDirArg, fmt: FormatOpt = Format.table):
+    """Points done, running, interrupted, failed, diverged and left in a run directory.
+
+    Example: effscale status runs/figure3
+    """
+    from effscale.study.slurm_executor import job_states
+    from effscale.study.store import RunDir
+
+    st = RunDir(run_dir).status()
+    jobs = job_states(run_dir)  # None unless the points were submitted to Slurm
+    if jobs is not None:
+        st["slurm"] = jobs
+    if fmt is Format.json:
+        output.record(st, fmt)
+        return
+    output.record(st, fmt, title=run_dir)
+    if jobs:
+        output.rows(
+            [{"key": k, "state": s, **jobs.get(k, {})} for k, s in st["states"].items()],
+            fmt,
+            title="Points and their Slurm jobs",
+        )
+    if st["errors"]:
+        output.rows(
+            [{"key": k, "error": e} for k, e in st["errors"].items()],
+            fmt,
+            title=f"Failed points (errors in {run_dir}/points/<key>/error.json)",
+        )
+    for problem in st["problems"]:
+        output.note(f"damaged: {problem}; that point counts as not finished", fmt)

@@ -1,0 +1,171 @@
+"""The studies a command plans: a sweep, a compound scaling, a grid search.
+
+Each is planned from its settings and named with its identity (what a run directory must
+agree on), as a study file is (effscale.study.files); the ``*_costs`` functions count
+what ``--cost-only`` prints, at the resolution and class count training would use.
+"""
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+from effscale.recipe import Recipe, budget, samples_for_epochs
+from effscale.study.plan import (
+    Base,
+    Study,
+    at_budgets,
+    plan_compound,
+    plan_sweep,
+    recipe_identity,
+    sweep_variants,
+)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What each study starts from: the data (its spec and the loaded set), the recipe and
+    its training budgets (None: the recipe's own samples), and the base."""
+
+    data: str
+    dataset: object
+    recipe: Recipe
+    budgets: list[int] | None
+    base: Base
+
+
+def study_base(
+    model: str,
+    data: str,
+    base_resolution: int | None = None,
+    base_width: float = 1.0,
+    base_depth: float = 1.0,
+    multiple: int = 4,
+    small_input: bool | None = None,
+) -> tuple[Base, object]:
+    """The base a study on ``data`` starts from (at the data's resolution unless
+    ``base_resolution``), and the dataset."""
+    from effscale.study.engine import dataset
+    from effscale.zoo import get_spec
+
+    get_spec(model)  # an unknown model fails here, before any data is loaded
+    ds = dataset(data)
+    base = Base(
+        model, base_resolution or ds.resolution, base_width, base_depth, multiple, small_input
+    )
+    return base, ds
+
+
+def study_setting(
+    model: str,
+    data: str = "embedded",
+    budget_name: str = "short",
+    *,
+    budgets: list[int] | None = None,
+    epochs: float | None = None,
+    lr: float | None = None,
+    batch_size: int | None = None,
+    **base,
+) -> Setting:
+    """The setting of a sweep, compound or search: ``budgets`` (training samples), or
+    ``epochs`` passes over the data; ``base``: study_base's options."""
+    from effscale.zoo import get_spec
+
+    get_spec(model)  # an unknown model fails first, before the recipe or any data
+    recipe = budget(budget_name, lr=lr, batch_size=batch_size).validate()  # train's messages
+    base_, ds = study_base(model, data, **base)
+    if epochs is not None:
+        budgets = [samples_for_epochs(epochs, len(ds.train_labels))]
+    return Setting(data, ds, recipe, budgets, base_)
+
+
+def _identity(kind: str, s: Setting, recipe: dict, **more) -> dict:
+    """A study's identity: its kind and settings (in the order stored results hold them)."""
+    model, base = s.base.model, s.base.__dict__
+    return {"kind": kind, "model": model, **more, "data": s.data, "recipe": recipe, "base": base}
+
+
+def sweep_study(
+    s: Setting, dim: str, values: list[float], seeds: list[int], planning=nullcontext
+) -> Study:
+    """One dimension scaled alone (paper Figure 3) at each budget; ``planning(what)``: a
+    context held while the points are planned (the command line's status line)."""
+    identity = _identity("sweep", s, recipe_identity(s.recipe), dim=dim)
+    study = Study(f"sweep-{s.base.model}-{dim}", identity)
+    with planning(f"planning {study.name}"):
+        for r in at_budgets(s.recipe, s.budgets):
+            study.add_all(plan_sweep(s.base, dim, values, seeds, r, s.data))
+    return study
+
+
+def compound_study(
+    s: Setting,
+    phis: list[float],
+    seeds: list[int],
+    *,
+    alpha: float,
+    beta: float,
+    gamma: float,
+    table: str = "formula",
+    match_single: bool = False,
+    planning=nullcontext,
+) -> Study:
+    """Compound scaling along phi at each budget (effscale.study.plan.plan_compound)."""
+    rule = {"alpha": alpha, "beta": beta, "gamma": gamma, "table": table}
+    identity = _identity("compound", s, recipe_identity(s.recipe)) | rule
+    study = Study(f"compound-{s.base.model}", identity)
+    with planning(f"planning {study.name}"):
+        for r in at_budgets(s.recipe, s.budgets):
+            points = plan_compound(
+                s.base,
+                phis,
+                seeds,
+                r,
+                s.data,
+                **rule,
+                match_single=match_single,
+                num_classes=s.dataset.num_classes,
+            )
+            study.add_all(points)
+    return study
+
+
+def search_study(
+    s: Setting, seeds: list[int], *, flops_tolerance: float | None = None, progress=None, **grid
+) -> tuple[Study, dict]:
+    """The grid search of Step 1 at one budget, and its record (effscale.study.search);
+    ``grid``: plan_search's phi, target, step, max_ and tolerance."""
+    from effscale.study.search import plan_search
+
+    recipe = at_budgets(s.recipe, s.budgets)[0]
+    settings = {"max" if k == "max_" else k: v for k, v in grid.items()}
+    identity = _identity("search", s, recipe.to_dict()) | settings  # a search ranks at one budget
+    study = Study(f"search-{s.base.model}", identity | {"flops_tolerance": flops_tolerance})
+    phi = grid.pop("phi")
+    record = plan_search(
+        study,
+        s.base,
+        phi,
+        seeds,
+        recipe,
+        s.data,
+        **grid,
+        flops_tolerance=flops_tolerance,
+        num_classes=s.dataset.num_classes,
+        progress=progress,
+    )
+    return study, record
+
+
+def sweep_costs(base: Base, dim: str, values: list[float], num_classes: int) -> list[dict]:
+    """The cost of each variant a sweep trains (effscale.cost.describe)."""
+    from effscale.cost import describe_all
+
+    return describe_all([v for _, v in sweep_variants(base, dim, values)], num_classes)
+
+
+def compound_costs(base: Base, phis: list[float], num_classes: int, **rule) -> list[dict]:
+    """Per phi, the compound variant's cost and its target vs realised FLOPs ratio;
+    ``rule``: alpha, beta, gamma, table."""
+    from effscale.cost import compound_costs
+
+    kw = {"base_resolution": base.base_resolution, "num_classes": num_classes, **base.design}
+    return compound_costs(base.model, phis, **kw, **rule)
