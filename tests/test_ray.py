@@ -14,9 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 from effscale.cli import app
+from effscale.rundir import StudyDir
 from effscale.study.engine import run_study
 from effscale.study.files import load_study
-from effscale.study.store import RunDir
 
 runner = CliRunner()
 TIMING = ["train_seconds", "images_per_s"]
@@ -189,7 +189,7 @@ def test_a_point_whose_worker_keeps_dying_is_failed_with_its_error_not_lost(
     killer.join()
     assert killed and len(df) == 3
     [lost] = [key for kind, key in ex.seen if kind == "failed"]
-    assert RunDir(tmp_path).status()["states"][lost] == "failed"
+    assert StudyDir(tmp_path).status()["states"][lost] == "failed"
     error = json.loads((tmp_path / "points" / lost / "error.json").read_text())["error"]
     assert "Ray worker was lost" in error and "rerun resumes it" in error
     run_study(study, tmp_path, executor=RayExecutor(), device="cpu", show_progress=False)
@@ -212,7 +212,7 @@ def test_driver_sigkill_midway_then_rerun_equals_an_uninterrupted_run(
     proc.wait()
     finished = {p.parent.name: p.stat().st_mtime_ns for p in cut.glob("points/*/result.json")}
     assert 1 <= len(finished) < 4
-    store, study = RunDir(cut), load_study(study_file)
+    store, study = StudyDir(cut), load_study(study_file)
     deadline = time.time() + 30  # the local Ray dies with its driver; wait for its workers
     while any(store.state(p.key) == "running" for p in study.points) and time.time() < deadline:
         time.sleep(0.1)

@@ -4,7 +4,6 @@ Example:
     effscale train efficientnet-b0 --width 0.5 --budget short
 """
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -98,6 +97,7 @@ def train_cmd(
     """
     from effscale.data import load_dataset
     from effscale.recipe import budget, parse_budgets, samples_for_epochs
+    from effscale.rundir import PointDir
     from effscale.train import train
     from effscale.zoo import variant_for
 
@@ -142,7 +142,7 @@ def train_cmd(
         None,
         device,
         sizes={data: sizes},
-        covered={point.key} if (Path(out) / "result.json").exists() else set(),
+        covered={point.key} if PointDir(out).result_file.exists() else set(),
     )
     if dry_run:
         _print_plan(plan, fmt)
@@ -176,7 +176,7 @@ def train_cmd(
     )
     if result["status"] == "diverged":
         raise EffscaleError(
-            f"training diverged: the loss became NaN or infinite; the log is "
-            f"in {out}/metrics.jsonl",
+            "training diverged: the loss became NaN or infinite; the log is "
+            f"in {PointDir(out).metrics_file}",
             "lower --lr",
         )

@@ -18,8 +18,8 @@ from rich.markup import escape
 from effscale import io, output
 from effscale.cost import count_cost
 from effscale.errors import EffscaleError, Interrupted
+from effscale.rundir import ERROR, StudyDir
 from effscale.study.plan import Point, Study
-from effscale.study.store import RunDir, file_lock
 
 FINISHED = ("done", "diverged")
 
@@ -59,23 +59,23 @@ def run_point(task: Task, emit=None) -> dict:
     """
     from effscale.train import train
 
-    store = RunDir(task.run_dir)
-    out = store.point_dir(task.point.key)
+    store = StudyDir(task.run_dir)
+    point = store.point(task.point.key)
     # `effscale status` takes a point's lock for an instant to see whether it is held: wait a
     # little so that such a look never makes a worker skip a point.
-    with file_lock(out / ".lock", blocking=False, wait=2.0) as mine:
+    with point.lock(wait=2.0) as mine:
         if not mine:
             return {"status": "running", "note": "another process is training this point"}
-        (out / "error.json").unlink(missing_ok=True)
-        _forget_unverifiable(out, emit and (lambda kind, p: emit(kind, task.point.key, p)))
+        point.clear_failure()
+        point.forget_unverifiable(emit and (lambda kind, p: emit(kind, task.point.key, p)))
         init_from = None
         if task.point.init_from:
-            init_from = store.point_dir(task.point.init_from) / "checkpoint.pt"
+            init_from = store.point(task.point.init_from).checkpoint
         return train(
             task.point.variant,
             dataset(task.point.data, task.point.variant.resolution),
             task.point.recipe,
-            out,
+            point.path,
             seed=task.point.seed,
             device=task.device,
             resume=True,
@@ -91,7 +91,7 @@ def check_plan(study: Study, device: str = "auto", here: bool = True) -> None:
     that train would refuse (Recipe.validate), a variant too large to build, a negative
     seed, or a device this machine lacks (``here=False``: the points run elsewhere, on
     Slurm or Ray, and only the device's name is checked). The messages are train's."""
-    from effscale.train import resolve_device
+    from effscale.device import resolve_device
     from effscale.zoo import resolve_spec
 
     if not study.points:
@@ -111,29 +111,15 @@ def check_plan(study: Study, device: str = "auto", here: bool = True) -> None:
 def raise_if_failed(study: Study, run_dir: str | Path) -> None:
     """Exit code 1 and one line when points of the study failed: how many, and where their
     errors are (points/<key>/error.json; `effscale status` lists them)."""
-    store = RunDir(run_dir)
+    store = StudyDir(run_dir)
     failed = [p.key for p in study.points if store.state(p.key) == "failed"]
     if failed:
         raise EffscaleError(
             f"{len(failed)} of {len(study.points)} points failed; their errors are in "
-            f"{store.path}/points/<key>/error.json (first: {store.point_dir(failed[0])})",
+            f"{store.point_dir('<key>') / ERROR} (first: {store.point_dir(failed[0])})",
             f"effscale status {store.path} lists them; a rerun retries them",
             exit_code=1,
         )
-
-
-def _forget_unverifiable(out: Path, emit=None) -> None:
-    """A point directory whose config.json is damaged holds a run nobody can verify: its
-    files go, so that the point trains from the start (the directory is effscale's own,
-    named by the point's key; train itself refuses such a directory)."""
-    from effscale.runfiles import read_config
-
-    _, problem = read_config(out / "config.json")
-    if problem:
-        if emit:
-            emit("message", f"{out}/config.json {problem}: training the point from the start")
-        for name in ("config.json", "checkpoint.pt", "metrics.jsonl", "result.json"):
-            (out / name).unlink(missing_ok=True)
 
 
 def run_study(
@@ -159,7 +145,7 @@ def run_study(
 
     executor = executor or InProcess()
     check_plan(study, device, here=getattr(executor, "local", False))
-    store = RunDir(io.writable_dir(run_dir))
+    store = StudyDir(io.writable_dir(run_dir))
     store.remove_orphans()
     study = store.save_study(study, force=force)
     if estimates is not None:

@@ -32,13 +32,12 @@ from effscale import io
 from effscale.cost import count_cost
 from effscale.errors import EffscaleError
 from effscale.recipe import Recipe
+from effscale.rundir import SEARCH_FILE, StudyDir
 from effscale.scaling import Variant, compound_variants
 from effscale.study.engine import FINISHED, run_study
 from effscale.study.plan import Base, Point, Study
-from effscale.study.store import RunDir
 from effscale.zoo import resolve_spec
 
-SEARCH_FILE = "search.json"
 _SLACK = 1e-9  # float noise: 1.05 * 1.05 is 1.1025000000000003
 
 
@@ -350,7 +349,7 @@ def run_search(
 ) -> dict:
     """Store the plan (study.json, search.json), train what is unfinished, then rank.
     ``estimates``: the study's Estimate (effscale.study.estimate), kept for the report."""
-    store = RunDir(io.writable_dir(run_dir))
+    store = StudyDir(io.writable_dir(run_dir))
     study = store.save_study(study, force=force)  # refuses another study's directory first
     plan_id = _plan_id(record)
     path = store.path / SEARCH_FILE
@@ -387,7 +386,7 @@ def search_report(run_dir: str | Path) -> dict:
     ``base`` (its top-1), ``finished`` (every planned point done), ``leader`` (the best so
     far) and ``chosen`` (the leader, once the search is finished; else None).
     """
-    store = RunDir(run_dir)
+    store = StudyDir(run_dir)
     record = _load(store.path)
     results = store.write_results()
     by_key = {row["key"]: row for row in results.to_dict("records")}

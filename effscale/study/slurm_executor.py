@@ -26,8 +26,8 @@ from pathlib import Path
 
 from effscale import io
 from effscale.errors import EffscaleError
+from effscale.rundir import SLURM_JOBS
 
-JOBS = Path("slurm") / "jobs.json"  # in the run directory
 ACTIVE = {"PENDING", "RUNNING", "REQUEUED", "RESIZING", "SUSPENDED", "CONFIGURING", "COMPLETING"}
 
 
@@ -53,12 +53,12 @@ class PointJob:
     def __call__(self) -> dict:
         import torch
 
+        from effscale.rundir import StudyDir
         from effscale.study.engine import run_point
         from effscale.study.executors import _failure
-        from effscale.study.store import RunDir
 
         torch.set_num_threads(int(os.environ.get("SLURM_CPUS_PER_TASK", self.threads)))
-        store = RunDir(self.task.run_dir)
+        store = StudyDir(self.task.run_dir)
         try:
             result = run_point(self.task)
         except Exception as e:  # status reads error.json; Slurm marks the job FAILED
@@ -176,7 +176,7 @@ class SlurmExecutor:
             "message",
             None,
             f"submitted {len(todo)} points as Slurm job array {array} (job ids in "
-            f"{run_dir / JOBS}); watch them with: effscale status {run_dir}; when they are "
+            f"{run_dir / SLURM_JOBS}); watch them with: effscale status {run_dir}; when they are "
             f"done: effscale report {run_dir}",
         )
 
@@ -185,9 +185,9 @@ def _record(run_dir: Path, cluster: str, folder: Path, tasks, jobs) -> None:
     """Add the submitted jobs to RUN_DIR/slurm/jobs.json (a later submission wins per point).
 
     ``folder`` is kept for people reading the file; job_states never uses it."""
-    from effscale.study.store import file_lock
+    from effscale.rundir import file_lock
 
-    path = run_dir / JOBS
+    path = run_dir / SLURM_JOBS
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     with file_lock(path.parent / ".lock"):
         book, _ = io.read_json(path)
@@ -214,7 +214,7 @@ def job_states(run_dir) -> dict | None:
     the job ids are taken from jobs.json, and only when they look like job ids; the folder it
     names is never used, and submitit's result pickles are never read (unpickling runs code).
     """
-    path = Path(run_dir) / JOBS
+    path = Path(run_dir) / SLURM_JOBS
     book, problem = io.read_json(path)
     if book is None and problem is None:
         return None
@@ -251,7 +251,7 @@ def _local_state(run_dir: Path, key: str, job_id: str) -> str:
             return "RUNNING"
     except (OSError, ValueError):
         pass
-    from effscale.study.store import RunDir
+    from effscale.rundir import StudyDir
 
-    state = RunDir(run_dir).state(key)
+    state = StudyDir(run_dir).state(key)
     return {"done": "COMPLETED", "diverged": "COMPLETED", "failed": "FAILED"}.get(state, "UNKNOWN")

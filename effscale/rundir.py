@@ -1,16 +1,19 @@
-"""The run directory: a study's plan, its points' runs, and the results table.
+"""The run directory: where a training run and a study keep their files, and the only module
+that names them.
 
-    runs/<name>/
-      study.json          the plan: identity and every point (key, variant, seed, recipe, roles)
-      points/<key>/       one training run each (config.json, metrics.jsonl, checkpoint.pt,
-                          result.json when finished, error.json when it failed)
-      results.csv         one row per point, rebuilt from the points' result files
-      report.md, figures/ written by `effscale report` / `effscale plot`
+    runs/<name>/              a study (StudyDir)
+      study.json              the plan: identity and every point (key, variant, seed, recipe, roles)
+      points/<key>/           one training run each (PointDir): config.json, metrics.jsonl,
+                              checkpoint.pt, result.json when finished, error.json when it failed
+      results.csv             one row per point, rebuilt from the points' result files
+      summary.csv, report.md, figures/   written by `effscale report` / `effscale plot`
+
+A `effscale train --out` directory is one PointDir.
 
 Everything in a run directory is read as untrusted input (it is copied between machines and
-shared on clusters): JSON only, never a pickle, and a damaged file is named with what is
-wrong with it. A point whose config.json or result.json is damaged is "corrupt": not
-finished, so the next run trains it again (effscale.train.open_run_dir).
+shared on clusters): JSON only, and checkpoints loaded ``weights_only``, never an arbitrary
+pickle; a damaged file is named with what is wrong with it. A point whose config.json or
+result.json is damaged is "corrupt": not finished, so the next run trains it again.
 
 Several processes may work in one run directory at once. A point being trained holds an
 exclusive lock on points/<key>/.lock, so no two processes train it together. results.csv is
@@ -19,18 +22,36 @@ rebuild sees every result written before it, so no row is ever lost.
 """
 
 import fcntl
+import json
 import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from effscale import io
 from effscale.cost import describe
 from effscale.errors import EffscaleError
 from effscale.runfiles import read_config, read_result
 from effscale.study.plan import Point, Study
+
+# A point's files (PointDir).
+CONFIG = "config.json"  # what the run is (its identity), written first
+METRICS = "metrics.jsonl"  # one line per epoch
+CHECKPOINT = "checkpoint.pt"  # the last finished epoch, to resume from
+RESULT = "result.json"  # how the run ended, written last
+ERROR = "error.json"  # why a study's point failed
+LOCK = ".lock"  # held while the point trains
+# A study's files (StudyDir).
+PLAN = "study.json"
+RESULTS = "results.csv"
+SUMMARY = "summary.csv"
+LATENCY_FILE = "latency.csv"  # effscale.latency: one row per variant and setting
+ESTIMATES_FILE = "estimates.json"  # effscale.study.estimate: each point's estimated time
+SEARCH_FILE = "search.json"  # effscale.study.search: the grid and its ranking
+SLURM_JOBS = Path("slurm") / "jobs.json"  # the job ids of a Slurm submission
 
 STATES = ("done", "running", "interrupted", "failed", "diverged", "corrupt", "pending")
 
@@ -102,10 +123,141 @@ def file_lock(path: Path, blocking: bool = True, wait: float = 0.0):
         os.close(fd)
 
 
-class RunDir:
+class PointDir:
+    """One training run's directory: its files, its identity check and its state."""
+
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self.config_file = self.path / CONFIG
+        self.metrics_file = self.path / METRICS
+        self.checkpoint = self.path / CHECKPOINT
+        self.result_file = self.path / RESULT
+        self.error_file = self.path / ERROR
+        self.lock_file = self.path / LOCK
+
+    def lock(self, wait: float = 2.0):
+        """The point's lock, tried for ``wait`` seconds (file_lock, non-blocking)."""
+        return file_lock(self.lock_file, blocking=False, wait=wait)
+
+    # -- what the run is, and how it ended ---------------------------------------------
+
+    def config(self) -> tuple[dict | None, str | None]:
+        return read_config(self.config_file)
+
+    def result(self) -> tuple[dict | None, str | None]:
+        return read_result(self.result_file)
+
+    def write_config(self, config: dict) -> None:
+        io.write_json(self.config_file, config)
+
+    def write_result(self, result: dict) -> None:
+        io.write_json(self.result_file, result)
+
+    def write_metrics(self, metrics: list[dict]) -> None:
+        io.write_text(self.metrics_file, "".join(json.dumps(m) + "\n" for m in metrics))
+
+    def metrics_lines(self) -> list[str]:
+        """metrics.jsonl's lines, unparsed (a reader decides what a damaged line means);
+        raises OSError when it cannot be read."""
+        return self.metrics_file.read_text().splitlines()
+
+    def open(self, identity: dict, resume: bool, emit=None) -> dict | None:
+        """The result of a finished run here; None when the run is to be trained (new, or
+        interrupted and resumed). A directory of another run, or one whose config.json is
+        damaged (so whose run it holds is unknown), is refused. A damaged result.json means
+        finishing the run again from its checkpoint (``emit`` hears it)."""
+        saved, problem = self.config()
+        if problem:
+            raise EffscaleError(
+                f"{self.config_file} {problem}, so the run it holds is unknown",
+                "delete that directory to train the run again, or choose another --out",
+            )
+        if saved is None:
+            return None
+        if saved.get("identity") != identity:
+            raise EffscaleError(
+                f"{self.path} holds a different run (other variant, recipe, data or seed)",
+                "choose another --out",
+            )
+        result, problem = self.result()
+        if result is not None:
+            return result  # finished: never retrained
+        if problem and emit:
+            emit("message", f"{self.result_file} {problem}: finishing the run again")
+        if not resume and self.checkpoint.exists():
+            raise EffscaleError(
+                f"{self.path} holds an interrupted run",
+                "pass --resume to continue it, or choose another --out",
+            )
+        return None
+
+    def forget_unverifiable(self, emit=None) -> None:
+        """A point directory whose config.json is damaged holds a run nobody can verify: its
+        files go, so that the point trains from the start (the directory is effscale's own,
+        named by the point's key; train itself refuses such a directory)."""
+        _, problem = self.config()
+        if problem:
+            if emit:
+                emit("message", f"{self.config_file} {problem}: training the point from the start")
+            for f in (self.config_file, self.checkpoint, self.metrics_file, self.result_file):
+                f.unlink(missing_ok=True)
+
+    # -- failures ----------------------------------------------------------------------
+
+    def error(self) -> str | None:
+        """The first line of a failed point's error.json."""
+        f = self.error_file
+        d, problem = io.read_json(f)
+        if problem or (d is not None and not isinstance(d.get("error"), str)):
+            return f"{f} {problem or 'has no error message'}"
+        return d["error"].strip().splitlines()[0] if d and d["error"].strip() else None
+
+    def record_failure(self, message: str) -> None:
+        io.write_json(self.error_file, {"error": message})
+
+    def clear_failure(self) -> None:
+        self.error_file.unlink(missing_ok=True)
+
+    # -- checkpoints -------------------------------------------------------------------
+
+    def save_checkpoint(self, state: dict) -> None:
+        with io.atomic_path(self.checkpoint) as tmp:
+            torch.save(state, tmp)
+
+    def load_checkpoint(self, device="cpu") -> dict:
+        """The checkpoint's contents; raises what torch.load raises. Only tensors and plain
+        data are read (``weights_only``): a checkpoint replaced by a crafted pickle cannot
+        run code."""
+        return load_file(self.checkpoint, device)
+
+
+def load_file(path: str | Path, device="cpu"):
+    """torch.load of a checkpoint or weights file, tensors and plain data only."""
+    return torch.load(path, map_location=device, weights_only=True)
+
+
+def weights(blob):
+    """The weights a loaded file holds: a checkpoint's EMA weights when it kept some (they are
+    what was evaluated), else its model's; a plain state dict is itself."""
+    if isinstance(blob, dict) and "model" in blob:
+        return blob.get("ema") or blob["model"]
+    return blob
+
+
+class StudyDir:
+    """A study's run directory: its plan, its points (PointDir) and the results table."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.plan = self.path / PLAN
         self.problems: list[str] = []  # damaged files met, "<path> <what is wrong>"
+
+    def lock(self):
+        """The directory's lock (file_lock, blocking): held while a shared file is rebuilt."""
+        return file_lock(self.path / LOCK)
+
+    def point(self, key: str) -> PointDir:
+        return PointDir(self.point_dir(key))
 
     def point_dir(self, key: str) -> Path:
         return self.path / "points" / key
@@ -128,11 +280,11 @@ class RunDir:
     # -- the plan ---------------------------------------------------------------------
 
     def load_study(self) -> Study:
-        f = self.path / "study.json"
+        f = self.plan
         d, problem = io.read_json(f)
         if d is None and problem is None:
             raise EffscaleError(
-                f"{self.path} is not a study run directory (no study.json)",
+                f"{self.path} is not a study run directory (no {PLAN})",
                 "give the --out directory of a sweep, compound, search or run",
             )
         hint = "it is the plan: rerun the study's command to write it again"
@@ -150,9 +302,9 @@ class RunDir:
     def save_study(self, study: Study, force: bool = False) -> Study:
         """Write the plan; a directory of the same study is extended, another is refused.
         A damaged study.json is replaced by this plan (its points are found again by key)."""
-        with file_lock(self.path / ".lock"):
+        with self.lock():
             old = None
-            if (self.path / "study.json").exists():
+            if self.plan.exists():
                 try:
                     old = self.load_study()
                 except EffscaleError as e:
@@ -169,7 +321,7 @@ class RunDir:
                     for p in study.points:  # extend: old points stay in the plan
                         old.add(p)
                     study = Study(study.name, study.identity, old.points)
-            io.write_json(self.path / "study.json", study.to_dict())
+            io.write_json(self.plan, study.to_dict())
         return study
 
     # -- point states -----------------------------------------------------------------
@@ -177,17 +329,17 @@ class RunDir:
     def result(self, key: str) -> dict | None:
         """A finished point's result.json; None when absent or damaged (the point then
         trains again), the damage noted in ``problems``."""
-        f = self.point_dir(key) / "result.json"
-        result, problem = read_result(f)
+        point = self.point(key)
+        result, problem = point.result()
         if problem:
-            self._problem(f, problem)
+            self._problem(point.result_file, problem)
         return result
 
     def config(self, key: str) -> dict | None:
-        f = self.point_dir(key) / "config.json"
-        config, problem = read_config(f)
+        point = self.point(key)
+        config, problem = point.config()
         if problem:
-            self._problem(f, problem)
+            self._problem(point.config_file, problem)
         return config
 
     def finished_result(self, key: str) -> dict | None:
@@ -196,37 +348,34 @@ class RunDir:
         return result if result is not None and self.config(key) is not None else None
 
     def state(self, key: str) -> str:
-        """done, diverged, failed, running, interrupted, corrupt or pending."""
-        d = self.point_dir(key)
+        """done, diverged, failed, running, interrupted, corrupt or pending: read from the
+        files train writes (config first, a checkpoint per epoch, the result last)."""
+        d = self.point(key)
         result, config = self.result(key), self.config(key)
         if result is not None and config is not None:
             return result["status"]
-        if (d / ".lock").exists():
-            with file_lock(d / ".lock", blocking=False) as free:
+        if d.lock_file.exists():
+            with file_lock(d.lock_file, blocking=False) as free:
                 if not free:
                     return "running"
         if (
             result is not None  # finished, but what it is cannot be read
-            or (config is None and (d / "config.json").exists())
-            or (d / "result.json").exists()
+            or (config is None and d.config_file.exists())
+            or d.result_file.exists()
         ):
             return "corrupt"
-        if (d / "error.json").exists():
+        if d.error_file.exists():
             return "failed"
-        if (d / "checkpoint.pt").exists():
+        if d.checkpoint.exists():
             return "interrupted"
         return "pending"
 
     def error(self, key: str) -> str | None:
         """The first line of a failed point's error.json."""
-        f = self.point_dir(key) / "error.json"
-        d, problem = io.read_json(f)
-        if problem or (d is not None and not isinstance(d.get("error"), str)):
-            return f"{f} {problem or 'has no error message'}"
-        return d["error"].strip().splitlines()[0] if d and d["error"].strip() else None
+        return self.point(key).error()
 
     def record_failure(self, key: str, message: str) -> None:
-        io.write_json(self.point_dir(key) / "error.json", {"error": message})
+        self.point(key).record_failure(message)
 
     # -- the results table ------------------------------------------------------------
 
@@ -259,9 +408,9 @@ class RunDir:
         return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
     def write_results(self, study: Study | None = None) -> pd.DataFrame:
-        with file_lock(self.path / ".lock"):
+        with self.lock():
             df = self.results(study)
-            io.write_text(self.path / "results.csv", df.to_csv(index=False))
+            io.write_text(self.path / RESULTS, df.to_csv(index=False))
         return df
 
     def status(self) -> dict:
