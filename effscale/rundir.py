@@ -53,6 +53,7 @@ ESTIMATES_FILE = "estimates.json"  # effscale.study.estimate: each point's estim
 SEARCH_FILE = "search.json"  # effscale.study.search: the grid and its ranking
 SLURM_JOBS = Path("slurm") / "jobs.json"  # the job ids of a Slurm submission
 
+FINISHED = ("done", "diverged")  # a point with a result: never trained again
 STATES = ("done", "running", "interrupted", "failed", "diverged", "corrupt", "pending")
 
 # The columns of a results table that name a variant (Variant.to_dict's fields).

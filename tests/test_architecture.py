@@ -46,3 +46,50 @@ def test_run_directory_file_names_are_spelled_in_rundir_alone():
                     if node.value == name or node.value.endswith("/" + name):
                         found.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {name}")
     assert not found, "use effscale.rundir (PointDir, StudyDir) instead:\n" + "\n".join(found)
+
+
+def _name(path: Path) -> str:
+    parts = ["effscale", *path.relative_to(PACKAGE).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the effscale modules it imports, anywhere in it (inside functions too, as
+    the imports that break a cycle at load time would): ``from a import b`` counts as a.b
+    when b is a module, else as a."""
+    trees = {_name(path): (path, tree) for path, tree in modules()}
+    graph = {}
+    for name, (path, tree) in trees.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        edges = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                edges |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join(up + ([base] if base else []))
+                for a in node.names:
+                    edges.add(f"{base}.{a.name}" if f"{base}.{a.name}" in trees else base)
+        graph[name] = {e for e in edges if e in trees and e != name}
+    return graph
+
+
+def test_the_package_has_no_import_cycle():
+    graph, cycles = import_graph(), []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node, path):
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycles.append(" -> ".join(path[path.index(nxt) :] + [nxt]))
+            elif nxt not in state:
+                visit(nxt, path + [nxt])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)

@@ -62,7 +62,7 @@ def ray_installed():
 @pytest.fixture(scope="module")
 def local_ray(ray_installed):
     """One local Ray for the module's in-process tests (each executor joins it)."""
-    from effscale.study.ray_executor import RayExecutor
+    from effscale.study.executors.ray import RayExecutor
 
     ex = RayExecutor(num_cpus=2)
     ray = ex.connect()
@@ -143,7 +143,7 @@ def test_options_of_another_executor_are_refused(study_file, tmp_path):
 def test_smoke_study_through_local_ray_equals_an_in_process_run(
     local_ray, study_file, reference, tmp_path
 ):
-    from effscale.study.ray_executor import RayExecutor
+    from effscale.study.executors.ray import RayExecutor
 
     study = load_study(study_file)
     ex = Recording(RayExecutor())
@@ -160,7 +160,7 @@ def test_smoke_study_through_local_ray_equals_an_in_process_run(
 def test_a_killed_worker_is_retried_and_every_point_lands_once(
     local_ray, study_file, reference, tmp_path
 ):
-    from effscale.study.ray_executor import RayExecutor
+    from effscale.study.executors.ray import RayExecutor
 
     study, killed = load_study(study_file), []
     killer = threading.Thread(target=_kill_a_worker_when_training, args=(tmp_path, study, killed))
@@ -179,7 +179,7 @@ def test_a_killed_worker_is_retried_and_every_point_lands_once(
 def test_a_point_whose_worker_keeps_dying_is_failed_with_its_error_not_lost(
     local_ray, study_file, reference, tmp_path
 ):
-    from effscale.study.ray_executor import RayExecutor
+    from effscale.study.executors.ray import RayExecutor
 
     study, killed = load_study(study_file), []
     killer = threading.Thread(target=_kill_a_worker_when_training, args=(tmp_path, study, killed))

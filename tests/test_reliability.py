@@ -387,18 +387,18 @@ def test_ctrl_c_in_train_keeps_the_run_resumable(tmp_path):
 def test_a_stop_request_lets_the_running_point_end_its_step(tmp_path, monkeypatch):
     """In process: the running point stops at the end of a step and the next never starts."""
     from effscale.errors import Interrupted
-    from effscale.study import executors
+    from effscale.study.executors import events, local
 
     seen = []
 
     def stop_after_some_steps(kind, key, payload):
         seen.append(kind)
         if seen.count("progress") == 20:
-            executors.request_stop()  # what the first Ctrl-C does
+            events.request_stop()  # what the first Ctrl-C does
 
-    monkeypatch.setattr(executors._Stop, "requested", False)  # restored after the test
+    monkeypatch.setattr(events.Stop, "requested", False)  # restored after the test
     study = tiny_study(recipe=budget("smoke", samples=4000, batch_size=64))
-    inner = executors.InProcess()
+    inner = local.InProcess()
     real_run = inner.run
     monkeypatch.setattr(
         inner,

@@ -68,8 +68,8 @@ def _study_context(
     model,
 ):
     """Dataset, recipe, training budgets and base shared by sweep, compound and search."""
+    from effscale.data.cache import dataset
     from effscale.recipe import budget, parse_budgets, samples_for_epochs
-    from effscale.study.engine import dataset
     from effscale.study.plan import Base
     from effscale.zoo import get_spec
 
@@ -181,7 +181,7 @@ def confirm_long_run(seconds: float | None, yes: bool) -> None:
 def _cost_base(data, model, base_resolution, base_width, base_depth, multiple, small_input):
     """The base costs are counted at (--cost-only): the resolution and class count training
     on ``data`` would use, and the note that says so."""
-    from effscale.study.engine import dataset
+    from effscale.data.cache import dataset
     from effscale.study.plan import Base
     from effscale.zoo import get_spec
 
@@ -657,7 +657,7 @@ def status(run_dir: RunDirArg, fmt: FormatOpt = Format.table):
     Example: effscale status runs/figure3
     """
     from effscale.rundir import StudyDir
-    from effscale.study.slurm_executor import job_states
+    from effscale.study.executors.slurm import job_states
 
     st = StudyDir(run_dir).status()
     jobs = job_states(run_dir)  # None unless the points were submitted to Slurm

@@ -9,7 +9,6 @@ finished; failed points are recorded (error.json) and raise_if_failed reports th
 """
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -18,72 +17,9 @@ from rich.markup import escape
 from effscale import io, output
 from effscale.cost import count_cost
 from effscale.errors import EffscaleError, Interrupted
-from effscale.rundir import ERROR, StudyDir
-from effscale.study.plan import Point, Study
-
-FINISHED = ("done", "diverged")
-
-
-@dataclass(frozen=True)
-class Task:
-    """What an executor needs to train one point; picklable, so it can cross processes."""
-
-    point: Point
-    run_dir: str
-    device: str = "auto"
-    compile: bool | None = None  # torch.compile: forced on or off, or decided (None)
-
-
-_datasets: dict = {}
-
-
-def dataset(spec: str, min_size: int | None = None):
-    """Load a dataset once per process: points of one study share it. ``min_size``: the
-    resolution to be trained; images of mixed sizes are stored at least that large."""
-    from effscale.data.decode import mixed_size
-
-    cached = _datasets.get(spec)
-    # a point sees the same pixels whichever points this process trained before it
-    if cached is None or (cached.resized and cached.resolution != mixed_size(min_size)):
-        from effscale.data import load_dataset
-
-        _datasets.pop(spec, None)  # one copy per process: images take memory
-        _datasets[spec] = load_dataset(spec, min_size=min_size)
-    return _datasets[spec]
-
-
-def run_point(task: Task, emit=None) -> dict:
-    """Train one point into its directory, unless another process is already on it.
-
-    ``emit(kind, key, payload)`` receives the run's events (effscale.train) under its key.
-    """
-    from effscale.train import train
-
-    store = StudyDir(task.run_dir)
-    point = store.point(task.point.key)
-    # `effscale status` takes a point's lock for an instant to see whether it is held: wait a
-    # little so that such a look never makes a worker skip a point.
-    with point.lock(wait=2.0) as mine:
-        if not mine:
-            return {"status": "running", "note": "another process is training this point"}
-        point.clear_failure()
-        point.forget_unverifiable(emit and (lambda kind, p: emit(kind, task.point.key, p)))
-        init_from = None
-        if task.point.init_from:
-            init_from = store.point(task.point.init_from).checkpoint
-        return train(
-            task.point.variant,
-            dataset(task.point.data, task.point.variant.resolution),
-            task.point.recipe,
-            point.path,
-            seed=task.point.seed,
-            device=task.device,
-            resume=True,
-            init_from=init_from,
-            new_head=True,
-            compile=task.compile,
-            on_event=(lambda kind, payload: emit(kind, task.point.key, payload)) if emit else None,
-        )
+from effscale.rundir import ERROR, FINISHED, StudyDir
+from effscale.study.plan import Study
+from effscale.study.worker import Task
 
 
 def check_plan(study: Study, device: str = "auto", here: bool = True) -> None:
@@ -268,19 +204,25 @@ def _run(
             show_study()
 
         show_study()
-        # Points that fine-tune another point's checkpoint wait for it: run in waves.
-        while todo and not stop_requested():
-            for p in [p for p in todo if p.init_from and store.state(p.init_from) == "diverged"]:
-                failures[p.key] = f"the point it fine-tunes ({p.init_from}) diverged"
-                store.record_failure(p.key, failures[p.key])
-                todo.remove(p)
-            wave = [p for p in todo if not p.init_from or p.init_from in finished]
-            if not wave:
-                break  # their sources failed; they stay pending and status shows why
-            executor.run([Task(p, str(store.path), device, compile) for p in wave], events)
-            todo = [
-                p for p in todo if p.key not in finished and p.key not in failures and p not in wave
-            ]
+        _waves(store, executor, todo, finished, failures, device, compile, events)
+
+
+def _waves(store, executor, todo, finished, failures, device, compile, events) -> None:
+    """Points that fine-tune another point's checkpoint wait for it: run in waves."""
+    from effscale.study.executors import stop_requested
+
+    while todo and not stop_requested():
+        for p in [p for p in todo if p.init_from and store.state(p.init_from) == "diverged"]:
+            failures[p.key] = f"the point it fine-tunes ({p.init_from}) diverged"
+            store.record_failure(p.key, failures[p.key])
+            todo.remove(p)
+        wave = [p for p in todo if not p.init_from or p.init_from in finished]
+        if not wave:
+            break  # their sources failed; they stay pending and status shows why
+        executor.run([Task(p, str(store.path), device, compile) for p in wave], events)
+        todo = [
+            p for p in todo if p.key not in finished and p.key not in failures and p not in wave
+        ]
 
 
 class _NoProgress:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from effscale import io
 from effscale.cost import count_cost
-from effscale.rundir import ESTIMATES_FILE, PointDir
+from effscale.rundir import ESTIMATES_FILE, FINISHED, PointDir, StudyDir
 from effscale.study.plan import Point, Study
 
 PROBE_VERSION = 1  # bump when the probe changes: cached speeds then miss
@@ -204,7 +204,7 @@ class Estimate:
 
 def data_sizes(spec: str) -> tuple[int, int, int]:
     """Training images, test images and classes of a dataset spec (loaded once a process)."""
-    from effscale.study.engine import dataset
+    from effscale.data.cache import dataset
 
     data = dataset(spec)
     return len(data.train_labels), len(data.test_labels), data.num_classes
@@ -262,8 +262,6 @@ def estimate_study(
     ``sizes``: data spec -> (train images, test images, classes), when already known.
     """
     from effscale.output import fmt_seconds
-    from effscale.rundir import StudyDir
-    from effscale.study.engine import FINISHED
 
     threads, parallel = executor_shape(executor)
     speed = speed or measure_speed(device, threads)
@@ -312,8 +310,6 @@ def estimate_study(
 def save_estimates(run_dir: str | Path, estimate: Estimate) -> None:
     """Record each point's estimate in RUN_DIR/estimates.json; a finished point keeps the
     estimate it had when it was trained."""
-    from effscale.rundir import StudyDir
-    from effscale.study.engine import FINISHED
 
     store = StudyDir(run_dir)
     path = store.path / ESTIMATES_FILE
@@ -359,7 +355,6 @@ def measured_seconds(point: PointDir) -> float | None:
 
 def timing_table(run_dir: str | Path, study: Study) -> list[dict]:
     """Per finished point with an estimate: estimated and measured seconds, and their ratio."""
-    from effscale.rundir import StudyDir
 
     store = StudyDir(run_dir)
     estimates = load_estimates(store.path)

@@ -210,7 +210,7 @@ def load_study(
             "the run directory is runs/<name>: give one folder name, without '/' or '..'",
         )
 
-    from effscale.study.engine import dataset
+    from effscale.data.cache import dataset
 
     data = data or spec.get("data", "embedded")
     recipe = budget(budget_name or spec.get("budget", "short"), **spec.get("recipe", {}))

@@ -32,9 +32,9 @@ from effscale import io
 from effscale.cost import count_cost
 from effscale.errors import EffscaleError
 from effscale.recipe import Recipe
-from effscale.rundir import SEARCH_FILE, StudyDir
+from effscale.rundir import FINISHED, SEARCH_FILE, StudyDir
 from effscale.scaling import Variant, compound_variants
-from effscale.study.engine import FINISHED, run_study
+from effscale.study.engine import run_study
 from effscale.study.plan import Base, Point, Study
 from effscale.zoo import resolve_spec
 

@@ -6,7 +6,7 @@ the job ids go to RUN_DIR/slurm/jobs.json (submitit's pickles and logs beside th
 Slurm job's state, and ``effscale report RUN_DIR`` works on whatever has finished. Running the
 same command again submits only the points neither finished nor still queued or running.
 
-Each array element calls ``effscale.study.engine.run_point``, as every executor does: it takes
+Each array element calls ``effscale.study.worker.run_point``, as every executor does: it takes
 the point's file lock and writes through the same atomic store. So the run directory must be
 on a filesystem the compute nodes share with the machine that submits (it nearly always is on
 a Slurm cluster: home or project space), at the same path, and effscale must be installed in
@@ -54,15 +54,15 @@ class PointJob:
         import torch
 
         from effscale.rundir import StudyDir
-        from effscale.study.engine import run_point
-        from effscale.study.executors import _failure
+        from effscale.study.executors.events import failure
+        from effscale.study.worker import run_point
 
         torch.set_num_threads(int(os.environ.get("SLURM_CPUS_PER_TASK", self.threads)))
         store = StudyDir(self.task.run_dir)
         try:
             result = run_point(self.task)
         except Exception as e:  # status reads error.json; Slurm marks the job FAILED
-            store.record_failure(self.task.point.key, _failure(e))
+            store.record_failure(self.task.point.key, failure(e))
             raise
         store.write_results()  # no driver waits for the jobs: each keeps results.csv current
         return result
