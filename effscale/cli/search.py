@@ -108,6 +108,7 @@ def search(
     `effscale compound --from-search RUN_DIR` uses (Step 2). Resumable; use --seeds 3.
     Example: effscale search --model efficientnet-b0 --base-width 0.5 --seeds 3
     """
+    from effscale.report.search import table as search_table
     from effscale.study import search as s
 
     if cost_only and dry_run:
@@ -215,7 +216,7 @@ def search(
         study, record, out, executor=executor, device=device, force=force, estimates=plan
     )
     output.rows(
-        s.table(result),
+        search_table(result),
         fmt,
         title=f"Grid search for {model} at phi={phi:g}: best first",
         screen=SCREEN,

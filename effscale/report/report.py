@@ -248,8 +248,8 @@ def write_report(run_dir: str | Path) -> dict:
     lines.append(_variants_table(summary) if not summary.empty else "No finished points yet.\n")
     search = None
     if (store.path / SEARCH_FILE).exists():  # a grid search's run directory (Step 1)
-        from effscale.study.search import search_report
-        from effscale.study.search import table as search_table
+        from effscale.report.search import search_report
+        from effscale.report.search import table as search_table
 
         search = search_report(store.path)
         best = search.get("chosen") or search.get("leader")
