@@ -93,3 +93,21 @@ def test_the_package_has_no_import_cycle():
         if node not in state:
             visit(node, [node])
     assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+def test_rich_is_imported_by_the_output_layer_and_the_cli_alone():
+    """The library reports through events and effscale.output; only these draw with rich."""
+    allowed = {PACKAGE / "output.py"}
+    found = []
+    for path, tree in modules():
+        if path in allowed or path.is_relative_to(PACKAGE / "cli"):
+            continue
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            if any(n == "rich" or n.startswith("rich.") for n in names):
+                found.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
+    assert not found, "rich outside effscale/output.py and effscale/cli/:\n" + "\n".join(found)

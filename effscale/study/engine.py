@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from rich.markup import escape
 
 from effscale import io, output
 from effscale.cost import count_cost
@@ -89,11 +88,7 @@ def run_study(
     finished = {p.key for p in study.points if store.state(p.key) in FINISHED}
     already = len(finished)
     for problem in store.problems:  # damaged files: those points are trained again
-        output.err_console.print(
-            f"[yellow]damaged:[/] {escape(problem)}; that point is trained again",
-            highlight=False,
-            soft_wrap=True,
-        )
+        output.damaged(problem)
     # Seed by seed, cheapest first: a partial study already has whole curves to report.
     todo = sorted(
         (p for p in study.points if p.key not in finished),
@@ -139,7 +134,7 @@ def _run(
     """The study and run bars, and the executor's waves of points."""
     from effscale.study.executors import stop_requested
 
-    with output.progress() if show_progress else _NoProgress() as bar:
+    with output.progress() if show_progress else output.NoProgress() as bar:
         study_task = bar.add_task(
             f"{study.name}", total=len(study.points), completed=len(finished), info=""
         )
@@ -164,10 +159,7 @@ def _run(
             nonlocal done_here
             if stop_requested() and not said:
                 said.append(True)
-                bar.console.print(
-                    "[yellow]stopping:[/] no new point starts; running ones stop at the end "
-                    "of their current step (Ctrl-C again: at once)"
-                )
+                output.stopping(bar)
             if kind == "start":
                 clock.start(key)
             elif kind == "progress":
@@ -195,8 +187,7 @@ def _run(
                 if kind == "failed":
                     failures[key] = payload
                     store.record_failure(key, payload)
-                    first_line = escape(payload.splitlines()[0])
-                    bar.console.print(f"[red]point {key} failed:[/] {first_line}")
+                    output.point_failed(bar, key, payload)
                 elif payload.get("status") in FINISHED:
                     finished.add(key)
                     done_here += 1
@@ -223,27 +214,3 @@ def _waves(store, executor, todo, finished, failures, device, compile, events) -
         todo = [
             p for p in todo if p.key not in finished and p.key not in failures and p not in wave
         ]
-
-
-class _NoProgress:
-    """Stands in for the rich display when progress is off (tests, scripts)."""
-
-    console = output.err_console
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def add_task(self, *a, **k):
-        return 0
-
-    def update(self, *a, **k):
-        pass
-
-    def remove_task(self, *a, **k):
-        pass
-
-    def mark(self):
-        pass
