@@ -331,17 +331,16 @@ class StudyDir:
         """A finished point's result.json; None when absent or damaged (the point then
         trains again), the damage noted in ``problems``."""
         point = self.point(key)
-        result, problem = point.result()
-        if problem:
-            self._problem(point.result_file, problem)
-        return result
+        return self._noted(point.result_file, *point.result())
 
     def config(self, key: str) -> dict | None:
         point = self.point(key)
-        config, problem = point.config()
+        return self._noted(point.config_file, *point.config())
+
+    def _noted(self, path: Path, obj: dict | None, problem: str | None) -> dict | None:
         if problem:
-            self._problem(point.config_file, problem)
-        return config
+            self._problem(path, problem)
+        return obj
 
     def finished_result(self, key: str) -> dict | None:
         """The result of a point that finished with readable files, else None."""
