@@ -1,12 +1,12 @@
 """One training run: fit a variant briefly, evaluate it, checkpoint each epoch, resume.
 
-Read top to bottom, in nanoGPT's order: setup, batches (the optimizer, schedule and EMA are
-effscale.optim's), then
-``train``: the run directory (effscale.rundir.PointDir), the model (build_for_training), and
-``fit``, one loop with evaluation (effscale.evaluation) and an atomic checkpoint
-(effscale.checkpoint) per epoch. Everything a result depends on (variant, recipe, data, seed)
-is in config.json; metrics.jsonl has one line per epoch; result.json is written last, so its
-presence means the run finished (or diverged, which it says).
+Read top to bottom, in nanoGPT's order: setup, batches, then ``train``: the run directory
+(effscale.rundir.PointDir), the model (build_for_training), and ``fit``, one loop with
+evaluation (effscale.evaluation) and an atomic checkpoint (effscale.checkpoint) per epoch;
+the optimizer, schedule and EMA are effscale.optim's. Everything a result depends on
+(variant, recipe, data, seed) is in config.json; metrics.jsonl has one line per epoch;
+result.json is written last, so its presence means the run finished (or diverged, which it
+says).
 
 Progress goes out through one callback, ``on_event(kind, payload)``: "progress" (first with
 the run's description and total samples, then samples completed and an info line), "message"
