@@ -19,9 +19,9 @@ import torch
 
 from effscale.data.dataset import ImageDataset
 from effscale.data.pixels import channel_stats
+from effscale.display import reading_bar
 from effscale.errors import EffscaleError
 from effscale.io import atomic_path, cache_dir
-from effscale.output import reading_bar
 
 FORMATS = {
     "cifar10": {

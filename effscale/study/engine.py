@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from effscale import io, output
+from effscale import display, io, output
 from effscale.cost import count_cost
 from effscale.errors import EffscaleError, Interrupted
 from effscale.rundir import ERROR, FINISHED, StudyDir
@@ -88,7 +88,7 @@ def run_study(
     finished = {p.key for p in study.points if store.state(p.key) in FINISHED}
     already = len(finished)
     for problem in store.problems:  # damaged files: those points are trained again
-        output.damaged(problem)
+        display.damaged(problem)
     # Seed by seed, cheapest first: a partial study already has whole curves to report.
     todo = sorted(
         (p for p in study.points if p.key not in finished),
@@ -134,7 +134,7 @@ def _run(
     """The study and run bars, and the executor's waves of points."""
     from effscale.study.executors import stop_requested
 
-    with output.progress() if show_progress else output.NoProgress() as bar:
+    with output.progress() if show_progress else display.NoProgress() as bar:
         study_task = bar.add_task(
             f"{study.name}", total=len(study.points), completed=len(finished), info=""
         )
@@ -159,7 +159,7 @@ def _run(
             nonlocal done_here
             if stop_requested() and not said:
                 said.append(True)
-                output.stopping(bar)
+                display.stopping(bar)
             if kind == "start":
                 clock.start(key)
             elif kind == "progress":
@@ -187,7 +187,7 @@ def _run(
                 if kind == "failed":
                     failures[key] = payload
                     store.record_failure(key, payload)
-                    output.point_failed(bar, key, payload)
+                    display.point_failed(bar, key, payload)
                 elif payload.get("status") in FINISHED:
                     finished.add(key)
                     done_here += 1
