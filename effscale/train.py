@@ -172,21 +172,9 @@ def train(
     _check_protocol(recipe)
     torch.manual_seed(seed)
     model, cost = build_for_training(variant, data, recipe)
-    point.write_config(
-        {
-            "identity": identity,
-            "cost": cost.to_dict(),
-            "num_classes": data.num_classes,
-            "environment": environment(device),
-            "spec": resolve_spec(variant).to_dict(),
-        }
-    )
+    point.write_config(_config(identity, cost, variant, data, device))
     notes = _notes(variant, data, model, init_from, new_head)
-    model.to(device)
-    if recipe.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    ema = copy.deepcopy(model).eval() if recipe.ema > 0 else None
-    optimizer = make_optimizer(model, recipe)
+    model, ema, optimizer = _on_device(model, recipe, device)
     at = Progress(recipe.batch_size, notes=notes)
     if resume and point.checkpoint.exists():
         at = load_checkpoint(point, model, optimizer, ema, device)
@@ -210,6 +198,27 @@ def train(
     except KeyboardInterrupt:  # files are replaced whole: the last checkpoint is intact
         raise _interrupted(variant, at, recipe, point, saved[0]) from None
     return _finish(point, status, at, cost, ema, recipe)
+
+
+def _config(identity: dict, cost, variant: Variant, data: ImageDataset, device) -> dict:
+    """config.json: what the run is, what it costs, and where it ran."""
+    return {
+        "identity": identity,
+        "cost": cost.to_dict(),
+        "num_classes": data.num_classes,
+        "environment": environment(device),
+        "spec": resolve_spec(variant).to_dict(),
+    }
+
+
+def _on_device(model, recipe: Recipe, device):
+    """The model on its device (channels-last when the recipe says), the EMA copy of it that
+    is evaluated, and its optimizer."""
+    model.to(device)
+    if recipe.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    ema = copy.deepcopy(model).eval() if recipe.ema > 0 else None
+    return model, ema, make_optimizer(model, recipe)
 
 
 def _notes(variant: Variant, data: ImageDataset, model, init_from, new_head: bool) -> list:
