@@ -203,6 +203,28 @@ class PointDir:
             for f in (self.config_file, self.checkpoint, self.metrics_file, self.result_file):
                 f.unlink(missing_ok=True)
 
+    def state(self, result: dict | None, config: dict | None) -> str:
+        """done, diverged, failed, running, interrupted, corrupt or pending, given what its
+        result and config files hold (None: absent or damaged), and read from the files
+        train writes (config first, a checkpoint per epoch, the result last)."""
+        if result is not None and config is not None:
+            return result["status"]
+        if self.lock_file.exists():
+            with file_lock(self.lock_file, blocking=False) as free:
+                if not free:
+                    return "running"
+        if (
+            result is not None  # finished, but what it is cannot be read
+            or (config is None and self.config_file.exists())
+            or self.result_file.exists()
+        ):
+            return "corrupt"
+        if self.error_file.exists():
+            return "failed"
+        if self.checkpoint.exists():
+            return "interrupted"
+        return "pending"
+
     # -- failures ----------------------------------------------------------------------
 
     def error(self) -> str | None:
@@ -348,27 +370,8 @@ class StudyDir:
         return result if result is not None and self.config(key) is not None else None
 
     def state(self, key: str) -> str:
-        """done, diverged, failed, running, interrupted, corrupt or pending: read from the
-        files train writes (config first, a checkpoint per epoch, the result last)."""
-        d = self.point(key)
-        result, config = self.result(key), self.config(key)
-        if result is not None and config is not None:
-            return result["status"]
-        if d.lock_file.exists():
-            with file_lock(d.lock_file, blocking=False) as free:
-                if not free:
-                    return "running"
-        if (
-            result is not None  # finished, but what it is cannot be read
-            or (config is None and d.config_file.exists())
-            or d.result_file.exists()
-        ):
-            return "corrupt"
-        if d.error_file.exists():
-            return "failed"
-        if d.checkpoint.exists():
-            return "interrupted"
-        return "pending"
+        """done, diverged, failed, running, interrupted, corrupt or pending (PointDir.state)."""
+        return self.point(key).state(self.result(key), self.config(key))
 
     def error(self, key: str) -> str | None:
         """The first line of a failed point's error.json."""
