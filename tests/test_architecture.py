@@ -112,3 +112,16 @@ def test_rich_is_imported_by_the_output_layer_and_the_cli_alone():
             if any(n == "rich" or n.startswith("rich.") for n in names):
                 found.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
     assert not found, "rich outside effscale/output.py, display.py and cli/:\n" + "\n".join(found)
+
+
+def test_planning_does_not_import_the_runner():
+    """Plans are made and costed (plan, files, estimate) without the engine or executors."""
+    graph = import_graph()
+    runner = ("effscale.study.engine", "effscale.study.worker", "effscale.study.executors")
+    for start in ("effscale.study.plan", "effscale.study.files", "effscale.study.estimate"):
+        seen, todo = set(), [start]
+        while todo:
+            for nxt in graph[todo.pop()] - seen:
+                seen.add(nxt)
+                todo.append(nxt)
+        assert not [m for m in seen if m.startswith(runner)], start
