@@ -18,10 +18,11 @@ import time
 import torch
 
 from effscale.cost import count_cost
+from effscale.data.cache import dataset
 from effscale.recipe import budget
-from effscale.study.engine import dataset, run_study
+from effscale.study.engine import run_study
+from effscale.study.executors.ray import RayExecutor
 from effscale.study.plan import Base, Study, plan_sweep
-from effscale.study.ray_executor import RayExecutor
 
 
 def smoke_study(points: int, samples: int) -> Study:

@@ -32,6 +32,7 @@ from effscale.data.decode import decode_all  # noqa: E402
 from effscale.data.folder import IMAGE_EXTENSIONS  # noqa: E402
 from effscale.data.pixels import channel_stats  # noqa: E402
 from effscale.errors import EffscaleError  # noqa: E402
+from effscale.rundir import CHECKPOINT, PointDir, StudyDir, load_file, weights  # noqa: E402
 from effscale.scaling import Variant  # noqa: E402
 from effscale.zoo import build_model  # noqa: E402
 
@@ -109,17 +110,17 @@ def load_trained(
 def checkpoint_path(path: Path) -> Path:
     """The checkpoint file a run path names, or an EffscaleError saying what to give."""
     if path.is_dir():
-        if (path / "study.json").exists():
+        if StudyDir(path).plan.exists():
             raise EffscaleError(
                 f"{path} is a study's run directory, which holds many trained points",
                 f"give the points you want: {path}/points/<key> (`effscale status {path}` "
                 "lists them)",
             )
-        path = path / "checkpoint.pt"
+        path = PointDir(path).checkpoint
     if not path.is_file():
         raise EffscaleError(
             f"no checkpoint at {path}",
-            "give a train run directory, a study point directory or a checkpoint.pt",
+            f"give a train run directory, a study point directory or a {CHECKPOINT}",
         )
     return path
 
@@ -128,12 +129,12 @@ def _load(path: str | Path, variant: Variant | None = None):
     """load_trained, plus the checkpoint's normalisation statistics when it kept them."""
     ckpt = checkpoint_path(Path(path))
     try:
-        blob = torch.load(ckpt, map_location="cpu", weights_only=True)
+        blob = load_file(ckpt)
     except Exception as e:
         raise EffscaleError(f"cannot read {ckpt}: {e}") from None
     if not isinstance(blob, dict):
         raise EffscaleError(f"{ckpt} holds no state dict")
-    state = (blob.get("ema") or blob["model"]) if "model" in blob else blob
+    state = weights(blob)
     saved = blob.get("variant")
     if saved is not None:
         saved = Variant.from_dict(saved)
@@ -177,10 +178,7 @@ def _load(path: str | Path, variant: Variant | None = None):
 def training_data(path: str | Path) -> str | None:
     """The dataset spec a run was trained on, from its config.json (None if unknown)."""
     path = Path(path)
-    config = (path if path.is_dir() else path.parent) / "config.json"
-    from effscale.runfiles import read_config
-
-    saved, _ = read_config(config)  # absent or damaged: unknown
+    saved, _ = PointDir(path if path.is_dir() else path.parent).config()  # absent or damaged
     data = (saved or {})["identity"].get("data") if saved else None
     return data.get("dataset") if isinstance(data, dict) else None
 
@@ -311,6 +309,21 @@ def cam_grid(
             }
         )
 
+    px = _draw(images, columns, Path(out_png), alpha, cell_inches)
+    return {
+        "out": str(Path(out_png)),
+        "images": len(images.pixels),
+        "columns": 1 + len(columns),
+        "width_px": px[0],
+        "height_px": px[1],
+        "runs": [{k: v for k, v in c.items() if k not in ("cams", "right")} for c in columns],
+        "notes": notes,
+    }
+
+
+def _draw(images: Images, columns: list[dict], out_png: Path, alpha, cell_inches) -> tuple:
+    """The grid as a PNG (written atomically): the image, then each run's map over it, the
+    predicted class above (green right, red wrong). Returns the PNG's pixel size."""
     n, cols = len(images.pixels), 1 + len(columns)
     fig, axes = plt.subplots(
         n, cols, figsize=(cell_inches * cols, cell_inches * n + 0.4), squeeze=False
@@ -348,21 +361,11 @@ def cam_grid(
             fontweight="bold",
         )
     fig.tight_layout()
-    out_png = Path(out_png)
     with io.atomic_path(out_png) as tmp:
         fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
     with Image.open(out_png) as im:
-        px = im.size
-    return {
-        "out": str(out_png),
-        "images": n,
-        "columns": cols,
-        "width_px": px[0],
-        "height_px": px[1],
-        "runs": [{k: v for k, v in c.items() if k not in ("cams", "right")} for c in columns],
-        "notes": notes,
-    }
+        return im.size
 
 
 def cam_figure(

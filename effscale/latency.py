@@ -19,11 +19,11 @@ import pandas as pd
 import torch
 
 from effscale import io
+from effscale.device import resolve_device
 from effscale.errors import EffscaleError
 from effscale.hardware import device_name
+from effscale.rundir import LATENCY_FILE, VARIANT_COLUMNS, StudyDir
 from effscale.scaling import Variant
-from effscale.study.store import VARIANT_COLUMNS, RunDir, file_lock
-from effscale.train import resolve_device
 from effscale.zoo import build_model
 
 
@@ -181,9 +181,6 @@ def add_latency(
     return out
 
 
-LATENCY_FILE = "latency.csv"  # in a study's run directory: one row per variant and setting
-
-
 def latency_for_results(
     run_dir: str | Path,
     *,
@@ -201,7 +198,7 @@ def latency_for_results(
     redrawn later, or a study extended by new points, measures only what is new.
     ``measure=False`` attaches the stored figures alone (NaN where there are none).
     """
-    store = RunDir(run_dir)
+    store = StudyDir(run_dir)
     df = store.results()
     dev = str(resolve_device(device))
     path = store.path / LATENCY_FILE
@@ -228,7 +225,7 @@ def latency_for_results(
     new = df.drop_duplicates(VARIANT_COLUMNS)[VARIANT_COLUMNS + ["latency_ms"]].assign(
         batch=batch, device=dev
     )
-    with file_lock(store.path / ".lock"):  # another process may have measured meanwhile
+    with store.lock():  # another process may have measured meanwhile
         old = pd.read_csv(path) if path.exists() else new.iloc[:0]
         merged = pd.concat([old, new]).drop_duplicates(
             VARIANT_COLUMNS + ["batch", "device"], keep="last"

@@ -52,14 +52,14 @@ def read_only_dir(t: Path) -> Path:
 
 def run_dir_read_only(t: Path) -> Path:
     from effscale.recipe import budget
+    from effscale.rundir import StudyDir
     from effscale.study.plan import Base, Study, plan_sweep
-    from effscale.study.store import RunDir
 
     study = Study("tiny", {"kind": "test"})
     study.add_all(
         plan_sweep(Base("resnet18", 32), "width", [1.0], [0], budget("smoke"), "synthetic")
     )
-    RunDir(t / "run").save_study(study)
+    StudyDir(t / "run").save_study(study)
     (t / "run").chmod(0o500)
     return t / "run"
 

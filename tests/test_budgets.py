@@ -14,11 +14,11 @@ from effscale.data.augment import eval_transform, random_resized_crop
 from effscale.errors import EffscaleError
 from effscale.recipe import PROTOCOL, Recipe, budget, parse_budgets
 from effscale.report import write_report
+from effscale.rundir import StudyDir
 from effscale.scaling import make_variant
 from effscale.study.engine import run_study
 from effscale.study.files import load_study
 from effscale.study.plan import Point
-from effscale.study.store import RunDir
 from effscale.train import late_gain, train
 
 runner = CliRunner()
@@ -129,7 +129,7 @@ def test_a_study_extended_by_a_budget_trains_only_the_new_points(tmp_path, monke
     f = tmp_path / "s.toml"
     f.write_text(STUDY.replace("samples = [256, 512]", "samples = [256]"))
     run_study(load_study(f), tmp_path / "run", device="cpu", show_progress=False)
-    first = RunDir(tmp_path / "run").results()
+    first = StudyDir(tmp_path / "run").results()
     trained = []
     import effscale.train as t
 

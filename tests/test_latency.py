@@ -172,10 +172,10 @@ def test_threads_are_restored_after_measuring():
 def _study(run_dir) -> None:
     """A run directory with two finished variants, two seeds each (results written by hand)."""
     from effscale.recipe import budget
+    from effscale.rundir import StudyDir
     from effscale.study.plan import Point, Study
-    from effscale.study.store import RunDir
 
-    store = RunDir(run_dir)
+    store = StudyDir(run_dir)
     points = [
         Point(
             make_variant("resnet18", w=0.25, d=0.5, r=r, base_resolution=32),

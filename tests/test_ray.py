@@ -15,9 +15,9 @@ from conftest import study_toml
 from typer.testing import CliRunner
 
 from effscale.cli import app
+from effscale.rundir import StudyDir
 from effscale.study.engine import run_study
 from effscale.study.files import load_study
-from effscale.study.store import RunDir
 
 runner = CliRunner()
 TIMING = ["train_seconds", "images_per_s"]
@@ -47,7 +47,7 @@ def ray_installed():
 @pytest.fixture(scope="module")
 def local_ray(ray_installed):
     """One local Ray for the module's in-process tests (each executor joins it)."""
-    from effscale.study.ray_executor import RayExecutor
+    from effscale.study.executors.ray import RayExecutor
 
     ex = RayExecutor(num_cpus=2)
     ray = ex.connect()
@@ -128,7 +128,7 @@ def test_options_of_another_executor_are_refused(study_file, tmp_path):
 def test_smoke_study_through_local_ray_equals_an_in_process_run(
     local_ray, study_file, reference, tmp_path
 ):
-    from effscale.study.ray_executor import RayExecutor
+    from effscale.study.executors.ray import RayExecutor
 
     study = load_study(study_file)
     ex = Recording(RayExecutor())
@@ -155,7 +155,7 @@ def _run_killing_a_worker(study_file, tmp_path, executor):
 def test_a_killed_worker_is_retried_and_every_point_lands_once(
     local_ray, study_file, reference, tmp_path
 ):
-    from effscale.study.ray_executor import RayExecutor
+    from effscale.study.executors.ray import RayExecutor
 
     study, killed, df = _run_killing_a_worker(study_file, tmp_path, RayExecutor())
     assert killed, "no worker was seen training"
@@ -170,13 +170,13 @@ def test_a_killed_worker_is_retried_and_every_point_lands_once(
 def test_a_point_whose_worker_keeps_dying_is_failed_with_its_error_not_lost(
     local_ray, study_file, reference, tmp_path
 ):
-    from effscale.study.ray_executor import RayExecutor
+    from effscale.study.executors.ray import RayExecutor
 
     ex = Recording(RayExecutor(max_retries=0))  # no retry: the first death is the last
     study, killed, df = _run_killing_a_worker(study_file, tmp_path, ex)
     assert killed and len(df) == 3
     [lost] = [key for kind, key in ex.seen if kind == "failed"]
-    assert RunDir(tmp_path).status()["states"][lost] == "failed"
+    assert StudyDir(tmp_path).status()["states"][lost] == "failed"
     error = json.loads((tmp_path / "points" / lost / "error.json").read_text())["error"]
     assert "Ray worker was lost" in error and "rerun resumes it" in error
     run_study(study, tmp_path, executor=RayExecutor(), device="cpu", show_progress=False)
@@ -199,7 +199,7 @@ def test_driver_sigkill_midway_then_rerun_equals_an_uninterrupted_run(
     proc.wait()
     finished = {p.parent.name: p.stat().st_mtime_ns for p in cut.glob("points/*/result.json")}
     assert 1 <= len(finished) < 4
-    store, study = RunDir(cut), load_study(study_file)
+    store, study = StudyDir(cut), load_study(study_file)
     deadline = time.time() + 30  # the local Ray dies with its driver; wait for its workers
     while any(store.state(p.key) == "running" for p in study.points) and time.time() < deadline:
         time.sleep(0.1)

@@ -25,9 +25,9 @@ from typer.testing import CliRunner
 from effscale import io
 from effscale.cli import app
 from effscale.recipe import budget
+from effscale.rundir import StudyDir
 from effscale.study.engine import run_study
 from effscale.study.plan import Base, Study, plan_sweep
-from effscale.study.store import RunDir
 
 runner = CliRunner()
 RECIPE = budget("smoke", samples=256, batch_size=64)
@@ -101,13 +101,13 @@ def test_a_study_rerun_refuses_a_planted_checkpoint_and_runs_nothing(run_copy, t
     r = runner.invoke(app, ["status", str(run_copy), "--format", "json"])
     assert json.loads(r.stdout)["interrupted"] == 1
     run_study(tiny_study(), run_copy, device="cpu", show_progress=False)
-    assert RunDir(run_copy).state(point.name) == "failed"
+    assert StudyDir(run_copy).state(point.name) == "failed"
     assert "cannot resume" in json.loads((point / "error.json").read_text())["error"]
     assert not marker.exists()
 
 
 def _slurm_book(run_dir: Path, cluster: str, folder: Path, job_id: str) -> str:
-    key = RunDir(run_dir).load_study().points[0].key
+    key = StudyDir(run_dir).load_study().points[0].key
     (run_dir / "slurm").mkdir(exist_ok=True)
     book = {"cluster": cluster, "folder": str(folder), "points": {key: {"job_id": job_id}}}
     (run_dir / "slurm" / "jobs.json").write_text(json.dumps(book))
@@ -117,7 +117,7 @@ def _slurm_book(run_dir: Path, cluster: str, folder: Path, job_id: str) -> str:
 def test_status_never_unpickles_submitit_files_named_by_the_run_directory(tmp_path):
     pytest.importorskip("submitit")
     run_dir, elsewhere, marker = tmp_path / "run", tmp_path / "elsewhere", tmp_path / "PWNED"
-    RunDir(run_dir).save_study(tiny_study())
+    StudyDir(run_dir).save_study(tiny_study())
     elsewhere.mkdir()
     key = _slurm_book(run_dir, "local", elsewhere, "999999")
     for folder in (elsewhere, run_dir / "slurm"):  # where submitit would look for its result
@@ -132,7 +132,7 @@ def test_status_never_unpickles_submitit_files_named_by_the_run_directory(tmp_pa
 def test_status_asks_slurm_with_its_own_folder_and_only_real_job_ids(tmp_path, monkeypatch):
     submitit = pytest.importorskip("submitit")
     run_dir = tmp_path / "run"
-    RunDir(run_dir).save_study(tiny_study())
+    StudyDir(run_dir).save_study(tiny_study())
     key = _slurm_book(run_dir, "slurm", tmp_path / "elsewhere", "4242_0")
     asked = []
 
@@ -283,7 +283,7 @@ def test_a_damaged_point_file_is_named_and_the_point_trained_again(run_copy, nam
     assert r.exit_code == 0 and says in " ".join(r.stdout.split())
     df = run_study(tiny_study(), run_copy, device="cpu", show_progress=False)
     assert len(df) == 2 and (df["status"] == "done").all()  # trained again, now readable
-    assert RunDir(run_copy).state(key) == "done"
+    assert StudyDir(run_copy).state(key) == "done"
 
 
 def test_a_damaged_study_json_is_named_and_a_rerun_writes_it_again(run_copy):
@@ -294,7 +294,7 @@ def test_a_damaged_study_json_is_named_and_a_rerun_writes_it_again(run_copy):
         one_line_error(r, "study.json is not valid JSON")
     df = run_study(tiny_study(), run_copy, device="cpu", show_progress=False)
     assert len(df) == 2  # its points found again by key: nothing retrained
-    assert RunDir(run_copy).status()["done"] == 2
+    assert StudyDir(run_copy).status()["done"] == 2
 
 
 # ---------------------------------------------------------------------------------------
@@ -375,18 +375,18 @@ def test_ctrl_c_in_train_keeps_the_run_resumable(tmp_path):
 def test_a_stop_request_lets_the_running_point_end_its_step(tmp_path, monkeypatch):
     """In process: the running point stops at the end of a step and the next never starts."""
     from effscale.errors import Interrupted
-    from effscale.study import executors
+    from effscale.study.executors import events, local
 
     seen = []
 
     def stop_after_some_steps(kind, key, payload):
         seen.append(kind)
         if seen.count("progress") == 20:
-            executors.request_stop()  # what the first Ctrl-C does
+            events.request_stop()  # what the first Ctrl-C does
 
-    monkeypatch.setattr(executors._Stop, "requested", False)  # restored after the test
+    monkeypatch.setattr(events.Stop, "requested", False)  # restored after the test
     study = tiny_study(recipe=budget("smoke", samples=4000, batch_size=64))
-    inner = executors.InProcess()
+    inner = local.InProcess()
     real_run = inner.run
     monkeypatch.setattr(
         inner,
@@ -397,7 +397,7 @@ def test_a_stop_request_lets_the_running_point_end_its_step(tmp_path, monkeypatc
         run_study(study, tmp_path, executor=inner, device="cpu", show_progress=False)
     started = [p for p in tmp_path.glob("points/*") if (p / "config.json").exists()]
     assert len(started) == 1 and not (started[0] / "error.json").exists()
-    assert RunDir(tmp_path).state(started[0].name) == "interrupted"
+    assert StudyDir(tmp_path).state(started[0].name) == "interrupted"
 
 
 # ---------------------------------------------------------------------------------------
@@ -506,7 +506,7 @@ def test_the_report_warns_when_a_verdict_mixes_thread_counts(tmp_path):
     assert "## Warnings" in text and "cpu, 1 thread (2 runs); cpu, 2 threads (1 run)" in text
     screen = runner.invoke(app, ["report", str(tmp_path)]).stdout
     assert "warning: resnet18" in " ".join(screen.split())
-    assert [p.key for p in RunDir(tmp_path).load_study().points] == keys  # keys unchanged
+    assert [p.key for p in StudyDir(tmp_path).load_study().points] == keys  # keys unchanged
 
 
 def test_the_stored_cifar10_study_is_flagged_for_its_one_two_thread_point(tmp_path):

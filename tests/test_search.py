@@ -13,11 +13,11 @@ from effscale.cli import app
 from effscale.cost import describe
 from effscale.errors import EffscaleError
 from effscale.recipe import budget
+from effscale.rundir import StudyDir
 from effscale.scaling import Variant
 from effscale.study import search
 from effscale.study.executors import InProcess
 from effscale.study.plan import Base, Study
-from effscale.study.store import RunDir
 from effscale.zoo import resolve_spec
 
 runner = CliRunner()
@@ -264,7 +264,7 @@ def test_a_partial_search_reports_a_leader_then_trains_only_the_rest(tmp_path, m
     r = runner.invoke(app, ["compound", "--from-search", str(tmp_path), "--cost-only"])
     assert r.exit_code == 2 and "not finished" in r.stderr
 
-    done_before = {k for k in RunDir(tmp_path).status()["states"] if RunDir(tmp_path).result(k)}
+    done_before = {k for k in StudyDir(tmp_path).status()["states"] if StudyDir(tmp_path).result(k)}
     import effscale.train
 
     trained, train = [], effscale.train.train

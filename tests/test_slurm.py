@@ -113,7 +113,7 @@ def test_one_job_array_submitted_without_waiting_and_shown_by_status(tmp_path, f
 @pytest.mark.slow
 def test_local_submitit_study_completes_with_a_preempted_point_requeued(tmp_path):
     pytest.importorskip("submitit")
-    from effscale.study.slurm_executor import SlurmExecutor
+    from effscale.study.executors.slurm import SlurmExecutor
 
     ref = tmp_path / "reference"
     study = load_study(_study_file(tmp_path, samples=3072))

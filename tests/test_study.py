@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 from effscale.cli import app
 from effscale.cost import count_cost
 from effscale.recipe import budget
+from effscale.rundir import StudyDir
 from effscale.study.engine import run_study
 from effscale.study.files import load_study
 from effscale.study.plan import Base, Study, plan_compound, plan_sweep
-from effscale.study.store import RunDir
 
 runner = CliRunner()
 RECIPE = budget("smoke", samples=512, batch_size=64)
@@ -165,7 +165,7 @@ def test_report_on_partial_results(tmp_path):
     run_study(
         Study("tiny", study.identity, study.points[:2]), tmp_path, device="cpu", show_progress=False
     )
-    RunDir(tmp_path).save_study(study)  # the full plan, only two points run
+    StudyDir(tmp_path).save_study(study)  # the full plan, only two points run
     rep = runner.invoke(app, ["report", str(tmp_path), "--format", "json"])
     assert rep.exit_code == 0, rep.output
     assert json.loads(rep.stdout)["status"]["pending"] == 4

@@ -84,6 +84,7 @@ def search(
     if run["cost_only"]:
         _print_candidates(model, study["data"], base, grid, flops_tolerance, fmt)
         return
+    from effscale.report.search import table as search_table
     from effscale.study import search as s
     from effscale.study.engine import raise_if_failed
     from effscale.study.kinds import search_study
@@ -114,7 +115,7 @@ def search(
         estimates=plan,
     )  # fmt: skip
     output.rows(
-        s.table(result), fmt, title=f"Grid search for {model} at phi={phi:g}: best first",
+        search_table(result), fmt, title=f"Grid search for {model} at phi={phi:g}: best first",
         screen=SCREEN,
     )  # fmt: skip
     _print_chosen(result, out, fmt)

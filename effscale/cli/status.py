@@ -16,10 +16,10 @@ def status(run_dir: RunDirArg, fmt: FormatOpt = Format.table):
 
     Example: effscale status runs/figure3
     """
-    from effscale.study.slurm_executor import job_states
-    from effscale.study.store import RunDir
+    from effscale.rundir import StudyDir
+    from effscale.study.executors.slurm import job_states
 
-    st = RunDir(run_dir).status()
+    st = StudyDir(run_dir).status()
     jobs = job_states(run_dir)  # None unless the points were submitted to Slurm
     if jobs is not None:
         st["slurm"] = jobs

@@ -4,7 +4,6 @@ Example:
     effscale train efficientnet-b0 --width 0.5 --budget short
 """
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -27,6 +26,7 @@ from effscale.cli.options import (
 from effscale.cli.results import print_plan
 from effscale.errors import EffscaleError
 from effscale.output import Format
+from effscale.rundir import PointDir
 
 SCALE = VARIANT.pick("depth width res_mult phi alpha beta gamma")
 BASE = VARIANT.pick("base_resolution small_input base_width base_depth")
@@ -137,8 +137,8 @@ def train_cmd(
     output.record(row, fmt, title="Result")
     if result["status"] == "diverged":
         raise EffscaleError(
-            f"training diverged: the loss became NaN or infinite; the log is "
-            f"in {out}/metrics.jsonl",
+            "training diverged: the loss became NaN or infinite; the log is "
+            f"in {PointDir(out).metrics_file}",
             "lower --lr",
         )
 
@@ -154,5 +154,5 @@ def _estimate(variant, seed, recipe, data, dataset, out, device):
         None,
         device,
         sizes={data: sizes},
-        covered={point.key} if (Path(out) / "result.json").exists() else set(),
+        covered={point.key} if PointDir(out).result_file.exists() else set(),
     )

@@ -16,10 +16,9 @@ import urllib.request
 from pathlib import Path
 
 import torch
-from rich.console import Console
-from rich.progress import wrap_file
 
 from effscale.data.dataset import ImageDataset
+from effscale.display import reading_bar
 from effscale.errors import EffscaleError
 from effscale.io import atomic_path, cache_dir
 
@@ -153,14 +152,7 @@ def _download(fmt: dict, root: Path) -> None:
     try:
         with urllib.request.urlopen(url, timeout=60) as r, atomic_path(tarball) as tmp:
             total = int(r.headers.get("Content-Length") or 0)
-            bar = wrap_file(
-                r,
-                total,
-                description=f"downloading {fmt['title']}",
-                console=Console(stderr=True),
-                transient=True,
-                disable=not total,
-            )
+            bar = reading_bar(r, total, f"downloading {fmt['title']}")
             with bar as src, open(tmp, "wb") as f:
                 shutil.copyfileobj(src, f, 1 << 20)
     except (urllib.error.URLError, OSError) as e:

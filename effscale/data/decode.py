@@ -12,8 +12,6 @@ from contextlib import contextmanager
 
 import torch
 from PIL import Image
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from effscale.errors import EffscaleError
 
@@ -123,7 +121,7 @@ def _progress(total: int, what: str):
     if total < PROGRESS_FROM:
         yield lambda n: None
         return
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(what, total=total)
-        yield lambda n: bar.advance(task, n)
+    from effscale.display import counting_bar
+
+    with counting_bar(total, what) as advance:
+        yield advance

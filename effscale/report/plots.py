@@ -107,7 +107,7 @@ def caption(df: pd.DataFrame) -> str:
     return "; ".join(parts)
 
 
-def _captioned(fig, text: str):
+def captioned(fig, text: str):
     """The caption under the axes (inside the saved area: files are cut to their contents)."""
     if text:
         fig.text(0.01, 0.0, text, ha="left", va="top", fontsize=7, color="0.3", wrap=True)
@@ -134,7 +134,7 @@ def _seeds(df: pd.DataFrame) -> str:
 _STABLE = {"png": {"metadata": {"Software": None}}, "svg": {"metadata": {"Date": None}}}
 
 
-def _save(fig, out: Path, name: str) -> list[Path]:
+def save(fig, out: Path, name: str) -> list[Path]:
     if fig is None:
         return []
     paths = []
@@ -194,11 +194,11 @@ def draw_figure3(df: pd.DataFrame):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
     axes[0][0].set_ylabel("Top-1 accuracy (%)")
-    return _captioned(fig, caption(done))
+    return captioned(fig, caption(done))
 
 
 def figure3(df: pd.DataFrame, out: Path, name: str = "figure3") -> list[Path]:
-    return _save(draw_figure3(df), out, name)
+    return save(draw_figure3(df), out, name)
 
 
 def draw_figure8(df: pd.DataFrame):
@@ -224,11 +224,11 @@ def draw_figure8(df: pd.DataFrame):
     ax.set_title("Scaling the base with different methods")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, title=_seeds(df), title_fontsize=7)
-    return _captioned(fig, caption(done))
+    return captioned(fig, caption(done))
 
 
 def figure8(df: pd.DataFrame, out: Path, name: str = "figure8") -> list[Path]:
-    return _save(draw_figure8(df), out, name)
+    return save(draw_figure8(df), out, name)
 
 
 def draw_flops_vs_phi(rows: pd.DataFrame):
@@ -259,11 +259,11 @@ def draw_flops_vs_phi(rows: pd.DataFrame):
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     text = caption(described.drop(columns=["seed"], errors="ignore"))
-    return _captioned(fig, text)
+    return captioned(fig, text)
 
 
 def flops_vs_phi(rows: pd.DataFrame, out: Path, name: str = "flops_vs_phi") -> list[Path]:
-    return _save(draw_flops_vs_phi(rows), out, name)
+    return save(draw_flops_vs_phi(rows), out, name)
 
 
 def _scatter_by_role(ax, s: pd.DataFrame) -> None:
@@ -313,11 +313,11 @@ def _accuracy_against(df: pd.DataFrame, s: pd.DataFrame, x, log_axis, xlabel: st
     ax.set_ylabel("Top-1 accuracy (%)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, title=_seeds(df), title_fontsize=7)
-    return _captioned(fig, caption(finished(df)))
+    return captioned(fig, caption(finished(df)))
 
 
 def acc_vs_params(df: pd.DataFrame, out: Path, name: str = "acc_vs_params") -> list[Path]:
-    return _save(draw_acc_vs_params(df), out, name)
+    return save(draw_acc_vs_params(df), out, name)
 
 
 def draw_acc_vs_latency(df: pd.DataFrame):
@@ -335,7 +335,7 @@ def draw_acc_vs_latency(df: pd.DataFrame):
 
 
 def acc_vs_latency(df: pd.DataFrame, out: Path, name: str = "acc_vs_latency") -> list[Path]:
-    return _save(draw_acc_vs_latency(df), out, name)
+    return save(draw_acc_vs_latency(df), out, name)
 
 
 def budget_label(samples: int) -> str:
@@ -373,13 +373,13 @@ def draw_budget_trend(rows: list[dict], df: pd.DataFrame | None = None):
     ax.set_title("Compound vs the best single dimension, by budget")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, title="mean ± std of per-seed differences", title_fontsize=7)
-    return _captioned(fig, caption(finished(df)) if df is not None else "")
+    return captioned(fig, caption(finished(df)) if df is not None else "")
 
 
 def budget_trend(
     rows: list[dict], out: Path, name: str = "budget_trend", df: pd.DataFrame | None = None
 ) -> list[Path]:
-    return _save(draw_budget_trend(rows, df), out, name)
+    return save(draw_budget_trend(rows, df), out, name)
 
 
 def all_plots(df: pd.DataFrame, out: Path) -> list[Path]:

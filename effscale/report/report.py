@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from effscale import io, output
-from effscale.latency import LATENCY_FILE, latency_for_results
+from effscale.latency import latency_for_results
 from effscale.report import plots
 from effscale.report.verdicts import (
     IMPROVING,
@@ -20,8 +20,8 @@ from effscale.report.verdicts import (
     summarise,
     transfer_table,
 )
+from effscale.rundir import LATENCY_FILE, SEARCH_FILE, SUMMARY, StudyDir
 from effscale.study.estimate import timing_table
-from effscale.study.store import RunDir
 
 SUMMARY_COLUMNS = [
     "model",
@@ -89,7 +89,7 @@ def _base_line(study) -> str:
     return f"- base: {'; '.join(bases)}; d and w multiply it" if bases else ""
 
 
-def _timing(store: RunDir, study) -> tuple[list[str], dict]:
+def _timing(store: StudyDir, study) -> tuple[list[str], dict]:
     """The report's section on estimated vs measured time, and its record."""
     rows = timing_table(store.path, study)
     if not rows:
@@ -125,7 +125,7 @@ def _timing(store: RunDir, study) -> tuple[list[str], dict]:
     return lines, record
 
 
-def _environment(store: RunDir, df: pd.DataFrame) -> dict:
+def _environment(store: StudyDir, df: pd.DataFrame) -> dict:
     for key in df["key"]:
         cfg = store.config(key)
         if cfg is not None:
@@ -141,14 +141,14 @@ def trained_on(environment: dict) -> str:
     return f"{device}, {threads} thread{'s' * (threads != 1)}"
 
 
-def _trained_on(store: RunDir, df: pd.DataFrame) -> pd.Series:
+def _trained_on(store: StudyDir, df: pd.DataFrame) -> pd.Series:
     envs = [(store.config(k) or {}).get("environment", {}) for k in df["key"]]
     return pd.Series([trained_on(e) for e in envs], index=df.index, dtype=object)
 
 
 def write_report(run_dir: str | Path) -> dict:
     """Write results.csv, summary tables, plots (figures/) and report.md; return the verdicts."""
-    store = RunDir(run_dir)
+    store = StudyDir(run_dir)
     study = store.load_study()
     io.writable_dir(store.path, "run directory")
     store.remove_orphans()
@@ -159,7 +159,7 @@ def write_report(run_dir: str | Path) -> dict:
     summary = summarise(df)
     figures = plots.all_plots(df, store.path / "figures")
     dims, compound = diminishing_returns(df), compound_vs_single(df)
-    io.write_text(store.path / "summary.csv", summary.to_csv(index=False))
+    io.write_text(store.path / SUMMARY, summary.to_csv(index=False))
     env = _environment(store, df)
     df = df.assign(trained_on=_trained_on(store, df))
     warnings = [f"{w}: not like for like" for w in mixed_environments(df)]
@@ -180,7 +180,7 @@ def write_report(run_dir: str | Path) -> dict:
     lines += ["", "## Variants (mean over seeds)", ""]
     lines.append(_variants_table(summary) if not summary.empty else "No finished points yet.\n")
     search = None
-    if (store.path / "search.json").exists():  # a grid search's run directory (Step 1)
+    if (store.path / SEARCH_FILE).exists():  # a grid search's run directory (Step 1)
         search, search_lines = _search_section(store)
         lines[2:2] = search_lines
     io.write_text(store.path / "report.md", "\n".join(lines) + "\n")
@@ -197,7 +197,7 @@ def write_report(run_dir: str | Path) -> dict:
     }
 
 
-def _header(store: RunDir, study, df: pd.DataFrame, status: dict, env: dict) -> list[str]:
+def _header(store: StudyDir, study, df: pd.DataFrame, status: dict, env: dict) -> list[str]:
     """The title and what the study is: its points, data, recipe, base and hardware."""
     hours = df["train_seconds"].fillna(0).sum() / 3600
     recipe = study.points[0].recipe if study.points else None
@@ -292,10 +292,10 @@ def _transfer_section(transfer: list[dict], study) -> list[str]:
     ]
 
 
-def _search_section(store: RunDir) -> tuple[dict, list[str]]:
+def _search_section(store: StudyDir) -> tuple[dict, list[str]]:
     """A grid search's record (Step 1) and the lines that open the report with its result."""
-    from effscale.study.search import search_report
-    from effscale.study.search import table as search_table
+    from effscale.report.search import search_report
+    from effscale.report.search import table as search_table
 
     search = search_report(store.path)
     best = search.get("chosen") or search.get("leader")
@@ -356,7 +356,7 @@ def _environments_line(df: pd.DataFrame) -> list[str]:
     ]
 
 
-def _upsampled(store: RunDir, df: pd.DataFrame) -> list[str]:
+def _upsampled(store: StudyDir, df: pd.DataFrame) -> list[str]:
     """One line when some variants train above the stored image size (upsampled images)."""
     stored, sizes = set(), set()
     for key, resolution in zip(df["key"], df["resolution"]):
@@ -378,7 +378,7 @@ def _upsampled(store: RunDir, df: pd.DataFrame) -> list[str]:
 
 def redraw(run_dir: str | Path) -> list[Path]:
     """Redraw the plots of a run directory from its results (`effscale plot`)."""
-    store = RunDir(run_dir)
+    store = StudyDir(run_dir)
     study = store.load_study()
     io.writable_dir(store.path, "run directory")
     store.remove_orphans()

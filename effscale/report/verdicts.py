@@ -16,8 +16,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from effscale.rundir import VARIANT_COLUMNS
 from effscale.scaling import DIMENSIONS
-from effscale.study.store import VARIANT_COLUMNS
 
 # What tells variants of one study apart (its base resolution and stem are shared).
 VARIANT = VARIANT_COLUMNS[:7]

@@ -9,81 +9,16 @@ finished; failed points are recorded (error.json) and raise_if_failed reports th
 """
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from rich.markup import escape
 
-from effscale import io, output
+from effscale import display, io, output
 from effscale.cost import count_cost
 from effscale.errors import EffscaleError, Interrupted
-from effscale.study.plan import Point, Study
-from effscale.study.store import RunDir, file_lock
-
-FINISHED = ("done", "diverged")
-
-
-@dataclass(frozen=True)
-class Task:
-    """What an executor needs to train one point; picklable, so it can cross processes."""
-
-    point: Point
-    run_dir: str
-    device: str = "auto"
-    compile: bool | None = None  # torch.compile: forced on or off, or decided (None)
-
-
-_datasets: dict = {}
-
-
-def dataset(spec: str, min_size: int | None = None):
-    """Load a dataset once per process: points of one study share it. ``min_size``: the
-    resolution to be trained; images of mixed sizes are stored at least that large."""
-    from effscale.data.decode import mixed_size
-
-    cached = _datasets.get(spec)
-    # a point sees the same pixels whichever points this process trained before it
-    if cached is None or (cached.resized and cached.resolution != mixed_size(min_size)):
-        from effscale.data import load_dataset
-
-        _datasets.pop(spec, None)  # one copy per process: images take memory
-        _datasets[spec] = load_dataset(spec, min_size=min_size)
-    return _datasets[spec]
-
-
-def run_point(task: Task, emit=None) -> dict:
-    """Train one point into its directory, unless another process is already on it.
-
-    ``emit(kind, key, payload)`` receives the run's events (effscale.train) under its key.
-    """
-    from effscale.train import train
-
-    store = RunDir(task.run_dir)
-    out = store.point_dir(task.point.key)
-    # `effscale status` takes a point's lock for an instant to see whether it is held: wait a
-    # little so that such a look never makes a worker skip a point.
-    with file_lock(out / ".lock", blocking=False, wait=2.0) as mine:
-        if not mine:
-            return {"status": "running", "note": "another process is training this point"}
-        (out / "error.json").unlink(missing_ok=True)
-        _forget_unverifiable(out, emit and (lambda kind, p: emit(kind, task.point.key, p)))
-        init_from = None
-        if task.point.init_from:
-            init_from = store.point_dir(task.point.init_from) / "checkpoint.pt"
-        return train(
-            task.point.variant,
-            dataset(task.point.data, task.point.variant.resolution),
-            task.point.recipe,
-            out,
-            seed=task.point.seed,
-            device=task.device,
-            resume=True,
-            init_from=init_from,
-            new_head=True,
-            compile=task.compile,
-            on_event=(lambda kind, payload: emit(kind, task.point.key, payload)) if emit else None,
-        )
+from effscale.rundir import ERROR, FINISHED, StudyDir
+from effscale.study.plan import Study
+from effscale.study.worker import Task
 
 
 def check_plan(study: Study, device: str = "auto", here: bool = True) -> None:
@@ -91,7 +26,7 @@ def check_plan(study: Study, device: str = "auto", here: bool = True) -> None:
     that train would refuse (Recipe.validate), a variant too large to build, a negative
     seed, or a device this machine lacks (``here=False``: the points run elsewhere, on
     Slurm or Ray, and only the device's name is checked). The messages are train's."""
-    from effscale.train import resolve_device
+    from effscale.device import resolve_device
     from effscale.zoo import resolve_spec
 
     if not study.points:
@@ -111,29 +46,15 @@ def check_plan(study: Study, device: str = "auto", here: bool = True) -> None:
 def raise_if_failed(study: Study, run_dir: str | Path) -> None:
     """Exit code 1 and one line when points of the study failed: how many, and where their
     errors are (points/<key>/error.json; `effscale status` lists them)."""
-    store = RunDir(run_dir)
+    store = StudyDir(run_dir)
     failed = [p.key for p in study.points if store.state(p.key) == "failed"]
     if failed:
         raise EffscaleError(
             f"{len(failed)} of {len(study.points)} points failed; their errors are in "
-            f"{store.path}/points/<key>/error.json (first: {store.point_dir(failed[0])})",
+            f"{store.point_dir('<key>') / ERROR} (first: {store.point_dir(failed[0])})",
             f"effscale status {store.path} lists them; a rerun retries them",
             exit_code=1,
         )
-
-
-def _forget_unverifiable(out: Path, emit=None) -> None:
-    """A point directory whose config.json is damaged holds a run nobody can verify: its
-    files go, so that the point trains from the start (the directory is effscale's own,
-    named by the point's key; train itself refuses such a directory)."""
-    from effscale.runfiles import read_config
-
-    _, problem = read_config(out / "config.json")
-    if problem:
-        if emit:
-            emit("message", f"{out}/config.json {problem}: training the point from the start")
-        for name in ("config.json", "checkpoint.pt", "metrics.jsonl", "result.json"):
-            (out / name).unlink(missing_ok=True)
 
 
 def run_study(
@@ -159,7 +80,7 @@ def run_study(
 
     executor = executor or InProcess()
     check_plan(study, device, here=getattr(executor, "local", False))
-    store = RunDir(io.writable_dir(run_dir))
+    store = StudyDir(io.writable_dir(run_dir))
     store.remove_orphans()
     study = store.save_study(study, force=force)
     if estimates is not None:
@@ -167,11 +88,7 @@ def run_study(
     finished = {p.key for p in study.points if store.state(p.key) in FINISHED}
     already = len(finished)
     for problem in store.problems:  # damaged files: those points are trained again
-        output.err_console.print(
-            f"[yellow]damaged:[/] {escape(problem)}; that point is trained again",
-            highlight=False,
-            soft_wrap=True,
-        )
+        display.damaged(problem)
     # Seed by seed, cheapest first: a partial study already has whole curves to report.
     todo = sorted(
         (p for p in study.points if p.key not in finished),
@@ -217,7 +134,7 @@ def _run(
     """The study and run bars, and the executor's waves of points."""
     from effscale.study.executors import stop_requested
 
-    with output.progress() if show_progress else _NoProgress() as bar:
+    with output.progress() if show_progress else display.NoProgress() as bar:
         study_task = bar.add_task(
             f"{study.name}", total=len(study.points), completed=len(finished), info=""
         )
@@ -242,10 +159,7 @@ def _run(
             nonlocal done_here
             if stop_requested() and not said:
                 said.append(True)
-                bar.console.print(
-                    "[yellow]stopping:[/] no new point starts; running ones stop at the end "
-                    "of their current step (Ctrl-C again: at once)"
-                )
+                display.stopping(bar)
             if kind == "start":
                 clock.start(key)
             elif kind == "progress":
@@ -273,8 +187,7 @@ def _run(
                 if kind == "failed":
                     failures[key] = payload
                     store.record_failure(key, payload)
-                    first_line = escape(payload.splitlines()[0])
-                    bar.console.print(f"[red]point {key} failed:[/] {first_line}")
+                    display.point_failed(bar, key, payload)
                 elif payload.get("status") in FINISHED:
                     finished.add(key)
                     done_here += 1
@@ -282,40 +195,22 @@ def _run(
             show_study()
 
         show_study()
-        # Points that fine-tune another point's checkpoint wait for it: run in waves.
-        while todo and not stop_requested():
-            for p in [p for p in todo if p.init_from and store.state(p.init_from) == "diverged"]:
-                failures[p.key] = f"the point it fine-tunes ({p.init_from}) diverged"
-                store.record_failure(p.key, failures[p.key])
-                todo.remove(p)
-            wave = [p for p in todo if not p.init_from or p.init_from in finished]
-            if not wave:
-                break  # their sources failed; they stay pending and status shows why
-            executor.run([Task(p, str(store.path), device, compile) for p in wave], events)
-            todo = [
-                p for p in todo if p.key not in finished and p.key not in failures and p not in wave
-            ]
+        _waves(store, executor, todo, finished, failures, device, compile, events)
 
 
-class _NoProgress:
-    """Stands in for the rich display when progress is off (tests, scripts)."""
+def _waves(store, executor, todo, finished, failures, device, compile, events) -> None:
+    """Points that fine-tune another point's checkpoint wait for it: run in waves."""
+    from effscale.study.executors import stop_requested
 
-    console = output.err_console
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def add_task(self, *a, **k):
-        return 0
-
-    def update(self, *a, **k):
-        pass
-
-    def remove_task(self, *a, **k):
-        pass
-
-    def mark(self):
-        pass
+    while todo and not stop_requested():
+        for p in [p for p in todo if p.init_from and store.state(p.init_from) == "diverged"]:
+            failures[p.key] = f"the point it fine-tunes ({p.init_from}) diverged"
+            store.record_failure(p.key, failures[p.key])
+            todo.remove(p)
+        wave = [p for p in todo if not p.init_from or p.init_from in finished]
+        if not wave:
+            break  # their sources failed; they stay pending and status shows why
+        executor.run([Task(p, str(store.path), device, compile) for p in wave], events)
+        todo = [
+            p for p in todo if p.key not in finished and p.key not in failures and p not in wave
+        ]

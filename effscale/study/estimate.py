@@ -26,9 +26,9 @@ from pathlib import Path
 
 from effscale import io
 from effscale.cost import count_cost
+from effscale.rundir import ESTIMATES_FILE, FINISHED, PointDir, StudyDir
 from effscale.study.plan import Point, Study
 
-ESTIMATES_FILE = "estimates.json"
 PROBE_VERSION = 1  # bump when the probe changes: cached speeds then miss
 PROBE_SECONDS = 2.0  # timed training steps of the probe, after two warm-up steps
 
@@ -73,8 +73,8 @@ def measure_speed(device: str = "auto", threads: int | None = None, fresh: bool 
     """
     import torch
 
+    from effscale.device import resolve_device
     from effscale.hardware import device_name
-    from effscale.train import resolve_device
 
     dev = resolve_device(device)
     threads = threads or torch.get_num_threads()
@@ -204,7 +204,7 @@ class Estimate:
 
 def data_sizes(spec: str) -> tuple[int, int, int]:
     """Training images, test images and classes of a dataset spec (loaded once a process)."""
-    from effscale.study.engine import dataset
+    from effscale.data.cache import dataset
 
     data = dataset(spec)
     return len(data.train_labels), len(data.test_labels), data.num_classes
@@ -262,13 +262,11 @@ def estimate_study(
     ``sizes``: data spec -> (train images, test images, classes), when already known.
     """
     from effscale.output import fmt_seconds
-    from effscale.study.engine import FINISHED
-    from effscale.study.store import RunDir
 
     threads, parallel = executor_shape(executor)
     speed = speed or measure_speed(device, threads)
     if covered is None:
-        store = RunDir(run_dir) if run_dir is not None and Path(run_dir).is_dir() else None
+        store = StudyDir(run_dir) if run_dir is not None and Path(run_dir).is_dir() else None
         covered = {p.key for p in study.points if store and store.state(p.key) in FINISHED}
     rows, seconds, sizes = [], {}, dict(sizes or {})
     for p in study.points:
@@ -312,10 +310,8 @@ def estimate_study(
 def save_estimates(run_dir: str | Path, estimate: Estimate) -> None:
     """Record each point's estimate in RUN_DIR/estimates.json; a finished point keeps the
     estimate it had when it was trained."""
-    from effscale.study.engine import FINISHED
-    from effscale.study.store import RunDir, file_lock
 
-    store = RunDir(run_dir)
+    store = StudyDir(run_dir)
     path = store.path / ESTIMATES_FILE
     basis = {
         "flops_per_s": round(estimate.speed.flops_per_s),
@@ -323,7 +319,7 @@ def save_estimates(run_dir: str | Path, estimate: Estimate) -> None:
         "device": estimate.speed.device,
         "threads": estimate.speed.threads,
     }
-    with file_lock(store.path / ".lock"):
+    with store.lock():
         kept = load_estimates(store.path)
         for key, seconds in estimate.seconds.items():
             if key in kept and store.state(key) in FINISHED:
@@ -341,10 +337,10 @@ def load_estimates(run_dir: str | Path) -> dict[str, dict]:
         return {}
 
 
-def measured_seconds(point_dir: Path) -> float | None:
+def measured_seconds(point: PointDir) -> float | None:
     """Training plus evaluation time of a finished run, from its metrics.jsonl."""
     try:
-        lines = (point_dir / "metrics.jsonl").read_text().splitlines()
+        lines = point.metrics_lines()
     except OSError:
         return None
     total = 0.0
@@ -359,9 +355,8 @@ def measured_seconds(point_dir: Path) -> float | None:
 
 def timing_table(run_dir: str | Path, study: Study) -> list[dict]:
     """Per finished point with an estimate: estimated and measured seconds, and their ratio."""
-    from effscale.study.store import RunDir
 
-    store = RunDir(run_dir)
+    store = StudyDir(run_dir)
     estimates = load_estimates(store.path)
     rows = []
     for p in study.points:
@@ -369,7 +364,7 @@ def timing_table(run_dir: str | Path, study: Study) -> list[dict]:
         result = store.result(p.key) if est is not None else None
         if not result or result.get("status") != "done":
             continue
-        actual = measured_seconds(store.point_dir(p.key))
+        actual = measured_seconds(store.point(p.key))
         if not actual:
             continue
         rows.append(

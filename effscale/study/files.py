@@ -175,7 +175,7 @@ def load_study(
             "the run directory is runs/<name>: give one folder name, without '/' or '..'",
         )
 
-    from effscale.study.engine import dataset
+    from effscale.data.cache import dataset
     from effscale.study.kinds import study_base
 
     data = data or spec.get("data", "embedded")

@@ -43,7 +43,7 @@ def study_base(
 ) -> tuple[Base, object]:
     """The base a study on ``data`` starts from (at the data's resolution unless
     ``base_resolution``), and the dataset."""
-    from effscale.study.engine import dataset
+    from effscale.data.cache import dataset
     from effscale.zoo import get_spec
 
     get_spec(model)  # an unknown model fails here, before any data is loaded

@@ -16,9 +16,10 @@ alpha = 1.2, beta = 1.1, gamma = 1.15. Here, in four steps:
    resolution) are trained once.
 3. ``plan_search``: one point per network and seed (role "search") and the base (role
    "base"); search.json in the run directory maps every triple to its network's point keys.
-4. ``search_report``: per network, mean and spread of top-1 over seeds; the winner has the
-   highest mean (ties: fewer FLOPs). search.json gets the ranked table and ``chosen``,
-   figures/search.png the plot. Re-runnable on a partial run directory at any time.
+4. ``search_report`` (effscale.report.search): per network, mean and spread of top-1 over
+   seeds; the winner has the highest mean (ties: fewer FLOPs). search.json gets the ranked
+   table and ``chosen``, figures/search.png the plot. Re-runnable on a partial run directory
+   at any time.
 
 Step 2 (``effscale compound --from-search RUN_DIR``) reads ``chosen_coefficients``.
 """
@@ -32,13 +33,12 @@ from effscale import io
 from effscale.cost import count_cost
 from effscale.errors import EffscaleError
 from effscale.recipe import Recipe
+from effscale.rundir import SEARCH_FILE, StudyDir
 from effscale.scaling import Variant, compound_variants
-from effscale.study.engine import FINISHED, run_study
+from effscale.study.engine import run_study
 from effscale.study.plan import Base, Point, Study
-from effscale.study.store import RunDir
 from effscale.zoo import resolve_spec
 
-SEARCH_FILE = "search.json"
 _SLACK = 1e-9  # float noise: 1.05 * 1.05 is 1.1025000000000003
 
 
@@ -324,19 +324,6 @@ def _plan_id(record: dict) -> str:
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _load(run_dir: str | Path) -> dict:
-    path = Path(run_dir) / SEARCH_FILE
-    if not path.is_file():
-        raise EffscaleError(
-            f"{run_dir} holds no grid search (no {SEARCH_FILE})",
-            "give the --out directory of `effscale search`",
-        )
-    record, problem = io.read_json(path)
-    if problem:
-        raise EffscaleError(f"{path} {problem}", "rerun `effscale search` to write it again")
-    return record
-
-
 def run_search(
     study: Study,
     record: dict,
@@ -350,7 +337,7 @@ def run_search(
 ) -> dict:
     """Store the plan (study.json, search.json), train what is unfinished, then rank.
     ``estimates``: the study's Estimate (effscale.study.estimate), kept for the report."""
-    store = RunDir(io.writable_dir(run_dir))
+    store = StudyDir(io.writable_dir(run_dir))
     study = store.save_study(study, force=force)  # refuses another study's directory first
     plan_id = _plan_id(record)
     path = store.path / SEARCH_FILE
@@ -366,96 +353,16 @@ def run_search(
         show_progress=show_progress,
         estimates=estimates,
     )
+    from effscale.report.search import search_report  # matplotlib: only once trained
+
     return search_report(store.path)
-
-
-def search_report(run_dir: str | Path) -> dict:
-    """Rank the candidates from whatever has finished; rewrite search.json and the plot.
-
-    Returns the search record with, per candidate, ``seeds`` (finished), ``top1_mean``,
-    ``top1_std`` and ``rank`` (of its network; candidates sharing a network share it),
-    ``base`` (its top-1), ``finished`` (every planned point done), ``leader`` (the best so
-    far) and ``chosen`` (the leader, once the search is finished; else None).
-    """
-    from effscale.report.verdicts import mean_std
-
-    store = RunDir(run_dir)
-    record = _load(store.path)
-    results = store.write_results()
-    by_key = {row["key"]: row for row in results.to_dict("records")}
-
-    def scores(keys: list[str]) -> list[float]:
-        """Top-1 of the finished runs among ``keys`` (a diverged run has none)."""
-        rows = [by_key[k] for k in keys if k in by_key and by_key[k]["status"] == "done"]
-        return [float(r["top1"]) for r in rows if math.isfinite(r["top1"])]
-
-    networks: dict[int, dict] = {}
-    for row in record["candidates"]:
-        if not row["kept"]:
-            continue
-        n = row["network"]
-        if n not in networks:
-            top1 = scores(row["keys"])
-            mean, std, _ = mean_std(top1, missing=None)
-            networks[n] = {"seeds": len(top1), "top1_mean": mean, "top1_std": std}
-            networks[n]["flops"] = row["flops"]
-    ranked = sorted(
-        (n for n, s in networks.items() if s["top1_mean"] is not None),
-        key=lambda n: (-networks[n]["top1_mean"], networks[n]["flops"]),
-    )
-    for i, n in enumerate(ranked, 1):
-        networks[n]["rank"] = i
-    for row in record["candidates"]:
-        stats = networks.get(row.get("network"), {})
-        row.update({k: stats.get(k) for k in ("seeds", "top1_mean", "top1_std", "rank")})
-        if not row["kept"]:
-            row["seeds"] = 0
-
-    planned = set(record["base_keys"] + [k for r in record["candidates"] for k in r["keys"]])
-    n_finished = sum(store.state(k) in FINISHED for k in planned)
-    finished = n_finished == len(planned)
-    base_top1 = scores(record["base_keys"])
-    mean, std, _ = mean_std(base_top1, missing=None)
-    record["base_top1"] = {"seeds": len(base_top1), "top1_mean": mean, "top1_std": std}
-    leader = None
-    if ranked:
-        best = next(
-            r for r in record["candidates"] if r.get("network") == ranked[0] and r["trained"]
-        )
-        leader = {
-            "alpha": best["alpha"],
-            "beta": best["beta"],
-            "gamma": best["gamma"],
-            "phi": record["phi"],
-            "target": record["target"],
-            "top1_mean": best["top1_mean"],
-            "top1_std": best["top1_std"],
-            "realised_flops_ratio": best["realised_flops_ratio"],
-            "seeds": best["seeds"],
-            "same_network": [
-                [r["alpha"], r["beta"], r["gamma"]]
-                for r in record["candidates"]
-                if r.get("network") == ranked[0] and r is not best
-            ],
-        }
-    record.update(
-        finished=finished,
-        points={"planned": len(planned), "finished": n_finished},
-        leader=leader,
-        chosen=leader if finished else None,
-    )
-    from effscale.report.plots import caption
-    from effscale.report.verdicts import finished as finished_rows
-
-    figures = search_plot(record, store.path / "figures", caption=caption(finished_rows(results)))
-    record["figures"] = [str(p) for p in figures]
-    io.write_json(store.path / SEARCH_FILE, record)
-    return record
 
 
 def chosen_coefficients(run_dir: str | Path) -> tuple[float, float, float]:
     """(alpha, beta, gamma) chosen by a finished search in ``run_dir`` (Step 2 uses them)."""
-    record = _load(run_dir)
+    from effscale.report.search import load_record
+
+    record = load_record(run_dir)
     chosen = record.get("chosen")
     if not chosen:
         points = record.get("points") or {}
@@ -465,100 +372,3 @@ def chosen_coefficients(run_dir: str | Path) -> tuple[float, float, float]:
             "rerun the same `effscale search` command with --out pointing there to finish it",
         )
     return chosen["alpha"], chosen["beta"], chosen["gamma"]
-
-
-def table(record: dict) -> list[dict]:
-    """The kept candidates, best first, in the columns the command prints."""
-    rows = [r for r in record["candidates"] if r["kept"]]
-    target = record["target"]
-    rows.sort(key=lambda r: (r["rank"] is None, r["rank"] or 0, abs(r["product"] - target)))
-    columns = [
-        "alpha",
-        "beta",
-        "gamma",
-        "product",
-        "d",
-        "w",
-        "r",
-        "resolution",
-        "flops",
-        "target_flops_ratio",
-        "realised_flops_ratio",
-        "network",
-        "trained",
-        "seeds",
-        "top1_mean",
-        "top1_std",
-        "rank",
-    ]
-    return [{c: r.get(c) for c in columns} for r in rows]
-
-
-# --------------------------------------------------------------------------------------
-# The plot
-# --------------------------------------------------------------------------------------
-
-
-def search_plot(record: dict, out: Path, name: str = "search", caption: str = "") -> list[Path]:
-    """Top-1 vs realised FLOPs ratio per trained network, the chosen one starred; ``caption``:
-    the line under it (effscale.report.plots.caption of the results)."""
-    nets = [
-        r for r in record["candidates"] if r["kept"] and r["trained"] and r["top1_mean"] is not None
-    ]
-    if not nets:
-        return []
-    from effscale.report.plots import _captioned, _save, plt  # plots sets the Agg backend
-
-    fig, ax = plt.subplots(figsize=(5.4, 4.2), layout="constrained")
-    ax.errorbar(
-        [r["realised_flops_ratio"] for r in nets],
-        [r["top1_mean"] for r in nets],
-        yerr=[r["top1_std"] or 0.0 for r in nets],
-        fmt="o",
-        color="tab:blue",
-        capsize=3,
-        ms=5,
-        label=f"candidate network (mean ± std over {len(record.get('seeds') or [])} seeds)",
-    )
-    best = record.get("chosen") or record.get("leader")
-    if best:
-        ax.errorbar(
-            [best["realised_flops_ratio"]],
-            [best["top1_mean"]],
-            yerr=[best["top1_std"] or 0.0],
-            fmt="*",
-            color="tab:red",
-            capsize=3,
-            ms=14,
-            label="chosen" if record.get("chosen") else "leading (search unfinished)",
-        )
-        ax.annotate(
-            f"α={best['alpha']:g}, β={best['beta']:g}, γ={best['gamma']:g}",
-            (best["realised_flops_ratio"], best["top1_mean"]),
-            textcoords="offset points",
-            xytext=(8, 6),
-            fontsize=9,
-            color="tab:red",
-            annotation_clip=False,
-        )
-    base = record.get("base_top1") or {}
-    if base.get("top1_mean") is not None:
-        ax.axhline(
-            base["top1_mean"],
-            color="black",
-            ls="--",
-            lw=1,
-            label=f"base (FLOPs ratio 1): {base['top1_mean']:.1f} %",
-        )
-    goal = record["target"] ** record["phi"]
-    ax.axvline(goal, color="gray", ls=":", lw=1, label=f"target {goal:g}x")
-    ax.set_xlabel("Realised FLOPs / base FLOPs")
-    ax.set_ylabel("Top-1 accuracy (%)")
-    ax.set_title(
-        f"{record['model']}: grid search at φ={record['phi']:g} (α·β²·γ² ≈ {record['target']:g})"
-    )
-    ax.grid(alpha=0.3)
-    ax.margins(x=0.15, y=0.1)
-    ax.legend(fontsize=7)
-    out.mkdir(parents=True, exist_ok=True)
-    return _save(_captioned(fig, caption), out, name)

@@ -6,7 +6,7 @@ the job ids go to RUN_DIR/slurm/jobs.json (submitit's pickles and logs beside th
 Slurm job's state, and ``effscale report RUN_DIR`` works on whatever has finished. Running the
 same command again submits only the points neither finished nor still queued or running.
 
-Each array element calls ``effscale.study.engine.run_point``, as every executor does: it takes
+Each array element calls ``effscale.study.worker.run_point``, as every executor does: it takes
 the point's file lock and writes through the same atomic store. So the run directory must be
 on a filesystem the compute nodes share with the machine that submits (it nearly always is on
 a Slurm cluster: home or project space), at the same path, and effscale must be installed in
@@ -26,8 +26,8 @@ from pathlib import Path
 
 from effscale import io
 from effscale.errors import EffscaleError
+from effscale.rundir import SLURM_JOBS
 
-JOBS = Path("slurm") / "jobs.json"  # in the run directory
 ACTIVE = {"PENDING", "RUNNING", "REQUEUED", "RESIZING", "SUSPENDED", "CONFIGURING", "COMPLETING"}
 
 
@@ -53,16 +53,16 @@ class PointJob:
     def __call__(self) -> dict:
         import torch
 
-        from effscale.study.engine import run_point
-        from effscale.study.executors import _failure
-        from effscale.study.store import RunDir
+        from effscale.rundir import StudyDir
+        from effscale.study.executors.events import failure
+        from effscale.study.worker import run_point
 
         torch.set_num_threads(int(os.environ.get("SLURM_CPUS_PER_TASK", self.threads)))
-        store = RunDir(self.task.run_dir)
+        store = StudyDir(self.task.run_dir)
         try:
             result = run_point(self.task)
         except Exception as e:  # status reads error.json; Slurm marks the job FAILED
-            store.record_failure(self.task.point.key, _failure(e))
+            store.record_failure(self.task.point.key, failure(e))
             raise
         store.write_results()  # no driver waits for the jobs: each keeps results.csv current
         return result
@@ -176,7 +176,7 @@ class SlurmExecutor:
             "message",
             None,
             f"submitted {len(todo)} points as Slurm job array {array} (job ids in "
-            f"{run_dir / JOBS}); watch them with: effscale status {run_dir}; when they are "
+            f"{run_dir / SLURM_JOBS}); watch them with: effscale status {run_dir}; when they are "
             f"done: effscale report {run_dir}",
         )
 
@@ -185,9 +185,9 @@ def _record(run_dir: Path, cluster: str, folder: Path, tasks, jobs) -> None:
     """Add the submitted jobs to RUN_DIR/slurm/jobs.json (a later submission wins per point).
 
     ``folder`` is kept for people reading the file; job_states never uses it."""
-    from effscale.study.store import file_lock
+    from effscale.rundir import file_lock
 
-    path = run_dir / JOBS
+    path = run_dir / SLURM_JOBS
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     with file_lock(path.parent / ".lock"):
         book, _ = io.read_json(path)
@@ -214,7 +214,7 @@ def job_states(run_dir) -> dict | None:
     the job ids are taken from jobs.json, and only when they look like job ids; the folder it
     names is never used, and submitit's result pickles are never read (unpickling runs code).
     """
-    path = Path(run_dir) / JOBS
+    path = Path(run_dir) / SLURM_JOBS
     book, problem = io.read_json(path)
     if book is None and problem is None:
         return None
@@ -251,7 +251,7 @@ def _local_state(run_dir: Path, key: str, job_id: str) -> str:
             return "RUNNING"
     except (OSError, ValueError):
         pass
-    from effscale.study.store import RunDir
+    from effscale.rundir import StudyDir
 
-    state = RunDir(run_dir).state(key)
+    state = StudyDir(run_dir).state(key)
     return {"done": "COMPLETED", "diverged": "COMPLETED", "failed": "FAILED"}.get(state, "UNKNOWN")

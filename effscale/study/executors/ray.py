@@ -1,6 +1,6 @@
 """Run a study's points as Ray tasks: on a local Ray, or on a cluster the user already runs.
 
-Each point is one Ray task that calls ``effscale.study.engine.run_point``, exactly as the local
+Each point is one Ray task that calls ``effscale.study.worker.run_point``, exactly as the local
 executors do: the task takes the point's file lock and writes its files through the same
 atomic store. So the run directory must be on a filesystem every Ray node sees (NFS, Lustre,
 a shared disk) at the same path, and effscale must be installed on every node. Tasks run in
@@ -27,7 +27,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from effscale.errors import EffscaleError
-from effscale.study.executors import _failure, stop_requested
+from effscale.study.executors.events import failure, stop_requested
 
 SMALL_FLOPS = 1e9  # multiply-adds at batch 1: below this a point gets a share of a GPU
 SMALL_GPU_SHARE = 0.25
@@ -64,7 +64,7 @@ def _train_point(task, sink, threads: int, cwd: str):
     import ray
     import torch
 
-    from effscale.study.engine import run_point
+    from effscale.study.worker import run_point
 
     if os.path.isdir(cwd):  # the driver's: relative data paths mean the same on every node
         os.chdir(cwd)
@@ -84,7 +84,7 @@ def _train_point(task, sink, threads: int, cwd: str):
     try:
         outcome = ("done", run_point(task, emit))
     except Exception as e:  # reported as the point's failure, not retried by Ray
-        outcome = ("failed", _failure(e))
+        outcome = ("failed", failure(e))
     ray.get(sink.push.remote())  # calls from one caller run in order: all events are in
     return outcome
 

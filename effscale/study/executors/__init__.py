@@ -1,0 +1,98 @@
+"""Executors run a study's points: in this process, in local worker processes (local), on Ray
+(ray) or on Slurm (slurm).
+
+Both take the same tasks and report through the same events, ``events(kind, key, payload)``
+with kind one of start, progress, done, failed; a distributed engine (Ray, Slurm) implements
+the same ``run(tasks, events)``. The function that trains one point, ``run_point``, lives in
+effscale.study.worker and is what every executor calls.
+
+Ctrl-C: while a study runs (stop_on_sigint), the first SIGINT asks for a clean stop. No new
+point starts, and each running point stops at the end of its current training step, which
+leaves its checkpoint (the last finished epoch) as it was: files are only ever replaced
+whole (effscale.io). A second SIGINT stops at once. Worker processes ignore SIGINT (a
+terminal sends it to them too) and stop when the driver tells them to.
+"""
+
+from effscale.errors import EffscaleError
+from effscale.study.executors.events import request_stop, stop_on_sigint, stop_requested
+from effscale.study.executors.local import InProcess, LocalWorkers
+
+__all__ = [
+    "InProcess",
+    "LocalWorkers",
+    "make_executor",
+    "misplaced",
+    "request_stop",
+    "stop_on_sigint",
+    "stop_requested",
+]
+
+
+OPTIONS = {  # the options each executor takes (beside the device), and their defaults
+    "local": ("workers",),
+    "ray": ("address", "gpus_per_point"),
+    "slurm": ("partition", "gpus_per_point", "time_min", "max_parallel"),
+}
+DEFAULTS = dict(workers=1, address=None, partition=None, gpus_per_point=None, time_min=60)
+DEFAULTS |= dict(max_parallel=None)
+
+
+def misplaced(name: str, **options) -> list[tuple[str, list[str]]]:
+    """The options given (not at their defaults) that executor ``name`` does not take, each
+    with the executors that take it."""
+    wrong = [k for k, v in options.items() if v != DEFAULTS[k] and k not in OPTIONS[name]]
+    return [(k, [n for n in OPTIONS if k in OPTIONS[n]]) for k in wrong]
+
+
+def make_executor(
+    name: str = "local",
+    workers: int = 1,
+    device: str = "auto",
+    address: str | None = None,
+    partition: str | None = None,
+    gpus_per_point: float | None = None,
+    time_min: int = 60,
+    max_parallel: int | None = None,
+    run_dir=None,
+):
+    """The executor a study command asks for: local (this process, or ``workers`` worker
+    processes), ray (effscale.study.executors.ray) or slurm (effscale.study.executors.slurm).
+
+    Options of another executor are refused, so that none is silently ignored.
+    """
+    if workers < 1:
+        raise EffscaleError(f"workers must be at least 1, got {workers}")
+    if name not in OPTIONS:
+        raise EffscaleError(f"unknown executor {name!r}", "use local, ray or slurm")
+    wrong = misplaced(
+        name,
+        workers=workers,
+        address=address,
+        partition=partition,
+        gpus_per_point=gpus_per_point,
+        time_min=time_min,
+        max_parallel=max_parallel,
+    )
+    if wrong:
+        option, owners = wrong[0]
+        raise EffscaleError(
+            f"{option} does not apply to the {name} executor",
+            f"it is for the {' or '.join(owners)} executor",
+        )
+    if name == "ray":
+        from effscale.study.executors.ray import RayExecutor
+
+        return RayExecutor(address=address, gpus_per_point=gpus_per_point)
+    if name == "slurm":
+        from pathlib import Path
+
+        from effscale.study.executors.slurm import SlurmExecutor
+
+        return SlurmExecutor(
+            Path(run_dir) / "slurm",
+            partition=partition,
+            gpus_per_point=gpus_per_point or 0,
+            time_min=time_min,
+            max_parallel=max_parallel,
+        )
+    return LocalWorkers(workers, device) if workers > 1 else InProcess()
