@@ -125,3 +125,24 @@ def test_planning_does_not_import_the_runner():
                 seen.add(nxt)
                 todo.append(nxt)
         assert not [m for m in seen if m.startswith(runner)], start
+
+
+MAX_MODULE_LINES = 500  # a module over this holds more than one idea: split it
+MAX_FUNCTION_LINES = 80  # a function over this no longer reads on one screen
+
+
+def test_modules_and_functions_stay_short():
+    """No module over 500 lines, no function over 80 (decorators excluded, docstring
+    included), without exceptions."""
+    too_long = []
+    for path, tree in modules():
+        name = path.relative_to(PACKAGE.parent)
+        lines = len(path.read_text().splitlines())
+        if lines > MAX_MODULE_LINES:
+            too_long.append(f"{name}: {lines} lines")
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    too_long.append(f"{name}:{node.lineno} {node.name}: {length} lines")
+    assert not too_long, too_long
