@@ -16,6 +16,7 @@ from effscale.recipe import budget
 from effscale.rundir import StudyDir
 from effscale.scaling import Variant
 from effscale.study import search
+from effscale.study.engine import run_search
 from effscale.study.executors import InProcess
 from effscale.study.plan import Base, Study
 from effscale.zoo import resolve_spec
@@ -253,7 +254,7 @@ class FirstTwo:
 def test_a_partial_search_reports_a_leader_then_trains_only_the_rest(tmp_path, monkeypatch):
     study = Study("partial", {"kind": "search test"})
     record = search.plan_search(study, BASE, 1.0, [0], RECIPE, "synthetic", **SMALL)
-    partial = search.run_search(
+    partial = run_search(
         study, record, tmp_path, executor=FirstTwo(), device="cpu", show_progress=False
     )
     assert not partial["finished"] and partial["chosen"] is None
@@ -274,7 +275,7 @@ def test_a_partial_search_reports_a_leader_then_trains_only_the_rest(tmp_path, m
         return train(variant, data, recipe, out, **kw)
 
     monkeypatch.setattr(effscale.train, "train", counting)
-    final = search.run_search(study, record, tmp_path, device="cpu", show_progress=False)
+    final = run_search(study, record, tmp_path, device="cpu", show_progress=False)
     planned = {p.key for p in study.points}
     assert set(trained) == planned - done_before and len(trained) == 1
     assert final["finished"] and final["chosen"] is not None

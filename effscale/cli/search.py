@@ -86,7 +86,7 @@ def search(
         return
     from effscale.report.search import table as search_table
     from effscale.study import search as s
-    from effscale.study.engine import raise_if_failed
+    from effscale.study.engine import raise_if_failed, run_search
     from effscale.study.kinds import search_study
 
     setting, seeds = running.setting(model, study, base)
@@ -110,7 +110,7 @@ def search(
     out, runner, plan = prepared
     output.note(plan.sentence(), fmt)
     running.confirm_long_run(plan.wall_seconds, run["yes"])
-    result = s.run_search(
+    result = run_search(
         planned, record, out, executor=runner, device=run["device"], force=run["force"],
         estimates=plan,
     )  # fmt: skip

@@ -4,10 +4,13 @@ run_study checks the whole plan first (check_plan), writes (or extends) it, skip
 points, hands the rest to an executor, shows a study bar above each run's bar, and rebuilds
 the results table after every point. Killing it loses at most the current epoch of the
 running points: a rerun resumes them from their checkpoints and never retrains a finished
-one. Ctrl-C stops it cleanly (effscale.study.executors) and raises Interrupted saying what
-finished; failed points are recorded (error.json) and raise_if_failed reports them.
+one; run_search does the same for a grid search, then ranks it. Ctrl-C stops it cleanly
+(effscale.study.executors) and raises Interrupted saying what finished; failed points are
+recorded (error.json) and raise_if_failed reports them.
 """
 
+import hashlib
+import json
 import time
 from pathlib import Path
 
@@ -16,7 +19,7 @@ import pandas as pd
 from effscale import display, io, output
 from effscale.cost import count_cost
 from effscale.errors import EffscaleError, Interrupted
-from effscale.rundir import ERROR, FINISHED, StudyDir
+from effscale.rundir import ERROR, FINISHED, SEARCH_FILE, StudyDir
 from effscale.study.plan import Study
 from effscale.study.worker import Task
 
@@ -214,3 +217,41 @@ def _waves(store, executor, todo, finished, failures, device, compile, events) -
         todo = [
             p for p in todo if p.key not in finished and p.key not in failures and p not in wave
         ]
+
+
+def _plan_id(record: dict) -> str:
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def run_search(
+    study: Study,
+    record: dict,
+    run_dir: str | Path,
+    *,
+    executor=None,
+    device: str = "auto",
+    force: bool = False,
+    show_progress: bool = True,
+    estimates=None,
+) -> dict:
+    """Store the plan (study.json, search.json), train what is unfinished, then rank.
+    ``estimates``: the study's Estimate (effscale.study.estimate), kept for the report."""
+    store = StudyDir(io.writable_dir(run_dir))
+    study = store.save_study(study, force=force)  # refuses another study's directory first
+    plan_id = _plan_id(record)
+    path = store.path / SEARCH_FILE
+    stored, _ = io.read_json(path)  # a damaged one is written again
+    if stored is None or stored.get("plan_id") != plan_id:
+        io.write_json(path, {**record, "plan_id": plan_id, "chosen": None})
+    run_study(
+        study,
+        store.path,
+        executor=executor,
+        device=device,
+        force=force,
+        show_progress=show_progress,
+        estimates=estimates,
+    )
+    from effscale.report.search import search_report  # matplotlib: only once trained
+
+    return search_report(store.path)

@@ -29,13 +29,10 @@ import json
 import math
 from pathlib import Path
 
-from effscale import io
 from effscale.cost import count_cost
 from effscale.errors import EffscaleError
 from effscale.recipe import Recipe
-from effscale.rundir import SEARCH_FILE, StudyDir
 from effscale.scaling import Variant, compound_variants
-from effscale.study.engine import run_study
 from effscale.study.plan import Base, Point, Study
 from effscale.zoo import resolve_spec
 
@@ -318,44 +315,6 @@ def plan_search(
 # --------------------------------------------------------------------------------------
 # 4. Running and ranking
 # --------------------------------------------------------------------------------------
-
-
-def _plan_id(record: dict) -> str:
-    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def run_search(
-    study: Study,
-    record: dict,
-    run_dir: str | Path,
-    *,
-    executor=None,
-    device: str = "auto",
-    force: bool = False,
-    show_progress: bool = True,
-    estimates=None,
-) -> dict:
-    """Store the plan (study.json, search.json), train what is unfinished, then rank.
-    ``estimates``: the study's Estimate (effscale.study.estimate), kept for the report."""
-    store = StudyDir(io.writable_dir(run_dir))
-    study = store.save_study(study, force=force)  # refuses another study's directory first
-    plan_id = _plan_id(record)
-    path = store.path / SEARCH_FILE
-    stored, _ = io.read_json(path)  # a damaged one is written again
-    if stored is None or stored.get("plan_id") != plan_id:
-        io.write_json(path, {**record, "plan_id": plan_id, "chosen": None})
-    run_study(
-        study,
-        store.path,
-        executor=executor,
-        device=device,
-        force=force,
-        show_progress=show_progress,
-        estimates=estimates,
-    )
-    from effscale.report.search import search_report  # matplotlib: only once trained
-
-    return search_report(store.path)
 
 
 def chosen_coefficients(run_dir: str | Path) -> tuple[float, float, float]:
