@@ -245,6 +245,9 @@ def dropped_note(rows: list[dict], flops_tolerance: float) -> str:
 # --------------------------------------------------------------------------------------
 
 
+GRID = dict(target=2.0, step=0.05, max_=1.5, tolerance=0.05, flops_tolerance=None)
+
+
 def plan_search(
     study: Study,
     base: Base,
@@ -253,30 +256,20 @@ def plan_search(
     recipe: Recipe,
     data: str,
     *,
-    target: float = 2.0,
-    step: float = 0.05,
-    max_: float = 1.5,
-    tolerance: float = 0.05,
-    flops_tolerance: float | None = None,
     num_classes: int = 10,
     progress=None,
+    **grid,
 ) -> dict:
     """Add the base and one point per kept network and seed; return the search record.
+    ``grid``: the grid's settings as ``candidates`` takes them (``GRID``: their defaults).
 
     The record (settings, every candidate with its point keys, the base's keys) is what
     ``run_search`` stores as search.json, so any triple maps back to the runs that judge it.
     """
-    rows = candidates(
-        base,
-        phi,
-        target=target,
-        step=step,
-        max_=max_,
-        tolerance=tolerance,
-        flops_tolerance=flops_tolerance,
-        num_classes=num_classes,
-        progress=progress,
-    )
+    grid = {**GRID, **grid}
+    rows = candidates(base, phi, num_classes=num_classes, progress=progress, **grid)
+    target, step, max_, tolerance = grid["target"], grid["step"], grid["max_"], grid["tolerance"]
+    flops_tolerance = grid["flops_tolerance"]
     flops_tolerance = tolerance if flops_tolerance is None else flops_tolerance
     survivors(rows, flops_tolerance)
     base_keys = []
