@@ -33,7 +33,13 @@ _API = {
     "Point": ("effscale.study.plan", "Point"),
     "plan_sweep": ("effscale.study.plan", "plan_sweep"),
     "plan_compound": ("effscale.study.plan", "plan_compound"),
+    "study_setting": ("effscale.study.kinds", "study_setting"),
+    "sweep_study": ("effscale.study.kinds", "sweep_study"),
+    "compound_study": ("effscale.study.kinds", "compound_study"),
+    "search_study": ("effscale.study.kinds", "search_study"),
+    "load_study": ("effscale.study.files", "load_study"),
     "run_study": ("effscale.study.engine", "run_study"),
+    "run_search": ("effscale.study.engine", "run_search"),
     "write_report": ("effscale.report", "write_report"),
 }
 
