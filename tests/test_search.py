@@ -136,9 +136,10 @@ def test_all_candidates_dropped_says_how_close_the_nearest_came():
 def test_triples_that_round_to_one_network_are_trained_once():
     study = Study("s", {})
     grid = dict(target=2.0, step=0.1, max_=1.4, tolerance=0.05)
-    record = search.plan_search(
-        study, BASE, 1.0, [0, 1], RECIPE, "synthetic", flops_tolerance=1.0, **grid
+    points, record = search.plan_search(
+        BASE, 1.0, [0, 1], RECIPE, "synthetic", flops_tolerance=1.0, **grid
     )
+    study.add_all(points)
     kept = [r for r in record["candidates"] if r["kept"]]
     networks = {r["network"] for r in kept}
     assert len(networks) < len(kept)  # some triples share a network at this small base
@@ -253,7 +254,8 @@ class FirstTwo:
 
 def test_a_partial_search_reports_a_leader_then_trains_only_the_rest(tmp_path, monkeypatch):
     study = Study("partial", {"kind": "search test"})
-    record = search.plan_search(study, BASE, 1.0, [0], RECIPE, "synthetic", **SMALL)
+    points, record = search.plan_search(BASE, 1.0, [0], RECIPE, "synthetic", **SMALL)
+    study.add_all(points)
     partial = run_search(
         study, record, tmp_path, executor=FirstTwo(), device="cpu", show_progress=False
     )

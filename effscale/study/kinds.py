@@ -140,8 +140,7 @@ def search_study(
     identity = _identity("search", s, recipe.to_dict()) | settings  # a search ranks at one budget
     study = Study(f"search-{s.base.model}", identity | {"flops_tolerance": flops_tolerance})
     phi = grid.pop("phi")
-    record = plan_search(
-        study,
+    points, record = plan_search(
         s.base,
         phi,
         seeds,
@@ -152,7 +151,7 @@ def search_study(
         num_classes=s.dataset.num_classes,
         progress=progress,
     )
-    return study, record
+    return study.add_all(points), record
 
 
 def sweep_costs(base: Base, dim: str, values: list[float], num_classes: int) -> list[dict]:

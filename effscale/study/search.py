@@ -33,10 +33,13 @@ from effscale.cost import count_cost
 from effscale.errors import EffscaleError
 from effscale.recipe import Recipe
 from effscale.scaling import Variant, compound_variants
-from effscale.study.plan import Base, Point, Study
+from effscale.study.plan import Base, Point
 from effscale.zoo import resolve_spec
 
 _SLACK = 1e-9  # float noise: 1.05 * 1.05 is 1.1025000000000003
+
+# The grid's settings and their defaults, as ``candidates`` and ``plan_search`` take them.
+GRID = dict(target=2.0, step=0.05, max_=1.5, tolerance=0.05, flops_tolerance=None)
 
 
 # --------------------------------------------------------------------------------------
@@ -135,11 +138,11 @@ def candidates(
     base: Base,
     phi: float = 1.0,
     *,
-    target: float = 2.0,
-    step: float = 0.05,
-    max_: float = 1.5,
-    tolerance: float = 0.05,
-    flops_tolerance: float | None = None,
+    target: float = GRID["target"],
+    step: float = GRID["step"],
+    max_: float = GRID["max_"],
+    tolerance: float = GRID["tolerance"],
+    flops_tolerance: float | None = GRID["flops_tolerance"],
     num_classes: int = 1000,
     progress=None,
 ) -> list[dict]:
@@ -245,11 +248,7 @@ def dropped_note(rows: list[dict], flops_tolerance: float) -> str:
 # --------------------------------------------------------------------------------------
 
 
-GRID = dict(target=2.0, step=0.05, max_=1.5, tolerance=0.05, flops_tolerance=None)
-
-
 def plan_search(
-    study: Study,
     base: Base,
     phi: float,
     seeds: list[int],
@@ -259,54 +258,46 @@ def plan_search(
     num_classes: int = 10,
     progress=None,
     **grid,
-) -> dict:
-    """Add the base and one point per kept network and seed; return the search record.
+) -> tuple[list[Point], dict]:
+    """The base's points and one point per kept network and seed, and the search record.
     ``grid``: the grid's settings as ``candidates`` takes them (``GRID``: their defaults).
 
     The record (settings, every candidate with its point keys, the base's keys) is what
     ``run_search`` stores as search.json, so any triple maps back to the runs that judge it.
     """
     grid = {**GRID, **grid}
+    if grid["flops_tolerance"] is None:
+        grid["flops_tolerance"] = grid["tolerance"]
     rows = candidates(base, phi, num_classes=num_classes, progress=progress, **grid)
-    target, step, max_, tolerance = grid["target"], grid["step"], grid["max_"], grid["tolerance"]
-    flops_tolerance = grid["flops_tolerance"]
-    flops_tolerance = tolerance if flops_tolerance is None else flops_tolerance
-    survivors(rows, flops_tolerance)
-    base_keys = []
-    for seed in seeds:
-        point = Point(base.variant(), seed, recipe, data, ("base",))
-        study.add(point)
-        base_keys.append(point.key)
+    survivors(rows, grid["flops_tolerance"])
+    base_points = [Point(base.variant(), seed, recipe, data, ("base",)) for seed in seeds]
+    points = list(base_points)
     keys: dict[int, list[str]] = {}
     for row in rows:
         if row["kept"] and row["trained"]:
             variant = _scaled(base, phi, (row["alpha"], row["beta"], row["gamma"]))
-            keys[row["network"]] = []
-            for seed in seeds:
-                point = Point(variant, seed, recipe, data, ("search",))
-                study.add(point)
-                keys[row["network"]].append(point.key)
+            network = [Point(variant, seed, recipe, data, ("search",)) for seed in seeds]
+            points += network
+            keys[row["network"]] = [point.key for point in network]
     for row in rows:
         row["keys"] = keys.get(row.get("network"), [])
-    return {
+    record = {
         "model": base.model,
         "base": dict(base.__dict__),
         "data": data,
         "phi": phi,
-        "target": target,
-        "step": step,
-        "max": max_,
-        "tolerance": tolerance,
-        "flops_tolerance": flops_tolerance,
+        **{"max" if k == "max_" else k: v for k, v in grid.items()},
         "seeds": list(seeds),
         "num_classes": num_classes,
-        "base_keys": base_keys,
+        "base_keys": [point.key for point in base_points],
         "candidates": rows,
     }
+    return points, record
 
 
 # --------------------------------------------------------------------------------------
-# 4. Running and ranking
+# 4. The choice, for Step 2 (running is effscale.study.engine.run_search, ranking
+#    effscale.report.search)
 # --------------------------------------------------------------------------------------
 
 
