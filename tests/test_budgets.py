@@ -14,6 +14,7 @@ from effscale.data.augment import eval_transform, random_resized_crop
 from effscale.errors import EffscaleError
 from effscale.recipe import PROTOCOL, Recipe, budget, parse_budgets
 from effscale.report import write_report
+from effscale.report.report import trend_by_budget, trend_sentences
 from effscale.rundir import StudyDir
 from effscale.scaling import make_variant
 from effscale.study.engine import run_study
@@ -157,6 +158,33 @@ def test_a_study_extended_by_a_budget_trains_only_the_new_points(tmp_path, monke
     figures = tmp_path / "run" / "figures"
     assert (figures / "budget_trend.png").stat().st_size > 0
     assert (figures / "figure8-256.png").exists() and (figures / "figure8-512.png").exists()
+
+    r = runner.invoke(app, ["report", str(tmp_path / "run")], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    table = r.stdout.split("Compound minus best single dimension")[1]
+    header = table.splitlines()[2]
+    assert "budget" in header and "phi" in header  # the two rows are told apart on screen
+    assert "compound − best" in r.stdout and "at 256 samples" in r.stdout
+
+
+def test_the_budget_trend_keeps_coefficient_choices_apart():
+    def row(scaling, budget, diff):
+        return {"model": "m", "scaling": scaling, "phi": 1.0, "budget": budget,
+                "best_single": "width", "compound_minus_best": diff, "difference_std": 0.1,
+                "seeds": 3, "verdict": "-", "still_improving": "none"}  # fmt: skip
+
+    compound = [
+        row("paper", 100, -3.0), row("searched", 100, -1.0), row("paper", 200, -2.0),
+        row("searched", 200, 0.5), row("only once", 100, 9.0),
+    ]  # fmt: skip
+    trend = trend_by_budget(compound)
+    assert [(r["scaling"], r["budget"]) for r in trend] == [
+        ("paper", 100), ("paper", 200), ("searched", 100), ("searched", 200)
+    ]  # a choice measured at one budget has no trend  # fmt: skip
+    assert trend_sentences(trend) == [
+        "φ = 1 (paper): compound − best -3.00 at 100 samples, -2.00 at 200 (+1.00 points)",
+        "φ = 1 (searched): compound − best -1.00 at 100 samples, +0.50 at 200 (+1.50 points)",
+    ]
 
 
 def test_a_run_records_whether_it_was_still_improving():

@@ -23,6 +23,7 @@ def report(
     Re-runnable on partial results. Example: effscale report runs/figure3
     """
     from effscale.report import write_report
+    from effscale.report.report import trend_sentences
 
     if latency:
         from effscale.cli.running import measure_latency
@@ -32,6 +33,8 @@ def report(
     if fmt is Format.json:
         output.record(result, fmt)
         return
+    # The columns that tell rows apart come first: a study may hold several models,
+    # training budgets and coefficient choices.
     for title, key, screen in (
         (
             "Diminishing returns: gain per doubling of FLOPs (top-1 points)",
@@ -60,7 +63,9 @@ def report(
         ),
     ):
         if result[key]:
-            output.rows(result[key], fmt, title=title, screen=screen)
+            output.rows(result[key], fmt, title=title, screen=_telling(result[key]) + screen)
+    for line in trend_sentences(result["budget_trend"]):
+        output.note(line, fmt)
     timing = result["timing"]
     if timing["points"]:
         output.note(
@@ -73,6 +78,11 @@ def report(
     for warning in result["warnings"]:
         output.note(f"warning: {warning}", fmt)
     output.note(f"report: {result['report']} ({len(result['figures'])} figure files)", fmt)
+
+
+def _telling(rows: list[dict]) -> list[str]:
+    """The model, budget and coefficient-choice columns, where they differ between rows."""
+    return [c for c in ("model", "budget", "scaling") if len({r.get(c) for r in rows}) > 1]
 
 
 @app.command()

@@ -353,14 +353,16 @@ def draw_budget_trend(rows: list[dict], df: pd.DataFrame | None = None):
     if rows.empty or "budget" not in rows or rows["budget"].nunique() < 2:
         return None
     fig, ax = plt.subplots(figsize=(5.4, 4), layout="constrained")
-    for phi, r in rows.sort_values("budget").groupby("phi"):
+    rules = rows["scaling"].fillna("") if "scaling" in rows else pd.Series("", index=rows.index)
+    several_rules = rules.nunique() > 1
+    for (rule, phi), r in rows.assign(rule=rules).sort_values("budget").groupby(["rule", "phi"]):
         ax.errorbar(
             r["budget"],
             r["compound_minus_best"],
             yerr=r["difference_std"].fillna(0),
             marker="o",
             capsize=3,
-            label=f"φ = {phi:g}",
+            label=f"φ = {phi:g}" + (f", {rule}" if several_rules and rule else ""),
         )
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xscale("log", base=2)

@@ -170,7 +170,8 @@ def write_report(run_dir: str | Path) -> dict:
     lines = _header(store, study, df, status, env)
     lines += _warnings_section(warnings)
     lines += _verdict_sections(dims, compound)
-    lines += _budget_section(compound)
+    trend = trend_by_budget(compound)
+    lines += _budget_section(trend)
     transfer = transfer_table(df, study.points)
     lines += _transfer_section(transfer, study)
     timing_lines, timing = _timing(store, study)
@@ -191,6 +192,7 @@ def write_report(run_dir: str | Path) -> dict:
         "figures": [str(p) for p in figures],
         "diminishing_returns": dims,
         "compound_vs_single": compound,
+        "budget_trend": trend,
         "transfer": transfer,
         "timing": timing,
         "status": status,
@@ -316,16 +318,47 @@ def _search_section(store: StudyDir) -> tuple[dict, list[str]]:
     ]
 
 
-def _budget_section(compound: list[dict]) -> list[str]:
-    """How the Figure-8 verdict moves as the training budget grows (when there are several)."""
+def trend_by_budget(compound: list[dict]) -> list[dict]:
+    """The Figure-8 comparison per model, coefficient choice, phi and budget, for the phis
+    measured at two budgets or more (``compound``: compound_vs_single's rows)."""
+
+    def group(r):
+        return r.get("model", ""), r.get("scaling", ""), r["phi"]
+
     rows = [r for r in compound if "budget" in r]
-    if len({r["budget"] for r in rows}) < 2:
+    budgets: dict[tuple, set] = {}
+    for r in rows:
+        budgets.setdefault(group(r), set()).add(r["budget"])
+    columns = ("phi", "scaling", "budget", "best_single", "compound_minus_best",
+               "difference_std", "seeds", "verdict", "still_improving")  # fmt: skip
+    return [
+        {k: r[k] for k in columns if k in r}
+        for r in sorted(rows, key=lambda r: (*group(r), r["budget"]))
+        if len(budgets[group(r)]) > 1
+    ]
+
+
+def trend_sentences(trend: list[dict]) -> list[str]:
+    """One line per phi (and coefficient choice): compound − best at the smallest and the
+    largest budget, and how far it moved."""
+    lines = []
+    for phi, scaling in dict.fromkeys((r["phi"], r.get("scaling", "")) for r in trend):
+        at = [r for r in trend if r["phi"] == phi and r.get("scaling", "") == scaling]
+        first, last = at[0], at[-1]
+        move = last["compound_minus_best"] - first["compound_minus_best"]
+        rule = f" ({scaling})" if scaling else ""
+        lines.append(
+            f"φ = {phi:g}{rule}: compound − best {first['compound_minus_best']:+.2f} at "
+            f"{first['budget']:,} samples, {last['compound_minus_best']:+.2f} at "
+            f"{last['budget']:,} ({move:+.2f} points)"
+        )
+    return lines
+
+
+def _budget_section(trend: list[dict]) -> list[str]:
+    """How the Figure-8 verdict moves as the training budget grows (when there are several)."""
+    if not trend:
         return []
-    trend = [
-        {k: r[k] for k in ("phi", "budget", "best_single", "compound_minus_best",
-                           "difference_std", "seeds", "verdict", "still_improving")}
-        for r in sorted(rows, key=lambda r: (r["model"], r["phi"], r["budget"]))
-    ]  # fmt: skip
     lines = ["## How the verdict moves with the training budget", ""]
     lines += [
         "Compound minus the best single dimension at matched FLOPs, per phi and budget "
@@ -333,14 +366,7 @@ def _budget_section(compound: list[dict]) -> list[str]:
         "",
         output.to_markdown(_fmt_rows(trend)),
     ]
-    for phi in sorted({r["phi"] for r in trend}):
-        at = [r for r in trend if r["phi"] == phi]
-        first, last = at[0], at[-1]
-        move = last["compound_minus_best"] - first["compound_minus_best"]
-        lines.append(
-            f"- φ = {phi:g}: {first['compound_minus_best']:+.2f} at {first['budget']:,} samples, "
-            f"{last['compound_minus_best']:+.2f} at {last['budget']:,} ({move:+.2f} points)."
-        )
+    lines += [f"- {line}." for line in trend_sentences(trend)]
     return lines + ["", "![budget trend](figures/budget_trend.png)", ""]
 
 
