@@ -146,7 +146,7 @@ def add_latency(
     df: pd.DataFrame,
     *,
     known: dict[Variant, float] | None = None,
-    progress=None,
+    on_progress=None,
     **settings,
 ) -> pd.DataFrame:
     """A copy of a results table with ``latency_ms``: the median per batch of each variant.
@@ -155,7 +155,7 @@ def add_latency(
     channels_last, threads). Each distinct variant (VARIANT_COLUMNS) is measured once,
     whatever its number of seeds; ``known`` gives figures already measured (variant -> ms),
     which are not measured again.
-    ``progress`` is an optional rich Progress (effscale.output.progress()) to advance.
+    ``on_progress(done, total, label)`` hears of each variant as it is measured.
     """
     missing = [c for c in VARIANT_COLUMNS if c not in df.columns]
     if missing:
@@ -167,16 +167,13 @@ def add_latency(
     variants = [Variant.from_row(row) for row in out.to_dict("records")]
     latency = dict(known or {})
     todo = [v for v in dict.fromkeys(variants) if v not in latency]
-    task = progress.add_task("latency", total=len(todo), info="") if progress else None
-    for variant in todo:
-        if progress:
-            progress.update(task, info=variant.label)
+    for done, variant in enumerate(todo):
+        if on_progress:
+            on_progress(done, len(todo), variant.label)
         result = measure_latency(variant, **settings)
         latency[variant] = result["median_s"] * 1000
-        if progress:
-            progress.advance(task)
-    if progress:
-        progress.remove_task(task)
+    if on_progress and todo:
+        on_progress(len(todo), len(todo), "")
     out["latency_ms"] = pd.Series([latency[v] for v in variants], index=out.index, dtype=float)
     return out
 
@@ -190,7 +187,7 @@ def latency_for_results(
     repeats: int = 50,
     threads: int | None = None,
     measure: bool = True,
-    progress=None,
+    on_progress=None,
 ) -> pd.DataFrame:
     """A study's results table with ``latency_ms``, each variant measured once per setting.
 
@@ -220,7 +217,7 @@ def latency_for_results(
         repeats=repeats,
         threads=threads,
         known=known,
-        progress=progress,
+        on_progress=on_progress,
     )
     new = df.drop_duplicates(VARIANT_COLUMNS)[VARIANT_COLUMNS + ["latency_ms"]].assign(
         batch=batch, device=dev

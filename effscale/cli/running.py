@@ -168,4 +168,7 @@ def measure_latency(run_dir, device):
 
     # One thread on a CPU: the paper's setting (Table 4), and stable on a shared machine.
     with output.progress() as bar:
-        latency_for_results(run_dir, batch=1, device=device, threads=1, progress=bar)
+        latency_for_results(
+            run_dir, batch=1, device=device, threads=1,
+            on_progress=output.show_count(bar, "latency"),
+        )  # fmt: skip

@@ -94,8 +94,9 @@ def search(
         raise EffscaleError("a search trains at one budget", "give one --samples value")
     with output.progress(transient=True) as bar:
         planned, record = search_study(
-            setting, seeds, **grid, flops_tolerance=flops_tolerance, progress=bar
-        )
+            setting, seeds, **grid, flops_tolerance=flops_tolerance,
+            on_progress=output.show_count(bar, "counting candidates"),
+        )  # fmt: skip
     out = run["out"] or f"runs/{planned.name}"
     output.note(
         f"{s.dropped_note(record['candidates'], record['flops_tolerance'])}; "
@@ -131,8 +132,9 @@ def _print_candidates(model, data, base, grid, flops_tolerance, fmt) -> None:
     phi = grid.pop("phi")
     with output.progress(transient=True) as bar:
         rows = s.candidates(
-            b, phi, **grid, flops_tolerance=flops_tolerance, num_classes=classes, progress=bar
-        )
+            b, phi, **grid, flops_tolerance=flops_tolerance, num_classes=classes,
+            on_progress=output.show_count(bar, "counting candidates"),
+        )  # fmt: skip
     title = f"Grid search candidates for {model} at phi={phi:g}"
     output.rows(rows, fmt, title=title, screen=COST_SCREEN)
     ftol = grid["tolerance"] if flops_tolerance is None else flops_tolerance

@@ -129,7 +129,7 @@ def compound_study(
 
 
 def search_study(
-    s: Setting, seeds: list[int], *, flops_tolerance: float | None = None, progress=None, **grid
+    s: Setting, seeds: list[int], *, flops_tolerance: float | None = None, on_progress=None, **grid
 ) -> tuple[Study, dict]:
     """The grid search of Step 1 at one budget, and its record (effscale.study.search);
     ``grid``: plan_search's phi, target, step, max_ and tolerance."""
@@ -149,7 +149,7 @@ def search_study(
         **grid,
         flops_tolerance=flops_tolerance,
         num_classes=s.dataset.num_classes,
-        progress=progress,
+        on_progress=on_progress,
     )
     return study.add_all(points), record
 

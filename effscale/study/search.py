@@ -144,14 +144,14 @@ def candidates(
     tolerance: float = GRID["tolerance"],
     flops_tolerance: float | None = GRID["flops_tolerance"],
     num_classes: int = 1000,
-    progress=None,
+    on_progress=None,
 ) -> list[dict]:
     """Every grid triple at phi: its variant, counted FLOPs ratio, and whether it is kept.
 
     Kept: |realised ratio - target^phi| <= flops_tolerance * target^phi (flops_tolerance
     defaults to ``tolerance``). Kept triples that build the same network share a ``network``
     number; its ``trained`` triple (the one whose product is closest to the target) is the
-    variant the points train. ``progress``: a rich Progress to show the counting on.
+    variant the points train. ``on_progress(done, total, label)`` hears of the counting.
     """
     flops_tolerance = tolerance if flops_tolerance is None else flops_tolerance
     if not (flops_tolerance >= 0 and math.isfinite(flops_tolerance)):
@@ -169,16 +169,13 @@ def candidates(
     flops: dict[str, int] = {}  # fingerprint -> counted FLOPs, each network counted once
     rows = []
     triples = grid(target, step, max_, tolerance)
-    task = (
-        progress.add_task("counting candidates", total=len(triples), info="") if progress else None
-    )
-    for abg in triples:
+    for done, abg in enumerate(triples, 1):
         v = _scaled(base, phi, abg)
         fp = _fingerprint(v)
         if fp not in flops:
             flops[fp] = count_cost(v, num_classes).flops
-        if progress:
-            progress.advance(task)
+        if on_progress:
+            on_progress(done, len(triples), "")
         ratio = flops[fp] / base_flops
         off = (ratio - goal) / goal
         rows.append(
@@ -256,7 +253,7 @@ def plan_search(
     data: str,
     *,
     num_classes: int = 10,
-    progress=None,
+    on_progress=None,
     **grid,
 ) -> tuple[list[Point], dict]:
     """The base's points and one point per kept network and seed, and the search record.
@@ -268,7 +265,7 @@ def plan_search(
     grid = {**GRID, **grid}
     if grid["flops_tolerance"] is None:
         grid["flops_tolerance"] = grid["tolerance"]
-    rows = candidates(base, phi, num_classes=num_classes, progress=progress, **grid)
+    rows = candidates(base, phi, num_classes=num_classes, on_progress=on_progress, **grid)
     survivors(rows, grid["flops_tolerance"])
     base_points = [Point(base.variant(), seed, recipe, data, ("base",)) for seed in seeds]
     points = list(base_points)
