@@ -41,7 +41,7 @@ def timed_run(study: Study, workers: int) -> tuple[float, float]:
     try:
         with tempfile.TemporaryDirectory() as out:
             start = time.perf_counter()
-            df = run_study(study, out, executor=executor, device="cpu", show_progress=False)
+            df = run_study(study, out, executor=executor, device="cpu")
             wall = time.perf_counter() - start
     finally:
         executor.close()

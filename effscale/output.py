@@ -398,45 +398,6 @@ def progress(transient: bool = False, console: Console | None = None):
     return Bars(console=console, transient=transient)
 
 
-def show_count(bar, what: str):
-    """An ``on_progress(done, total, label)`` for the library's counted loops (candidates
-    counted, variants timed) that draws one task on ``bar``, removed when it is complete."""
-    task = None
-
-    def on_progress(done: int, total: int, label: str = "") -> None:
-        nonlocal task
-        if task is None:
-            task = bar.add_task(what, total=total, info="")
-        bar.update(task, completed=done, info=label)
-        if done >= total:
-            bar.remove_task(task)
-            task = None
-
-    return on_progress
-
-
-def show_run(bar):
-    """An ``on_event`` for effscale.train that draws the run on ``bar``: one task per run,
-    its messages printed above it, a log line per epoch when the output is a log."""
-    task = None
-
-    def on_event(kind: str, payload) -> None:
-        nonlocal task
-        if kind == "progress":
-            if task is None:
-                task = bar.add_task(
-                    payload["description"], total=payload["total"], info="", unit="img"
-                )
-            fields = {k: v for k, v in payload.items() if k not in ("description", "total")}
-            bar.update(task, **fields)
-        elif kind == "message":
-            bar.console.print(payload, style="yellow", markup=False)
-        elif kind == "epoch":
-            bar.mark()
-
-    return on_event
-
-
 @contextmanager
 def planning(what: str = "planning"):
     """Show what planning is doing when it takes longer than a second: the variant being

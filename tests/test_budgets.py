@@ -129,7 +129,7 @@ def test_each_budget_is_its_own_points(tmp_path):
 def test_a_study_extended_by_a_budget_trains_only_the_new_points(tmp_path, monkeypatch):
     f = tmp_path / "s.toml"
     f.write_text(STUDY.replace("samples = [256, 512]", "samples = [256]"))
-    run_study(load_study(f), tmp_path / "run", device="cpu", show_progress=False)
+    run_study(load_study(f), tmp_path / "run", device="cpu")
     first = StudyDir(tmp_path / "run").results()
     trained = []
     import effscale.train as t
@@ -137,7 +137,7 @@ def test_a_study_extended_by_a_budget_trains_only_the_new_points(tmp_path, monke
     real = t.fit
     monkeypatch.setattr(t, "fit", lambda *a, **k: trained.append(1) or real(*a, **k))
     f.write_text(STUDY)
-    df = run_study(load_study(f), tmp_path / "run", device="cpu", show_progress=False)
+    df = run_study(load_study(f), tmp_path / "run", device="cpu")
     assert len(trained) == 10  # the 512-sample points alone
     assert set(df["budget"]) == {256, 512}
     old = df[df["budget"] == 256].set_index("key")["top1"]

@@ -70,7 +70,7 @@ def test_the_estimate_is_compute_over_the_measured_speed(tmp_path):
 def test_stored_results_cover_points_and_estimates_are_kept_for_the_report(tmp_path):
     study = tiny_study()
     plan = estimate_study(study, tmp_path, speed=SPEED)
-    run_study(study, tmp_path, device="cpu", show_progress=False, estimates=plan)
+    run_study(study, tmp_path, device="cpu", estimates=plan)
     kept = estimate.load_estimates(tmp_path)
     assert set(kept) == {p.key for p in study.points}
     assert kept[study.points[0].key]["seconds"] == pytest.approx(plan.seconds[study.points[0].key],

@@ -10,7 +10,7 @@ import time
 import pytest
 from rich.console import Console
 
-from effscale import output
+from effscale import display, output
 from effscale.recipe import budget
 from effscale.study.engine import run_study
 from effscale.study.estimate import Speed, estimate_study
@@ -58,11 +58,11 @@ def test_parts_are_dropped_in_order_of_importance():
     assert wide["label"] == 40
 
 
-def test_the_engine_draws_both_bars_at_80_columns(tmp_path, monkeypatch):
-    """The study bar (points, ETA from the estimates) above the running point's bar."""
+def test_a_study_draws_both_bars_at_80_columns(tmp_path):
+    """The study bar (points, ETA from the estimates) above the running point's bar, drawn
+    from the engine's events by display.show_study."""
     console = _console(80)
     bars = output.Bars(console=console)
-    monkeypatch.setattr(output, "progress", lambda *a, **k: bars)
     seen = []
 
     class Halfway:  # an executor that reports half a run, then a failure
@@ -81,7 +81,9 @@ def test_the_engine_draws_both_bars_at_80_columns(tmp_path, monkeypatch):
     base = Base("resnet18", 32, base_width=0.25, base_depth=0.5)
     study.add_all(plan_sweep(base, "width", [1.5], [0], budget("smoke", samples=512), "synthetic"))
     plan = estimate_study(study, tmp_path, speed=Speed(1e8, "cpu", "test", 1, "fixed"))
-    run_study(study, tmp_path, executor=Halfway(), estimates=plan)
+    with bars:
+        on_event = display.show_study(bars, study)
+        run_study(study, tmp_path, executor=Halfway(), estimates=plan, on_event=on_event)
     study_line, point_line = seen[0]
     assert study_line.startswith("tiny-study") and "0/2" in study_line
     assert "eta 0:" in study_line and "-:--:--" not in study_line  # from the estimates
@@ -144,3 +146,26 @@ def test_planning_says_what_it_counts_after_a_second(monkeypatch):
         time.sleep(1.05)
         count_cost(make_variant("resnet18", w=0.3125, base_resolution=36), 10)
     assert "planning test: counting resnet18 (d=1, w=0.3125, 36px" in buf.getvalue()
+
+
+def test_the_engine_draws_nothing_itself_and_tells_its_callback(tmp_path, capfd):
+    class OneStep:  # an executor that reports one step of each point, then a failure
+        def run(self, tasks, events):
+            for t in tasks:
+                events("start", t.point.key, t.point.variant.label)
+                events("progress", t.point.key, {"total": 512, "completed": 128})
+                events("failed", t.point.key, "stopped by the test")
+
+    study = Study("quiet", {"kind": "test"})
+    base = Base("resnet18", 32, base_width=0.25, base_depth=0.5)
+    study.add_all(plan_sweep(base, "width", [1.5], [0], budget("smoke", samples=512), "synthetic"))
+    run_study(study, tmp_path / "silent", executor=OneStep())
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""  # a library call draws nothing
+
+    heard = []
+    run_study(study, tmp_path / "told", executor=OneStep(), on_event=lambda *e: heard.append(e))
+    kinds = [kind for kind, _, _ in heard]
+    assert kinds.count("failed") == 2 and kinds.count("progress") == 2
+    last = [payload for kind, _, payload in heard if kind == "study"][-1]
+    assert last["completed"] == 0 and last["total"] == 2 and last["failed"] == 2

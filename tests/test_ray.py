@@ -35,7 +35,7 @@ def study_file(tmp_path_factory):
 def reference(study_file, tmp_path_factory):
     """The study's results table from an uninterrupted run in this process."""
     out = tmp_path_factory.mktemp("reference")
-    run_study(load_study(study_file), out, device="cpu", show_progress=False)
+    run_study(load_study(study_file), out, device="cpu")
     return _table(out)
 
 
@@ -132,7 +132,7 @@ def test_smoke_study_through_local_ray_equals_an_in_process_run(
 
     study = load_study(study_file)
     ex = Recording(RayExecutor())
-    df = run_study(study, tmp_path, executor=ex, device="cpu", show_progress=False)
+    df = run_study(study, tmp_path, executor=ex, device="cpu")
     assert len(df) == 4 and (df["status"] == "done").all()
     pd.testing.assert_frame_equal(_table(tmp_path), reference)
     for p in study.points:  # the driver heard each point start, train and finish
@@ -146,7 +146,7 @@ def _run_killing_a_worker(study_file, tmp_path, executor):
     study, killed = load_study(study_file), []
     killer = threading.Thread(target=_kill_a_worker_when_training, args=(tmp_path, study, killed))
     killer.start()
-    df = run_study(study, tmp_path, executor=executor, device="cpu", show_progress=False)
+    df = run_study(study, tmp_path, executor=executor, device="cpu")
     killer.join()
     return study, killed, df
 
@@ -179,7 +179,7 @@ def test_a_point_whose_worker_keeps_dying_is_failed_with_its_error_not_lost(
     assert StudyDir(tmp_path).status()["states"][lost] == "failed"
     error = json.loads((tmp_path / "points" / lost / "error.json").read_text())["error"]
     assert "Ray worker was lost" in error and "rerun resumes it" in error
-    run_study(study, tmp_path, executor=RayExecutor(), device="cpu", show_progress=False)
+    run_study(study, tmp_path, executor=RayExecutor(), device="cpu")
     pd.testing.assert_frame_equal(_table(tmp_path), reference)
 
 

@@ -64,7 +64,7 @@ def tiny_study(widths=(1.0, 1.5), recipe=RECIPE) -> Study:
 def finished_run(tmp_path_factory):
     """A finished two-point study (width 1.0 and 1.5), to copy and damage."""
     out = tmp_path_factory.mktemp("finished") / "run"
-    run_study(tiny_study(), out, device="cpu", show_progress=False)
+    run_study(tiny_study(), out, device="cpu")
     return out
 
 
@@ -100,7 +100,7 @@ def test_a_study_rerun_refuses_a_planted_checkpoint_and_runs_nothing(run_copy, t
     torch.save({"model": Planted(marker)}, point / "checkpoint.pt")  # a torch.save archive
     r = runner.invoke(app, ["status", str(run_copy), "--format", "json"])
     assert json.loads(r.stdout)["interrupted"] == 1
-    run_study(tiny_study(), run_copy, device="cpu", show_progress=False)
+    run_study(tiny_study(), run_copy, device="cpu")
     assert StudyDir(run_copy).state(point.name) == "failed"
     assert "cannot resume" in json.loads((point / "error.json").read_text())["error"]
     assert not marker.exists()
@@ -281,7 +281,7 @@ def test_a_damaged_point_file_is_named_and_the_point_trained_again(run_copy, nam
     assert "with damaged files" in (run_copy / "report.md").read_text()
     r = runner.invoke(app, ["status", str(run_copy)])
     assert r.exit_code == 0 and says in " ".join(r.stdout.split())
-    df = run_study(tiny_study(), run_copy, device="cpu", show_progress=False)
+    df = run_study(tiny_study(), run_copy, device="cpu")
     assert len(df) == 2 and (df["status"] == "done").all()  # trained again, now readable
     assert StudyDir(run_copy).state(key) == "done"
 
@@ -292,7 +292,7 @@ def test_a_damaged_study_json_is_named_and_a_rerun_writes_it_again(run_copy):
         r = runner.invoke(app, [cmd, str(run_copy)])
         assert r.exit_code == 2, r.output
         one_line_error(r, "study.json is not valid JSON")
-    df = run_study(tiny_study(), run_copy, device="cpu", show_progress=False)
+    df = run_study(tiny_study(), run_copy, device="cpu")
     assert len(df) == 2  # its points found again by key: nothing retrained
     assert StudyDir(run_copy).status()["done"] == 2
 
@@ -394,7 +394,7 @@ def test_a_stop_request_lets_the_running_point_end_its_step(tmp_path, monkeypatc
         lambda tasks, events: real_run(tasks, lambda *e: (events(*e), stop_after_some_steps(*e))),
     )
     with pytest.raises(Interrupted, match="0 of 2 points finished"):
-        run_study(study, tmp_path, executor=inner, device="cpu", show_progress=False)
+        run_study(study, tmp_path, executor=inner, device="cpu")
     started = [p for p in tmp_path.glob("points/*") if (p / "config.json").exists()]
     assert len(started) == 1 and not (started[0] / "error.json").exists()
     assert StudyDir(tmp_path).state(started[0].name) == "interrupted"
@@ -431,7 +431,7 @@ def test_orphaned_temporary_files_are_removed_on_the_next_run(run_copy):
     fd = os.open(live, os.O_RDONLY)
     fcntl.flock(fd, fcntl.LOCK_EX)  # a writer in another process holds its temporary file
     try:
-        run_study(tiny_study(), run_copy, device="cpu", show_progress=False)
+        run_study(tiny_study(), run_copy, device="cpu")
         assert not any(p.exists() for p in gone)
         assert all(p.exists() for p in kept) and live.exists()
     finally:
@@ -488,7 +488,7 @@ def test_a_run_directory_is_group_readable(finished_run):
 
 def test_the_report_warns_when_a_verdict_mixes_thread_counts(tmp_path):
     study = tiny_study(widths=(1.0, 1.5, 2.0))
-    run_study(study, tmp_path, device="cpu", show_progress=False)
+    run_study(study, tmp_path, device="cpu")
     keys = [p.key for p in study.points]
     rep = runner.invoke(app, ["report", str(tmp_path), "--format", "json"])
     assert json.loads(rep.stdout)["warnings"] == []

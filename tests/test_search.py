@@ -256,9 +256,7 @@ def test_a_partial_search_reports_a_leader_then_trains_only_the_rest(tmp_path, m
     study = Study("partial", {"kind": "search test"})
     points, record = search.plan_search(BASE, 1.0, [0], RECIPE, "synthetic", **SMALL)
     study.add_all(points)
-    partial = run_search(
-        study, record, tmp_path, executor=FirstTwo(), device="cpu", show_progress=False
-    )
+    partial = run_search(study, record, tmp_path, executor=FirstTwo(), device="cpu")
     assert not partial["finished"] and partial["chosen"] is None
     assert partial["leader"]["seeds"] == 1  # the base and the cheaper network ran first
     assert partial["points"] == {"planned": 3, "finished": 2}
@@ -277,7 +275,7 @@ def test_a_partial_search_reports_a_leader_then_trains_only_the_rest(tmp_path, m
         return train(variant, data, recipe, out, **kw)
 
     monkeypatch.setattr(effscale.train, "train", counting)
-    final = run_search(study, record, tmp_path, device="cpu", show_progress=False)
+    final = run_search(study, record, tmp_path, device="cpu")
     planned = {p.key for p in study.points}
     assert set(trained) == planned - done_before and len(trained) == 1
     assert final["finished"] and final["chosen"] is not None

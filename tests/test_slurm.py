@@ -117,11 +117,11 @@ def test_local_submitit_study_completes_with_a_preempted_point_requeued(tmp_path
 
     ref = tmp_path / "reference"
     study = load_study(_study_file(tmp_path, samples=3072))
-    run_study(study, ref, device="cpu", show_progress=False)
+    run_study(study, ref, device="cpu")
 
     out = tmp_path / "run"
     ex = SlurmExecutor(out / "slurm", cluster="local", time_min=10)
-    df = run_study(study, out, executor=ex, device="cpu", show_progress=False)
+    df = run_study(study, out, executor=ex, device="cpu")
     assert df.empty  # submitted and returned: nothing has finished yet
     key, job = next(iter(ex.jobs.items()))  # the smallest point, first in the array
     metrics = out / "points" / key / "metrics.jsonl"

@@ -70,21 +70,21 @@ def test_compound_match_single_hits_the_compound_flops():
 
 
 def test_run_study_writes_a_row_per_point_and_never_retrains(tmp_path, monkeypatch):
-    df = run_study(tiny_study(), tmp_path, device="cpu", show_progress=False)
+    df = run_study(tiny_study(), tmp_path, device="cpu")
     assert len(df) == 6 and (df["status"] == "done").all()
     assert set(pd.read_csv(tmp_path / "results.csv")["key"]) == set(df["key"])
     monkeypatch.setattr("effscale.train.make_optimizer", lambda *a: pytest.fail("retrained"))
-    again = run_study(tiny_study(), tmp_path, device="cpu", show_progress=False)
+    again = run_study(tiny_study(), tmp_path, device="cpu")
     pd.testing.assert_frame_equal(df, again)
 
 
 def test_a_different_study_is_refused_unless_forced(tmp_path):
-    run_study(tiny_study(), tmp_path, device="cpu", show_progress=False)
+    run_study(tiny_study(), tmp_path, device="cpu")
     other = Study("other", {"kind": "something else"})
     other.add_all(plan_sweep(BASE, "depth", [2.0], [0], RECIPE, "synthetic"))
     with pytest.raises(Exception, match="different study"):
-        run_study(other, tmp_path, device="cpu", show_progress=False)
-    df = run_study(other, tmp_path, device="cpu", show_progress=False, force=True)
+        run_study(other, tmp_path, device="cpu")
+    df = run_study(other, tmp_path, device="cpu", force=True)
     assert len(df) == 2
 
 
@@ -162,9 +162,7 @@ def test_status_report_and_plots(tmp_path, study_file):
 
 def test_report_on_partial_results(tmp_path):
     study = tiny_study()
-    run_study(
-        Study("tiny", study.identity, study.points[:2]), tmp_path, device="cpu", show_progress=False
-    )
+    run_study(Study("tiny", study.identity, study.points[:2]), tmp_path, device="cpu")
     StudyDir(tmp_path).save_study(study)  # the full plan, only two points run
     rep = runner.invoke(app, ["report", str(tmp_path), "--format", "json"])
     assert rep.exit_code == 0, rep.output

@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from effscale import io, output
+from effscale import display, io, output
 from effscale.errors import EffscaleError
 
 
@@ -131,10 +131,11 @@ def run_and_print(study, fmt, cluster: dict, run: dict) -> None:
     output.note(plan.sentence(), fmt)
     confirm_long_run(plan.wall_seconds or plan.total_seconds, run["yes"])
     device = run["device"]
-    df = run_study(
-        study, out, executor=runner, device=device, force=run["force"], estimates=plan,
-        compile=run["compile_"],
-    )  # fmt: skip
+    with output.progress() as bar:
+        df = run_study(
+            study, out, executor=runner, device=device, force=run["force"], estimates=plan,
+            compile=run["compile_"], on_event=display.show_study(bar, study),
+        )  # fmt: skip
     if cluster["executor"] == "slurm":  # submitted, not finished: the executor said how to follow
         return
     if run["latency"]:
@@ -170,5 +171,5 @@ def measure_latency(run_dir, device):
     with output.progress() as bar:
         latency_for_results(
             run_dir, batch=1, device=device, threads=1,
-            on_progress=output.show_count(bar, "latency"),
+            on_progress=display.show_count(bar, "latency"),
         )  # fmt: skip

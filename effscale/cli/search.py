@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from effscale import output
+from effscale import display, output
 from effscale.cli import running
 from effscale.cli.app import app
 from effscale.cli.options import BASE, EXECUTOR, RUN, STUDY, FormatOpt, ModelOpt, takes
@@ -95,7 +95,7 @@ def search(
     with output.progress(transient=True) as bar:
         planned, record = search_study(
             setting, seeds, **grid, flops_tolerance=flops_tolerance,
-            on_progress=output.show_count(bar, "counting candidates"),
+            on_progress=display.show_count(bar, "counting candidates"),
         )  # fmt: skip
     out = run["out"] or f"runs/{planned.name}"
     output.note(
@@ -111,10 +111,11 @@ def search(
     out, runner, plan = prepared
     output.note(plan.sentence(), fmt)
     running.confirm_long_run(plan.wall_seconds, run["yes"])
-    result = run_search(
-        planned, record, out, executor=runner, device=run["device"], force=run["force"],
-        estimates=plan,
-    )  # fmt: skip
+    with output.progress() as bar:
+        result = run_search(
+            planned, record, out, executor=runner, device=run["device"], force=run["force"],
+            estimates=plan, on_event=display.show_study(bar, planned),
+        )  # fmt: skip
     output.rows(
         search_table(result), fmt, title=f"Grid search for {model} at phi={phi:g}: best first",
         screen=SCREEN,
@@ -133,7 +134,7 @@ def _print_candidates(model, data, base, grid, flops_tolerance, fmt) -> None:
     with output.progress(transient=True) as bar:
         rows = s.candidates(
             b, phi, **grid, flops_tolerance=flops_tolerance, num_classes=classes,
-            on_progress=output.show_count(bar, "counting candidates"),
+            on_progress=display.show_count(bar, "counting candidates"),
         )  # fmt: skip
     title = f"Grid search candidates for {model} at phi={phi:g}"
     output.rows(rows, fmt, title=title, screen=COST_SCREEN)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from effscale import io, output
+from effscale import display, io, output
 from effscale.cli import running
 from effscale.cli.app import app
 from effscale.cli.options import (
@@ -131,7 +131,7 @@ def train_cmd(
             resume=resume,
             **fine_tune,
             compile=compile_,
-            on_event=output.show_run(bar),
+            on_event=display.show_run(bar),
         )
     row = {"model": variant.label, "data": dataset.name, "seed": seed, **result, "out": out}
     output.record(row, fmt, title="Result")

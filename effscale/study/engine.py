@@ -1,12 +1,13 @@
 """The one engine every study goes through: sweep, compound, search and study files.
 
 run_study checks the whole plan first (check_plan), writes (or extends) it, skips finished
-points, hands the rest to an executor, shows a study bar above each run's bar, and rebuilds
-the results table after every point. Killing it loses at most the current epoch of the
-running points: a rerun resumes them from their checkpoints and never retrains a finished
-one; run_search does the same for a grid search, then ranks it. Ctrl-C stops it cleanly
-(effscale.study.executors) and raises Interrupted saying what finished; failed points are
-recorded (error.json) and raise_if_failed reports them.
+points, hands the rest to an executor, tells one callback what happens (``on_event(kind,
+key, payload)``; it draws nothing itself, the CLI draws through effscale.display.show_study)
+and rebuilds the results table after every point. Killing it loses at most the current
+epoch of the running points: a rerun resumes them from their checkpoints and never retrains
+a finished one; run_search does the same for a grid search, then ranks it. Ctrl-C stops it
+cleanly (effscale.study.executors) and raises Interrupted saying what finished; failed
+points are recorded (error.json) and raise_if_failed reports them.
 """
 
 import hashlib
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from effscale import display, io, output
+from effscale import io
 from effscale.cost import count_cost
 from effscale.errors import EffscaleError, Interrupted
 from effscale.rundir import ERROR, FINISHED, SEARCH_FILE, StudyDir
@@ -67,14 +68,16 @@ def run_study(
     executor=None,
     device: str = "auto",
     force: bool = False,
-    show_progress: bool = True,
+    on_event=None,
     compile: bool | None = None,
     estimates=None,
 ) -> pd.DataFrame:
     """Run every unfinished point of a study and return the results table.
 
     ``estimates``: an effscale.study.estimate.Estimate of this study, kept in the run
-    directory (estimates.json) for the report and used for the study bar's ETA.
+    directory (estimates.json) for the report and used for the study's ETA.
+    ``on_event(kind, key, payload)`` hears what happens (ENGINE_EVENTS); nothing is drawn
+    without it.
 
     Raises Interrupted after a Ctrl-C, once the running points have stopped.
     """
@@ -90,8 +93,9 @@ def run_study(
         save_estimates(store.path, estimates)
     finished = {p.key for p in study.points if store.state(p.key) in FINISHED}
     already = len(finished)
+    emit = on_event or _ignore
     for problem in store.problems:  # damaged files: those points are trained again
-        display.damaged(problem)
+        emit("damaged", None, problem)
     # Seed by seed, cheapest first: a partial study already has whole curves to report.
     todo = sorted(
         (p for p in study.points if p.key not in finished),
@@ -111,7 +115,7 @@ def run_study(
                 finished,
                 failures,
                 clock,
-                show_progress,
+                emit,
                 device,
                 compile,
             )
@@ -131,74 +135,62 @@ def run_study(
     return df
 
 
-def _run(
-    study, store, executor, todo, finished, failures, clock, show_progress, device, compile
-) -> None:
-    """The study and run bars, and the executor's waves of points."""
+# What run_study tells its on_event, besides the points' own events (effscale.study.worker:
+# start, progress, message, epoch, done, failed, each with the point's key):
+ENGINE_EVENTS = {
+    "study": "after every event: completed, total, seconds_left, points_per_hour, failed",
+    "damaged": "a damaged file in the run directory (key None); its point trains again",
+    "stopping": "the first Ctrl-C was heard (key None): no new point starts",
+}
+
+
+def _ignore(kind, key, payload) -> None:
+    pass
+
+
+def _run(study, store, executor, todo, finished, failures, clock, emit, device, compile) -> None:
+    """The executor's waves of points; the bookkeeping of each event, then ``emit`` it."""
     from effscale.study.executors import stop_requested
 
-    with output.progress() if show_progress else display.NoProgress() as bar:
-        study_task = bar.add_task(
-            f"{study.name}", total=len(study.points), completed=len(finished), info=""
-        )
-        runs: dict[str, int] = {}
-        by_key = {p.key: p for p in study.points}
-        totals: dict[str, float] = {}
-        started, done_here = time.perf_counter(), 0
-        said = []
+    totals: dict[str, float] = {}
+    started, done_here = time.perf_counter(), 0
+    said = []
 
-        def show_study():
-            left = clock.seconds_left()
-            hours = (time.perf_counter() - started) / 3600
-            bar.update(
-                study_task,
-                completed=len(finished),
-                eta_at=time.monotonic() + left if left is not None else None,
-                rate=f"{done_here / hours:.3g} pt/h" if done_here and hours > 0 else "",
-                info=f"{len(failures)} failed" if failures else "",
-            )
+    def tell_study():
+        hours = (time.perf_counter() - started) / 3600
+        summary = {
+            "completed": len(finished),
+            "total": len(study.points),
+            "seconds_left": clock.seconds_left(),
+            "points_per_hour": done_here / hours if done_here and hours > 0 else None,
+            "failed": len(failures),
+        }
+        emit("study", None, summary)
 
-        def events(kind, key, payload):
-            nonlocal done_here
-            if stop_requested() and not said:
-                said.append(True)
-                display.stopping(bar)
-            if kind == "start":
-                clock.start(key)
-            elif kind == "progress":
-                if key not in runs:
-                    point = by_key.get(key)
-                    label = point.variant.short_label if point else payload.get("description")
-                    runs[key] = bar.add_task(
-                        label or key,
-                        total=payload.get("total"),
-                        info="",
-                        unit="img",
-                    )
-                totals[key] = payload.get("total") or totals.get(key)
-                clock.progress(key, payload.get("completed", 0), totals.get(key))
-                fields = {k: v for k, v in payload.items() if k != "description"}
-                bar.update(runs[key], **fields)
-            elif kind == "message":
-                bar.console.print(payload, markup=False)
-            elif kind == "epoch":
-                bar.mark()
-            elif kind in ("done", "failed"):
-                clock.done(key)
-                if key in runs:
-                    bar.remove_task(runs.pop(key))
-                if kind == "failed":
-                    failures[key] = payload
-                    store.record_failure(key, payload)
-                    display.point_failed(bar, key, payload)
-                elif payload.get("status") in FINISHED:
-                    finished.add(key)
-                    done_here += 1
-                    store.write_results(study)
-            show_study()
+    def events(kind, key, payload):
+        nonlocal done_here
+        if stop_requested() and not said:
+            said.append(True)
+            emit("stopping", None, None)
+        if kind == "start":
+            clock.start(key)
+        elif kind == "progress":
+            totals[key] = payload.get("total") or totals.get(key)
+            clock.progress(key, payload.get("completed", 0), totals.get(key))
+        elif kind in ("done", "failed"):
+            clock.done(key)
+            if kind == "failed":
+                failures[key] = payload
+                store.record_failure(key, payload)
+            elif payload.get("status") in FINISHED:
+                finished.add(key)
+                done_here += 1
+                store.write_results(study)
+        emit(kind, key, payload)
+        tell_study()
 
-        show_study()
-        _waves(store, executor, todo, finished, failures, device, compile, events)
+    tell_study()
+    _waves(store, executor, todo, finished, failures, device, compile, events)
 
 
 def _waves(store, executor, todo, finished, failures, device, compile, events) -> None:
@@ -231,7 +223,7 @@ def run_search(
     executor=None,
     device: str = "auto",
     force: bool = False,
-    show_progress: bool = True,
+    on_event=None,
     estimates=None,
 ) -> dict:
     """Store the plan (study.json, search.json), train what is unfinished, then rank.
@@ -249,7 +241,7 @@ def run_search(
         executor=executor,
         device=device,
         force=force,
-        show_progress=show_progress,
+        on_event=on_event,
         estimates=estimates,
     )
     from effscale.report.search import search_report  # matplotlib: only once trained
