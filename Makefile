@@ -42,6 +42,8 @@ figures: $(STAMP)  ## redraw docs/figures from the stored real-data results (no 
 	mkdir -p docs/figures
 	cp docs/results/cifar10/figures/*.png docs/results/cifar10/figures/*.svg docs/figures/
 	cp docs/results/search/figures/search.png docs/results/search/figures/search.svg docs/figures/
+	$(BIN)/effscale report docs/results/cifar10-budgets
+	cp docs/results/cifar10-budgets/figures/budget_trend.png docs/figures/cifar10-budget_trend.png
 	$(BIN)/effscale report docs/results/imagenette
 	cp docs/results/imagenette/figures/figure8-100k.png docs/figures/imagenette-figure8-100k.png
 	cp docs/results/imagenette/figures/budget_trend.png docs/figures/imagenette-budget_trend.png
