@@ -177,13 +177,15 @@ def test_the_budget_trend_keeps_coefficient_choices_apart():
         row("paper", 100, -3.0), row("searched", 100, -1.0), row("paper", 200, -2.0),
         row("searched", 200, 0.5), row("only once", 100, 9.0),
     ]  # fmt: skip
+    compound[3]["seeds"] = 1  # the searched choice's longer budget is still on one seed
     trend = trend_by_budget(compound)
     assert [(r["scaling"], r["budget"]) for r in trend] == [
         ("paper", 100), ("paper", 200), ("searched", 100), ("searched", 200)
     ]  # a choice measured at one budget has no trend  # fmt: skip
     assert trend_sentences(trend) == [
         "φ = 1 (paper): compound − best -3.00 at 100 samples, -2.00 at 200 (+1.00 points)",
-        "φ = 1 (searched): compound − best -1.00 at 100 samples, +0.50 at 200 (+1.50 points)",
+        "φ = 1 (searched): compound − best -1.00 at 100 samples (3 seeds), +0.50 at 200 "
+        "(1 seed) (+1.50 points)",
     ]
 
 

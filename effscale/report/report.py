@@ -347,10 +347,13 @@ def trend_sentences(trend: list[dict]) -> list[str]:
         first, last = at[0], at[-1]
         move = last["compound_minus_best"] - first["compound_minus_best"]
         rule = f" ({scaling})" if scaling else ""
+        # the seed counts are said only where the two ends stand on different seeds
+        said = first["seeds"] != last["seeds"]
+        n0, n1 = (f" ({r['seeds']} seed{'s' * (r['seeds'] != 1)})" * said for r in (first, last))
         lines.append(
             f"φ = {phi:g}{rule}: compound − best {first['compound_minus_best']:+.2f} at "
-            f"{first['budget']:,} samples, {last['compound_minus_best']:+.2f} at "
-            f"{last['budget']:,} ({move:+.2f} points)"
+            f"{first['budget']:,} samples{n0}, {last['compound_minus_best']:+.2f} at "
+            f"{last['budget']:,}{n1} ({move:+.2f} points)"
         )
     return lines
 
