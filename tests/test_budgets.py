@@ -187,6 +187,14 @@ def test_the_budget_trend_keeps_coefficient_choices_apart():
         "φ = 1 (searched): compound − best -1.00 at 100 samples (3 seeds), +0.50 at 200 "
         "(1 seed) (+1.50 points)",
     ]
+    other = [{**r, "model": "n", "compound_minus_best": 5.0} for r in compound[:3]]
+    both = trend_sentences(trend_by_budget(compound + other))  # two models stay apart too
+    assert both[0] == (
+        "φ = 1 (paper) of m: compound − best -3.00 at 100 samples, -2.00 at 200 (+1.00 points)"
+    )
+    assert both[-1] == (
+        "φ = 1 (paper) of n: compound − best +5.00 at 100 samples, +5.00 at 200 (+0.00 points)"
+    )
 
 
 def test_a_run_records_whether_it_was_still_improving():
