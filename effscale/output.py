@@ -109,12 +109,12 @@ def rows(
     fmt: Format,
     title: str | None = None,
     columns: list[str] | None = None,
-    screen: list[str] | None = None,
+    screen: list[str] | dict[str, str] | None = None,
 ) -> None:
     """Render a list of rows in the chosen format on stdout.
 
-    ``screen`` picks the columns of the on-screen table, which must fit a terminal;
-    CSV, JSON and Markdown carry every column.
+    ``screen`` picks the columns of the on-screen table, which must fit a terminal (a dict
+    also gives each a shorter header); CSV, JSON and Markdown carry every column.
     """
     fmt = Format(fmt)
     if fmt is Format.json:
@@ -128,9 +128,17 @@ def rows(
     else:
         # Names like efficientnet-b0[w0.5] are data, not rich markup: escape every string.
         table = Table(title=escape(title) if title else None, title_justify="left")
-        cols = screen or _columns(data, columns)
+        headers = screen if isinstance(screen, dict) else {c: c for c in screen or []}
+        cols = list(headers) or _columns(data, columns)
         for c in cols:
-            table.add_column(escape(c), justify="left" if _is_text(data, c) else "right")
+            text = _is_text(data, c)
+            # Wrap text between words, never inside one (rich would cut it with an ellipsis).
+            words = [w for r in data for w in fmt_value(r.get(c)).split()] if text else []
+            table.add_column(
+                escape(headers.get(c, c)),
+                justify="left" if text else "right",
+                min_width=min(max(map(len, words), default=0), 20) or None,
+            )
         for row in data:
             table.add_row(*(escape(fmt_value(row.get(c))) for c in cols))
         console.print(table)

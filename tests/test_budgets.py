@@ -159,11 +159,12 @@ def test_a_study_extended_by_a_budget_trains_only_the_new_points(tmp_path, monke
     assert (figures / "budget_trend.png").stat().st_size > 0
     assert (figures / "figure8-256.png").exists() and (figures / "figure8-512.png").exists()
 
-    r = runner.invoke(app, ["report", str(tmp_path / "run")], env={"COLUMNS": "200"})
+    r = runner.invoke(app, ["report", str(tmp_path / "run")], env={"COLUMNS": "80"})
     assert r.exit_code == 0, r.output
     table = r.stdout.split("Compound minus best single dimension")[1]
     header = table.splitlines()[2]
-    assert "budget" in header and "phi" in header  # the two rows are told apart on screen
+    assert "budget" in header and "φ" in header  # the two rows are told apart on screen
+    assert "…" not in r.stdout  # an 80-column terminal shows every header and value whole
     assert "compound − best" in r.stdout and "at 256 samples" in r.stdout
 
 

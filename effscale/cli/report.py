@@ -33,37 +33,18 @@ def report(
     if fmt is Format.json:
         output.record(result, fmt)
         return
-    # The columns that tell rows apart come first: a study may hold several models,
-    # training budgets and coefficient choices.
     for title, key, screen in (
-        (
-            "Diminishing returns: gain per doubling of FLOPs (top-1 points)",
-            "diminishing_returns",
-            [
-                "dimension",
-                "first_gain_per_doubling",
-                "first_std",
-                "last_gain_per_doubling",
-                "last_std",
-                "verdict",
-            ],
-        ),
-        (
-            "Compound minus best single dimension at matched FLOPs",
-            "compound_vs_single",
-            [
-                "phi",
-                "compound_top1",
-                "best_single",
-                "best_single_top1",
-                "compound_minus_best",
-                "difference_std",
-                "verdict",
-            ],
-        ),
-    ):
+        ("Diminishing returns: gain per doubling of FLOPs (top-1 points)", "diminishing_returns",
+         DIMINISHING_SCREEN),
+        ("Compound minus best single dimension at matched FLOPs (top-1 points)",
+         "compound_vs_single", COMPOUND_SCREEN),
+    ):  # fmt: skip
         if result[key]:
-            output.rows(result[key], fmt, title=title, screen=_telling(result[key]) + screen)
+            rows = result[key]
+            # The columns that tell rows apart come first: a study may hold several models,
+            # training budgets and coefficient choices.
+            columns = {c: c for c in _telling(rows)} | screen
+            output.rows(_on_screen(rows), fmt, title=title, screen=columns)
     for line in trend_sentences(result["budget_trend"]):
         output.note(line, fmt)
     timing = result["timing"]
@@ -78,6 +59,39 @@ def report(
     for warning in result["warnings"]:
         output.note(f"warning: {warning}", fmt)
     output.note(f"report: {result['report']} ({len(result['figures'])} figure files)", fmt)
+
+
+# Short headers and two decimals, so both tables fit an 80-column terminal; report.md, CSV
+# and JSON carry the full names and precision.
+DIMINISHING_SCREEN = {
+    "dimension": "dimension",
+    "first_gain_per_doubling": "first gain",
+    "first_std": "±",
+    "last_gain_per_doubling": "last gain",
+    "last_std": "± ",
+    "verdict": "verdict",
+}
+COMPOUND_SCREEN = {
+    "phi": "φ",
+    "compound_top1": "compound",
+    "best_single": "best",
+    "best_single_top1": "top-1",
+    "compound_minus_best": "difference",
+    "difference_std": "±",
+    "verdict": "verdict",
+}
+
+
+def _on_screen(rows: list[dict]) -> list[dict]:
+    """Rows as the terminal shows them: top-1 points to two decimals, budgets as 100k."""
+    from effscale.report.plots import budget_label
+
+    def short(column, value):
+        if column == "budget" and isinstance(value, int):
+            return budget_label(value)
+        return round(value, 2) if isinstance(value, float) else value
+
+    return [{c: short(c, v) for c, v in row.items()} for row in rows]
 
 
 def _telling(rows: list[dict]) -> list[str]:
