@@ -12,7 +12,7 @@ from rich.console import Console
 
 from effscale import display, output
 from effscale.recipe import budget
-from effscale.study.engine import run_study
+from effscale.study.engine import ENGINE_EVENTS, run_study
 from effscale.study.estimate import Speed, estimate_study
 from effscale.study.plan import Base, Study, plan_sweep
 
@@ -90,6 +90,18 @@ def test_a_study_draws_both_bars_at_80_columns(tmp_path):
     assert point_line.startswith("resnet18[d0.5,w0.25] d1 w1 32px")  # the short label
     assert "256/512" in point_line and "eta 0:00:" in point_line
     assert all(len(line) <= 80 for line in study_line + point_line)
+
+
+def test_every_event_a_study_sends_is_documented(tmp_path):
+    """ENGINE_EVENTS is the list a caller's on_event is written against: a real run sends
+    nothing outside it."""
+    study = Study("tiny-study", {"kind": "test"})
+    base = Base("resnet18", 32, base_width=0.25, base_depth=0.5)
+    study.add_all(plan_sweep(base, "width", [1.5], [0], budget("smoke", samples=256), "synthetic"))
+    heard = []
+    run_study(study, tmp_path, device="cpu", on_event=lambda kind, key, p: heard.append(kind))
+    assert set(heard) <= set(ENGINE_EVENTS), set(heard) - set(ENGINE_EVENTS)
+    assert {"start", "progress", "epoch", "done", "study"} <= set(heard)
 
 
 def test_a_log_gets_plain_lines():

@@ -138,7 +138,7 @@ def _print_candidates(model, data, base, grid, flops_tolerance, fmt) -> None:
         )  # fmt: skip
     title = f"Grid search candidates for {model} at phi={phi:g}"
     output.rows(rows, fmt, title=title, screen=COST_SCREEN)
-    ftol = grid["tolerance"] if flops_tolerance is None else flops_tolerance
+    ftol = s.flops_tolerance_or(grid["tolerance"], flops_tolerance)
     output.note(f"{s.dropped_note(rows, ftol)}. {where}.", fmt)
     if not any(r["kept"] for r in rows):
         s.survivors(rows, ftol)  # says how close the nearest came and what to change

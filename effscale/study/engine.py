@@ -137,7 +137,15 @@ def run_study(
 
 # What run_study tells its on_event, besides the points' own events (effscale.study.worker:
 # start, progress, message, epoch, done, failed, each with the point's key):
+# Every kind ``on_event`` hears: a point's own (from its executor and effscale.train, under
+# its key), then the engine's (key None).
 ENGINE_EVENTS = {
+    "start": "a point began; payload its label",
+    "progress": "effscale.train's progress: first description and total, then completed, info",
+    "message": "effscale.train's line of text (resumed, diverged, ...)",
+    "epoch": "effscale.train's metrics of an epoch, once its checkpoint is written",
+    "done": "a point ended; payload its result (status finished, diverged, ...)",
+    "failed": "a point raised; payload the error's line",
     "study": "after every event: completed, total, seconds_left, points_per_hour, failed",
     "damaged": "a damaged file in the run directory (key None); its point trains again",
     "stopping": "the first Ctrl-C was heard (key None): no new point starts",

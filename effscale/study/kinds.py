@@ -133,11 +133,11 @@ def search_study(
 ) -> tuple[Study, dict]:
     """The grid search of Step 1 at one budget, and its record (effscale.study.search);
     ``grid``: plan_search's phi, target, step, max_ and tolerance."""
-    from effscale.study.search import plan_search
+    from effscale.study.search import plan_search, stored_names
 
     recipe = at_budgets(s.recipe, s.budgets)[0]
-    settings = {"max" if k == "max_" else k: v for k, v in grid.items()}
-    identity = _identity("search", s, recipe.to_dict()) | settings  # a search ranks at one budget
+    # A search ranks at one budget.
+    identity = _identity("search", s, recipe.to_dict()) | stored_names(grid)
     study = Study(f"search-{s.base.model}", identity | {"flops_tolerance": flops_tolerance})
     phi = grid.pop("phi")
     points, record = plan_search(

@@ -134,6 +134,11 @@ def _scaled(base: Base, phi: float, abg: tuple[float, float, float]) -> Variant:
     return variant
 
 
+def flops_tolerance_or(tolerance: float, flops_tolerance: float | None) -> float:
+    """The FLOPs tolerance in force: the grid's own tolerance unless one is given."""
+    return tolerance if flops_tolerance is None else flops_tolerance
+
+
 def candidates(
     base: Base,
     phi: float = 1.0,
@@ -153,7 +158,7 @@ def candidates(
     number; its ``trained`` triple (the one whose product is closest to the target) is the
     variant the points train. ``on_progress(done, total, label)`` hears of the counting.
     """
-    flops_tolerance = tolerance if flops_tolerance is None else flops_tolerance
+    flops_tolerance = flops_tolerance_or(tolerance, flops_tolerance)
     if not (flops_tolerance >= 0 and math.isfinite(flops_tolerance)):
         raise EffscaleError(
             f"FLOPs tolerance must be a non-negative fraction, got {flops_tolerance:g}",
@@ -245,6 +250,12 @@ def dropped_note(rows: list[dict], flops_tolerance: float) -> str:
 # --------------------------------------------------------------------------------------
 
 
+def stored_names(grid: dict) -> dict:
+    """The grid's settings as search.json and the study identity name them: ``max``, not the
+    keyword ``max_`` (which only keeps Python's builtin free)."""
+    return {"max" if k == "max_" else k: v for k, v in grid.items()}
+
+
 def plan_search(
     base: Base,
     phi: float,
@@ -263,8 +274,7 @@ def plan_search(
     ``run_search`` stores as search.json, so any triple maps back to the runs that judge it.
     """
     grid = {**GRID, **grid}
-    if grid["flops_tolerance"] is None:
-        grid["flops_tolerance"] = grid["tolerance"]
+    grid["flops_tolerance"] = flops_tolerance_or(grid["tolerance"], grid["flops_tolerance"])
     rows = candidates(base, phi, num_classes=num_classes, on_progress=on_progress, **grid)
     survivors(rows, grid["flops_tolerance"])
     base_points = [Point(base.variant(), seed, recipe, data, ("base",)) for seed in seeds]
@@ -283,7 +293,7 @@ def plan_search(
         "base": dict(base.__dict__),
         "data": data,
         "phi": phi,
-        **{"max" if k == "max_" else k: v for k, v in grid.items()},
+        **stored_names(grid),
         "seeds": list(seeds),
         "num_classes": num_classes,
         "base_keys": [point.key for point in base_points],
