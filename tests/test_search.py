@@ -221,6 +221,19 @@ def test_report_of_a_search_shows_the_ranked_candidates_and_the_plot(searched):
         report
     )
     assert "(base: " in report and "![search](figures/search.png)" in report
+    # How far the choice is ahead of the runner-up, paired by seed, and whether that is noise.
+    margin = json.loads((out / "search.json").read_text())["chosen"]["margin"]
+    second = table[1]
+    assert margin["runner_up"] == [second["alpha"], second["beta"], second["gamma"]]
+    results = pd.read_csv(out / "results.csv").set_index(["key"])
+    record = json.loads((out / "search.json").read_text())
+    keys = {r["network"]: r["keys"] for r in record["candidates"] if r["kept"] and r["trained"]}
+    top1 = {n: results.loc[k].set_index("seed")["top1"] for n, k in keys.items()}
+    paired = top1[best["network"]] - top1[second["network"]]
+    assert margin["seeds"] == 2 and margin["top1_mean"] == pytest.approx(paired.mean())
+    assert margin["top1_std"] == pytest.approx(paired.std(ddof=1))
+    assert f"ahead of the runner-up (alpha={second['alpha']:g}" in report
+    assert ("beyond noise" in report) == margin["beyond_noise"]
     search_part = report.split("![search]")[0]  # the candidate table comes before the plot
     ranks = [line.split("|")[-2].strip() for line in search_part.splitlines() if line[:2] == "| "]
     assert ranks == ["rank"] + [str(row["rank"]) for row in table]  # best first

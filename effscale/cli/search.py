@@ -149,12 +149,17 @@ def _print_chosen(result: dict, out: str, fmt) -> None:
     best = result["chosen"] or result["leader"]
     if not best:
         return
+    from effscale.report.search import margin_sentence
+
     std = f" ± {best['top1_std']:.2f}" if best["top1_std"] is not None else ""
+    ahead = margin_sentence(best)
     output.note(
         f"{'chosen' if result['chosen'] else 'leading (unfinished)'}: "
         f"alpha={best['alpha']:g}, beta={best['beta']:g}, gamma={best['gamma']:g} "
         f"({best['top1_mean']:.2f}{std} % top-1 over {best['seeds']} seeds, realised FLOPs "
-        f"x{best['realised_flops_ratio']:g}); saved in {out}/search.json, plot in "
+        f"x{best['realised_flops_ratio']:g})"
+        + (f"; {ahead}" if ahead else "")
+        + f"; saved in {out}/search.json, plot in "
         f"{out}/figures/search.png; Step 2: effscale compound --from-search {out}",
         fmt,
     )

@@ -296,7 +296,7 @@ def _transfer_section(transfer: list[dict], study) -> list[str]:
 
 def _search_section(store: StudyDir) -> tuple[dict, list[str]]:
     """A grid search's record (Step 1) and the lines that open the report with its result."""
-    from effscale.report.search import search_report
+    from effscale.report.search import margin_sentence, search_report
     from effscale.report.search import table as search_table
 
     search = search_report(store.path)
@@ -304,13 +304,15 @@ def _search_section(store: StudyDir) -> tuple[dict, list[str]]:
     if not best:
         return search, []
     state = "chosen" if search.get("chosen") else "leading so far (search unfinished)"
+    ahead = margin_sentence(best)
     return search, [
         "## Grid search for alpha, beta, gamma (paper Step 1)",
         "",
         f"{state}: alpha={best['alpha']:g}, beta={best['beta']:g}, "
         f"gamma={best['gamma']:g}, top-1 {best['top1_mean']:.2f} "
-        f"± {best.get('top1_std') or 0:.2f} (base: {_mean_pm(search['base_top1'])}). "
-        "Kept candidates, best first (top-1 mean and std over seeds):",
+        f"± {best.get('top1_std') or 0:.2f} (base: {_mean_pm(search['base_top1'])})"
+        + (f"; {ahead}" if ahead else "")
+        + ". Kept candidates, best first (top-1 mean and std over seeds):",
         "",
         output.to_markdown(_fmt_rows(search_table(search))),
         "![search](figures/search.png)",

@@ -9,8 +9,8 @@ from pathlib import Path
 from effscale import io
 from effscale.errors import EffscaleError
 from effscale.report.plots import caption, captioned, plt, save
+from effscale.report.verdicts import beyond_noise, mean_std
 from effscale.report.verdicts import finished as finished_rows
-from effscale.report.verdicts import mean_std
 from effscale.rundir import FINISHED, SEARCH_FILE, StudyDir
 
 
@@ -41,10 +41,13 @@ def search_report(run_dir: str | Path) -> dict:
     results = store.write_results()
     by_key = {row["key"]: row for row in results.to_dict("records")}
 
-    def scores(keys: list[str]) -> list[float]:
-        """Top-1 of the finished runs among ``keys`` (a diverged run has none)."""
+    def by_seed(keys: list[str]) -> dict[int, float]:
+        """Top-1 of the finished runs among ``keys``, per seed (a diverged run has none)."""
         rows = [by_key[k] for k in keys if k in by_key and by_key[k]["status"] == "done"]
-        return [float(r["top1"]) for r in rows if math.isfinite(r["top1"])]
+        return {int(r["seed"]): float(r["top1"]) for r in rows if math.isfinite(r["top1"])}
+
+    def scores(keys: list[str]) -> list[float]:
+        return list(by_seed(keys).values())
 
     networks: dict[int, dict] = {}
     for row in record["candidates"]:
@@ -94,7 +97,22 @@ def search_report(run_dir: str | Path) -> dict:
                 for r in record["candidates"]
                 if r.get("network") == ranked[0] and r is not best
             ],
+            "margin": None,
         }
+        if len(ranked) > 1:
+            second = next(
+                r for r in record["candidates"] if r.get("network") == ranked[1] and r["trained"]
+            )
+            ours, theirs = by_seed(best["keys"]), by_seed(second["keys"])
+            paired = [ours[seed] - theirs[seed] for seed in sorted(ours.keys() & theirs.keys())]
+            mean, std, n = mean_std(paired, missing=None)
+            leader["margin"] = {
+                "runner_up": [second["alpha"], second["beta"], second["gamma"]],
+                "top1_mean": mean,
+                "top1_std": std,
+                "seeds": n,
+                "beyond_noise": mean is not None and beyond_noise(mean, std or math.nan, n),
+            }
     record.update(
         finished=finished,
         points={"planned": len(planned), "finished": n_finished},
@@ -105,6 +123,26 @@ def search_report(run_dir: str | Path) -> dict:
     record["figures"] = [str(p) for p in figures]
     io.write_json(store.path / SEARCH_FILE, record)
     return record
+
+
+def margin_sentence(best: dict) -> str:
+    """How far the chosen (or leading) network is ahead of the runner-up, paired by seed,
+    and whether that is beyond noise (two standard errors); empty with no runner-up."""
+    margin = best.get("margin")
+    if not margin or margin["top1_mean"] is None:
+        return ""
+    alpha, beta, gamma = margin["runner_up"]
+    spread = f" ± {margin['top1_std']:.2f}" if margin["top1_std"] is not None else ""
+    seeds = f"{margin['seeds']} seed{'s' * (margin['seeds'] != 1)}"
+    judged = (
+        "beyond noise"
+        if margin["beyond_noise"]
+        else "within noise: this search does not separate the two"
+    )
+    return (
+        f"ahead of the runner-up (alpha={alpha:g}, beta={beta:g}, gamma={gamma:g}) by "
+        f"{margin['top1_mean']:+.2f}{spread} points over {seeds}, {judged}"
+    )
 
 
 def table(record: dict) -> list[dict]:

@@ -103,17 +103,20 @@ def mean_std(x, missing=float("nan")) -> tuple[float, float, int]:
     )
 
 
+def beyond_noise(mean: float, std: float, n: int) -> bool:
+    """Whether the mean of ``n`` paired differences lies more than two standard errors from
+    zero (never, with fewer than two)."""
+    return n > 1 and math.isfinite(std) and abs(mean) > 2 * std / math.sqrt(n)
+
+
 def _verdict(mean: float, std: float, n: int, contrary: str) -> str:
     """A paired difference's verdict: supported or contradicted beyond two standard errors
     of the mean, else not resolved; ``contrary`` says what a contradiction means."""
-    se = std / math.sqrt(n) if n > 1 else float("nan")
-    if math.isnan(se):
+    if n < 2 or not math.isfinite(std):
         return "not resolved: one seed"
-    if mean > 2 * se:
-        return "supported"
-    if mean < -2 * se:
-        return f"contradicted: {contrary}"
-    return "not resolved: within noise"
+    if not beyond_noise(mean, std, n):
+        return "not resolved: within noise"
+    return "supported" if mean > 0 else f"contradicted: {contrary}"
 
 
 def still_improving(rows: pd.DataFrame) -> bool:
