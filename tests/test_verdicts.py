@@ -3,7 +3,12 @@
 import pandas as pd
 import pytest
 
-from effscale.report.verdicts import compound_vs_single, diminishing_returns, summarise
+from effscale.report.verdicts import (
+    compound_vs_single,
+    diminishing_returns,
+    figure8_per_seed,
+    summarise,
+)
 
 
 def rows(role, flops, accs, phi=None, w=1.0):
@@ -67,6 +72,21 @@ def test_compound_against_the_best_single_dimension():
     (v,) = compound_vs_single(df)
     assert v["best_single"] == "width" and v["verdict"] == "supported"
     assert v["compound_minus_best"] == pytest.approx(2.0)
+
+
+def test_the_comparison_shows_the_seeds_it_stands_on():
+    df = pd.DataFrame(
+        rows("compound", 2, [66, 62, 65], 1)
+        + rows("match-width", 2, [64, 64], 1, w=1.4)  # seed 2 still training
+        + rows("match-depth", 2, [63, 63, 63], 1, w=1.5)
+    )
+    (v,) = compound_vs_single(df)
+    assert v["best_single"] == "width" and v["seeds"] == 2  # only seeds 0 and 1 pair up
+    per_seed = figure8_per_seed(df)
+    assert [r["seed"] for r in per_seed] == [0, 1, 2]
+    assert [r["compound_minus_best"] for r in per_seed] == [2, -2, None]
+    assert per_seed[2]["width_top1"] is None and per_seed[2]["depth_top1"] == 63
+    assert {r["best_single"] for r in per_seed} == {"width"}  # best on the mean, as above
 
 
 def test_summary_is_one_row_per_variant_with_spread():

@@ -16,6 +16,7 @@ from effscale.report.verdicts import (
     IMPROVING,
     compound_vs_single,
     diminishing_returns,
+    figure8_per_seed,
     mixed_environments,
     summarise,
     transfer_table,
@@ -169,7 +170,8 @@ def write_report(run_dir: str | Path) -> dict:
 
     lines = _header(store, study, df, status, env)
     lines += _warnings_section(warnings)
-    lines += _verdict_sections(dims, compound)
+    per_seed = figure8_per_seed(df)
+    lines += _verdict_sections(dims, compound, per_seed)
     trend = trend_by_budget(compound)
     lines += _budget_section(trend)
     transfer = transfer_table(df, study.points)
@@ -192,6 +194,7 @@ def write_report(run_dir: str | Path) -> dict:
         "figures": [str(p) for p in figures],
         "diminishing_returns": dims,
         "compound_vs_single": compound,
+        "figure8_per_seed": per_seed,
         "budget_trend": trend,
         "transfer": transfer,
         "timing": timing,
@@ -253,8 +256,9 @@ def _table_section(title: str, rows: list[dict], intro: str, empty: str) -> list
     return lines
 
 
-def _verdict_sections(dims: list[dict], compound: list[dict]) -> list[str]:
-    """The paper's two verdicts: Figure 3's diminishing returns and Figure 8's comparison."""
+def _verdict_sections(dims: list[dict], compound: list[dict], per_seed: list[dict]) -> list[str]:
+    """The paper's two verdicts: Figure 3's diminishing returns and Figure 8's comparison
+    (with the per-seed numbers it stands on)."""
     lines = _table_section(
         "## Diminishing returns (paper Figure 3)",
         dims,
@@ -269,6 +273,13 @@ def _verdict_sections(dims: list[dict], compound: list[dict]) -> list[str]:
         "FLOPs, per seed; mean ± std of those differences.",
         "No compound point with finished matched single-dimension points yet.\n",
     )
+    if per_seed:
+        lines += [
+            "Per seed (top-1; `compound_minus_best` against the dimension best on the mean, "
+            '"-" where either is missing; the means above pair the seeds that have both):',
+            "",
+            output.to_markdown(_fmt_rows(per_seed)),
+        ]
     if dims or compound:
         lines += [
             f"`still_improving` names the points a verdict stands on that gained more than "

@@ -186,23 +186,53 @@ def diminishing_returns(df: pd.DataFrame) -> list[dict]:
     return out
 
 
-@per_model
-def compound_vs_single(df: pd.DataFrame) -> list[dict]:
-    """Per phi: compound top-1 minus the best single dimension at matched FLOPs."""
+def _figure8_cells(df: pd.DataFrame):
+    """Per scaling rule (coefficients; a study may hold two) and phi: the rule, phi, the
+    compound rows, each matched dimension's rows, and the dimension best on the mean."""
     df = finished(df)
-    out = []
-    # one comparison per scaling rule (coefficients) and phi: a study may hold two rules
     rules = df["scaling"].fillna("") if "scaling" in df else pd.Series("", index=df.index)
     for rule, phi in sorted({(r, p) for r, p in zip(rules, df["phi"]) if pd.notna(p) and p}):
         at_phi = df[(df["phi"] == phi) & (rules == rule)]
         comp = at_phi[has_role(at_phi, "compound")]
-        if comp.empty:
-            continue
         singles = {dim: at_phi[has_role(at_phi, f"match-{dim}")] for dim in DIMENSIONS}
         singles = {d: s for d, s in singles.items() if not s.empty}
-        if not singles:
+        if comp.empty or not singles:
             continue
         best = max(singles, key=lambda d: singles[d]["top1"].mean())
+        yield rule, phi, comp, singles, best
+
+
+@per_model
+def figure8_per_seed(df: pd.DataFrame) -> list[dict]:
+    """The numbers under compound_vs_single, seed by seed: each dimension's top-1, the
+    compound's, and compound minus the dimension best on the mean (None where one is
+    missing), so a reader can see which seeds a mean stands on."""
+    out = []
+    for rule, phi, comp, singles, best in _figure8_cells(df):
+        by_seed = {d: s.set_index("seed")["top1"] for d, s in singles.items()}
+        compound = comp.set_index("seed")["top1"]
+        for seed in sorted(set(compound.index).union(*(s.index for s in by_seed.values()))):
+            top1 = {d: float(s[seed]) if seed in s else None for d, s in by_seed.items()}
+            c = float(compound[seed]) if seed in compound else None
+            out.append(
+                {
+                    "phi": phi,
+                    **({"scaling": rule} if rule else {}),
+                    "seed": int(seed),
+                    **{f"{d}_top1": v for d, v in top1.items()},
+                    "compound_top1": c,
+                    "best_single": best,
+                    "compound_minus_best": None if None in (c, top1[best]) else c - top1[best],
+                }
+            )
+    return out
+
+
+@per_model
+def compound_vs_single(df: pd.DataFrame) -> list[dict]:
+    """Per phi: compound top-1 minus the best single dimension at matched FLOPs."""
+    out = []
+    for rule, phi, comp, singles, best in _figure8_cells(df):
         diff = comp.set_index("seed")["top1"] - singles[best].set_index("seed")["top1"]
         d_mean, d_std, n = mean_std(diff.dropna())
         verdict = _verdict(d_mean, d_std, n, f"{best} alone is better")
