@@ -169,9 +169,9 @@ def parse_budgets(text: str | int | list) -> list[int]:
         if isinstance(part, bool) or not math.isfinite(value) or value < 1 or value != int(value):
             raise EffscaleError(
                 f"budget {part!r} is not a positive whole number of samples",
-                "write e.g. --samples 100000 or --samples 100k,200k",
+                "a budget is a count of samples such as 100000, 100k or 1.5M; several: 100k,200k",
             )
         out.append(int(value))
     if not out or (isinstance(text, str) and not text.strip()):
-        raise EffscaleError("no training budget given", "write e.g. --samples 100k,200k")
+        raise EffscaleError("no training budget given", "write e.g. 100k, or 100k,200k for two")
     return sorted(set(out))

@@ -47,10 +47,9 @@ def run_cmd(
     STUDY is a path, or a name: studies/NAME.toml here, else the study of that name that
     ships with effscale. Examples: effscale run quick; effscale run studies/figure3.toml
     """
-    from effscale.recipe import parse_budgets
     from effscale.study.files import load_study
 
-    budgets = parse_budgets(samples) if samples is not None else None
+    budgets = running.budgets_of(None, samples)
     with output.planning(f"planning {study_file}"):
         study = load_study(study_file, data=data, budget_name=budget_, seeds=seeds, samples=budgets)
     running.run_and_print(study, fmt, cluster, run)

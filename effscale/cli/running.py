@@ -25,7 +25,12 @@ def budgets_of(epochs, samples) -> list[int] | None:
 
     if epochs is not None and samples is not None:
         raise EffscaleError("--epochs and --samples both set the budget", "give one of them")
-    return parse_budgets(samples) if samples is not None else None
+    if samples is None:
+        return None
+    try:
+        return parse_budgets(samples)
+    except EffscaleError as e:
+        raise EffscaleError(f"--samples: {e.message}", e.hint) from None
 
 
 def setting(model: str, study: dict, base: dict):
