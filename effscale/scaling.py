@@ -93,7 +93,7 @@ def compound(phi: float, alpha: float = ALPHA, beta: float = BETA, gamma: float 
     if not all(math.isfinite(m) for m in (d, w, r)):
         raise EffscaleError(
             f"phi={phi:g} overflows: alpha^phi, beta^phi or gamma^phi is not a finite number",
-            "use a phi that gives a network this machine can hold, e.g. --phi 0..7",
+            "use a phi that gives a network this machine can hold, e.g. 0 to 7",
         )
     return d, w, r
 
@@ -324,11 +324,12 @@ def compound_variants(
             if backbone != "efficientnet-b0":
                 raise EffscaleError(
                     f"the official table scales efficientnet-b0, not {backbone}",
-                    "drop --table official to use Equation 3",
+                    "use the formula (Equation 3) instead of the official table",
                 )
             if phi != int(phi) or name not in EFFICIENTNET_PARAMS:
                 raise EffscaleError(
-                    f"the official table has B0-B7 only, got phi={phi:g}", "use --phi 0..7"
+                    f"the official table has B0-B7 only, got phi={phi:g}",
+                    "use whole phis from 0 to 7",
                 )
             w, d, px, _ = EFFICIENTNET_PARAMS[name]
             r = px / 224
