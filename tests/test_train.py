@@ -432,3 +432,36 @@ def test_the_environment_names_the_cpu_model(monkeypatch):
         hardware.cpu_name.cache_clear()
     assert env["hardware"] == "AMD EPYC 7B13 64-Core"
     assert env["machine"]  # the architecture, e.g. x86_64, beside it
+
+
+# Per epoch (train loss, top-1) of two fixed runs, recorded with protocol 2 (torch 2.13.0, CPU,
+# one thread). Stored points can only be compared with new ones if training still computes
+# the same thing: a change that moves these numbers must bump Recipe.protocol (so old points
+# are kept apart) and record the new ones. The tolerance allows another CPU's float order.
+RECORDED = {
+    "large images": [(2.17619706524743, 33.333333333333336), (1.7379117144478693, 57.5)],
+    "small images": [(1.5859314997990925, 99.5), (0.687368377049764, 100.0)],
+}
+
+
+def test_training_still_computes_what_the_stored_points_were_trained_with(tmp_path):
+    from effscale.recipe import PROTOCOL
+
+    assert PROTOCOL == 2, "a new protocol: record its numbers here"
+    torch.set_num_threads(1)
+    runs = {
+        "large images": (  # antialiased random-resized crops, centre-crop eval, precise BN
+            load_dataset("synthetic:60", storage_size=96),
+            make_variant("efficientnet-b0", base_width=0.25, base_resolution=40),
+        ),
+        "small images": (load_dataset("synthetic"), SMALL),  # pad-and-crop
+    }
+    for name, (data, variant) in runs.items():
+        recipe = budget("smoke", samples=2 * len(data.train_labels), batch_size=64, ema=0.2)
+        train(variant, data, recipe, tmp_path / name, device="cpu")
+        lines = (tmp_path / name / "metrics.jsonl").read_text().splitlines()
+        got = [(m["train_loss"], m["top1"]) for m in map(json.loads, lines)]
+        assert len(got) == len(RECORDED[name]), name
+        for (loss, top1), (want_loss, want_top1) in zip(got, RECORDED[name]):
+            assert loss == pytest.approx(want_loss, rel=1e-3), name
+            assert top1 == pytest.approx(want_top1, abs=2.5), name  # 3 of 120 test images
