@@ -382,8 +382,10 @@ class StudyDir:
 
     # -- the results table ------------------------------------------------------------
 
-    def results(self, study: Study | None = None) -> pd.DataFrame:
-        """One row per planned point that has a result (finished or diverged)."""
+    def results(self, study: Study | None = None, every_cell: bool = False) -> pd.DataFrame:
+        """One row per planned point that has a result (finished or diverged); with
+        ``every_cell``, one more for each other Figure-8 cell it serves (Point.also), under
+        that cell's roles, phi and scaling, for the comparisons that pick rows by cell."""
         study = study or self.load_study()
         rows, ratio_cache = [], {}
         for p in study.points:
@@ -408,6 +410,11 @@ class StudyDir:
                 **{k: result.get(k) for k in TRAINED_COLUMNS},
             }
             rows.append(row)
+            if every_cell:
+                rows += [
+                    {**row, "roles": ";".join(roles), "phi": phi, "scaling": scaling}
+                    for roles, phi, scaling in p.also
+                ]
         return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
     def write_results(self, study: Study | None = None) -> pd.DataFrame:

@@ -69,6 +69,61 @@ def test_compound_match_single_hits_the_compound_flops():
             assert abs(got - target) / target < 0.15, (dim, got, target)
 
 
+TWO_RULES = """
+name = "two-rules"
+model = "resnet18"
+data = "synthetic"
+budget = "smoke"
+samples = 256
+seeds = 2
+base_width = 0.25
+base_depth = 0.5
+
+[recipe]
+batch_size = 64
+
+[[compound]]
+phi = [1]
+match_single = true
+
+[[compound]]
+phi = [1]
+alpha = 1.3
+beta = 1.1
+gamma = 1.1
+match_single = true
+"""
+
+
+def test_two_coefficient_choices_share_their_matched_runs_and_each_gets_its_verdict(tmp_path):
+    """At phi = 1 on this base, (1.3, 1.1, 1.1) and the paper's (1.2, 1.1, 1.15) realise FLOPs
+    so close that each dimension alone rounds to the same network for both: trained once,
+    it must serve both comparisons (it used to count for the first choice only)."""
+    (tmp_path / "two.toml").write_text(TWO_RULES)
+    study = load_study(tmp_path / "two.toml")
+    assert len(study.points) == 12  # base, 2 compounds, 3 shared matches; 2 seeds
+    shared = [p for p in study.points if p.also]
+    assert len(shared) == 6 and all(p.also[0][2] == "alpha=1.3 beta=1.1 gamma=1.1" for p in shared)
+    run_study(study, tmp_path / "run", device="cpu")
+    saved = StudyDir(tmp_path / "run").load_study()
+    assert [p.also for p in saved.points] == [p.also for p in study.points]  # round trip
+
+    r = runner.invoke(app, ["report", str(tmp_path / "run"), "--format", "json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)["compound_vs_single"]
+    assert sorted(row["scaling"] for row in rows) == [
+        "alpha=1.2 beta=1.1 gamma=1.15", "alpha=1.3 beta=1.1 gamma=1.1"
+    ]  # fmt: skip
+    for row in rows:  # each choice against all three dimensions, on both seeds
+        assert row["seeds"] == 2 and all(row[f"{d}_top1"] is not None for d in ("depth", "width"))
+        assert row["resolution_top1"] is not None
+    results = pd.read_csv(tmp_path / "run" / "results.csv")
+    assert len(results) == 12  # one row a run: the table counts each run once
+    screen = runner.invoke(app, ["report", str(tmp_path / "run")], env={"COLUMNS": "80"})
+    assert "α=1.3 β=1.1" in screen.stdout and "…" not in screen.stdout  # whole, wrapped
+    assert (tmp_path / "run" / "figures" / "figure8.png").stat().st_size > 0
+
+
 def test_run_study_writes_a_row_per_point_and_never_retrains(tmp_path, monkeypatch):
     df = run_study(tiny_study(), tmp_path, device="cpu")
     assert len(df) == 6 and (df["status"] == "done").all()

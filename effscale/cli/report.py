@@ -61,8 +61,9 @@ def report(
     output.note(f"report: {result['report']} ({len(result['figures'])} figure files)", fmt)
 
 
-# Short headers and two decimals, so both tables fit an 80-column terminal; report.md, CSV
-# and JSON carry the full names and precision.
+# Short headers, two decimals and the columns a reader needs first, so both tables fit an
+# 80-column terminal beside a model, budget and coefficient column; report.md, CSV and JSON
+# carry every column at full precision (the best dimension's own top-1 among them).
 DIMINISHING_SCREEN = {
     "dimension": "dimension",
     "first_gain_per_doubling": "first gain",
@@ -75,20 +76,24 @@ COMPOUND_SCREEN = {
     "phi": "φ",
     "compound_top1": "compound",
     "best_single": "best",
-    "best_single_top1": "top-1",
-    "compound_minus_best": "difference",
+    "compound_minus_best": "diff",
     "difference_std": "±",
     "verdict": "verdict",
 }
 
 
 def _on_screen(rows: list[dict]) -> list[dict]:
-    """Rows as the terminal shows them: top-1 points to two decimals, budgets as 100k."""
+    """Rows as the terminal shows them: top-1 points to two decimals, budgets as 100k,
+    coefficients as α=1.2."""
     from effscale.report.plots import budget_label
 
     def short(column, value):
         if column == "budget" and isinstance(value, int):
             return budget_label(value)
+        if column == "scaling" and isinstance(value, str):  # alpha=1.2 beta=1.1 -> α=1.2 β=1.1
+            for name, letter in (("alpha", "α"), ("beta", "β"), ("gamma", "γ")):
+                value = value.replace(f"{name}=", f"{letter}=")
+            return value
         return round(value, 2) if isinstance(value, float) else value
 
     return [{c: short(c, v) for c, v in row.items()} for row in rows]

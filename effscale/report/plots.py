@@ -41,6 +41,8 @@ STYLE = {
     "depth": ("tab:orange", "s"),
     "resolution": ("tab:green", "^"),
     "compound": ("tab:red", "*"),
+    "compound-2": ("tab:purple", "P"),  # a second coefficient choice, e.g. a search's
+    "compound-3": ("tab:brown", "X"),
 }
 SYMBOL = {"width": "w", "depth": "d", "resolution": "r"}
 
@@ -208,15 +210,23 @@ def draw_figure8(df: pd.DataFrame):
     scale, xlabel = _flops_axis(done["flops"])
     fig, ax = plt.subplots(figsize=(5.4, 4.2), layout="constrained")
     shown = []
+    runs = done.drop_duplicates("key")  # a run serving two cells is one point on its curve
     for dim in DIMENSIONS:
-        rows = dimension_curve(done, dim)
+        rows = dimension_curve(runs, dim)
         if rows["flops"].nunique() > 1:
             _errorbar(ax, summarise(rows), scale, dim, f"scale by {dim}")
             shown += list(rows["flops"])
-    base = done[has_role(done, "base")]
-    comp = pd.concat([base, done[has_role(done, "compound")]])
-    _errorbar(ax, summarise(comp), scale, "compound", "compound scaling")
-    shown += list(comp["flops"])
+    base = runs[has_role(runs, "base")]
+    compound = done[has_role(done, "compound")]
+    rules = (
+        compound["scaling"] if "scaling" in compound else pd.Series("", compound.index)
+    ).fillna("")
+    styles = ["compound", "compound-2", "compound-3"]
+    for i, rule in enumerate(sorted(rules.unique())):  # one line per coefficient choice
+        comp = pd.concat([base, compound[rules == rule]])
+        label = f"compound ({rule})" if rules.nunique() > 1 else "compound scaling"
+        _errorbar(ax, summarise(comp), scale, styles[min(i, 2)], label)
+        shown += list(comp["flops"])
     log2_axis(ax, pd.Series(shown) / scale)
     ax.margins(x=0.08, y=0.1)
     ax.set_xlabel(xlabel + ", log scale")
@@ -384,22 +394,31 @@ def budget_trend(
     return save(draw_budget_trend(rows, df), out, name)
 
 
-def all_plots(df: pd.DataFrame, out: Path) -> list[Path]:
+def all_plots(df: pd.DataFrame, out: Path, cells: pd.DataFrame | None = None) -> list[Path]:
     """Every plot the results support; one set per model when a study mixes models, and
-    per budget when it trains at several (then also the verdict's trend over budgets)."""
+    per budget when it trains at several (then also the verdict's trend over budgets).
+    ``cells``: the results with a row per Figure-8 cell a run serves
+    (StudyDir.results(every_cell=True)), for Figure 8 and the trend; default ``df``."""
     from effscale.report.verdicts import compound_vs_single
 
+    cells = df if cells is None else cells
     out.mkdir(parents=True, exist_ok=True)
     models = list(df["model"].dropna().unique())
     budgets = sorted(df["budget"].dropna().unique()) if "budget" in df else []
     paths = []
+
+    def pick(frame, model, budget=None):
+        frame = frame[frame["model"] == model] if model else frame
+        return frame[frame["budget"] == budget] if budget is not None else frame
+
     for model in models or [None]:
-        sub = df[df["model"] == model] if model else df
         suffix = f"-{model}" if len(models) > 1 else ""
         for budget in budgets if len(budgets) > 1 else [None]:
-            part = sub[sub["budget"] == budget] if budget is not None else sub
+            part = pick(df, model, budget)
             tag = suffix + (f"-{budget_label(int(budget))}" if budget is not None else "")
-            for make in (figure3, figure8, flops_vs_phi, acc_vs_params, acc_vs_latency):
+            for make in (figure3, flops_vs_phi, acc_vs_params, acc_vs_latency):
                 paths += make(part, out, make.__name__ + tag)
+            paths += figure8(pick(cells, model, budget), out, "figure8" + tag)
+        sub = pick(cells, model)
         paths += budget_trend(compound_vs_single(sub), out, "budget_trend" + suffix, sub)
     return paths

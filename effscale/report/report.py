@@ -158,8 +158,10 @@ def write_report(run_dir: str | Path) -> dict:
         df = latency_for_results(store.path, measure=False)
     status = store.status()
     summary = summarise(df)
-    figures = plots.all_plots(df, store.path / "figures")
-    dims, compound = diminishing_returns(df), compound_vs_single(df)
+    # Figure 8 picks rows by cell (phi, scaling rule): a run serving two cells is in both.
+    cells = store.results(study, every_cell=True)
+    figures = plots.all_plots(df, store.path / "figures", cells=cells)
+    dims, compound = diminishing_returns(df), compound_vs_single(cells)
     io.write_text(store.path / SUMMARY, summary.to_csv(index=False))
     env = _environment(store, df)
     df = df.assign(trained_on=_trained_on(store, df))
@@ -170,7 +172,7 @@ def write_report(run_dir: str | Path) -> dict:
 
     lines = _header(store, study, df, status, env)
     lines += _warnings_section(warnings)
-    per_seed = figure8_per_seed(df)
+    per_seed = figure8_per_seed(cells)
     lines += _verdict_sections(dims, compound, per_seed)
     trend = trend_by_budget(compound)
     lines += _budget_section(trend)

@@ -41,6 +41,13 @@ class Point:
     init_from: str | None = None  # key of the point whose checkpoint it fine-tunes (transfer)
     scaling: str | None = None  # compound points and their matches: the rule, e.g. the
     #                             coefficients "alpha=1.2 beta=1.1 gamma=1.15" (not in the key)
+    # The other Figure-8 cells the same run serves, as (roles, phi, scaling): two rules'
+    # matched points can be the same network (depth moves in whole blocks), trained once.
+    also: tuple[tuple[tuple[str, ...], float | None, str | None], ...] = ()
+
+    def cells(self) -> list[tuple[tuple[str, ...], float | None, str | None]]:
+        """Every (roles, phi, scaling) the point was planned under, its own first."""
+        return [(self.roles, self.phi, self.scaling), *self.also]
 
     @property
     def key(self) -> str:
@@ -61,6 +68,11 @@ class Point:
             "phi": self.phi,
             "init_from": self.init_from,
             **({"scaling": self.scaling} if self.scaling else {}),
+            **(
+                {"also": [{"roles": list(r), "phi": f, "scaling": s} for r, f, s in self.also]}
+                if self.also
+                else {}
+            ),
         }
 
     @classmethod
@@ -75,6 +87,7 @@ class Point:
             d.get("phi"),
             d.get("init_from"),
             d.get("scaling"),
+            tuple((tuple(c["roles"]), c.get("phi"), c.get("scaling")) for c in d.get("also", [])),
         )
 
 
@@ -98,17 +111,29 @@ class Study:
     points: list[Point] = field(default_factory=list)
 
     def add(self, point: Point) -> None:
-        """Add a point; one already planned just gains the new roles."""
+        """Add a point; one already planned gains the new roles, or, when it was planned for
+        another Figure-8 cell (phi and scaling rule), the new cell (``also``)."""
         for i, p in enumerate(self.points):
-            if p.key == point.key:
-                roles = tuple(dict.fromkeys(p.roles + point.roles))
+            if p.key != point.key:
+                continue
+            cell = (point.phi, point.scaling)
+            if cell == (None, None) or (p.phi, p.scaling) in (cell, (None, None)):
                 self.points[i] = replace(
                     p,
-                    roles=roles,
+                    roles=tuple(dict.fromkeys(p.roles + point.roles)),
                     phi=p.phi if p.phi is not None else point.phi,
                     scaling=p.scaling or point.scaling,
                 )
                 return
+            also = list(p.also)
+            for j, (roles, phi, scaling) in enumerate(also):
+                if (phi, scaling) == cell:
+                    also[j] = (tuple(dict.fromkeys(roles + point.roles)), phi, scaling)
+                    break
+            else:
+                also.append((point.roles, point.phi, point.scaling))
+            self.points[i] = replace(p, also=tuple(also))
+            return
         self.points.append(point)
 
     def add_all(self, points: list[Point]) -> "Study":
