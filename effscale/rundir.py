@@ -432,13 +432,42 @@ class StudyDir:
         for s in states.values():
             counts[s] = counts.get(s, 0) + 1
         errors = {k: self.error(k) for k, s in states.items() if s == "failed"}
+        progress = {
+            p.key: self._progress(p)
+            for p in study.points
+            if states[p.key] in ("running", "interrupted")
+        }
         return {
             "study": study.name,
             "points": len(states),
             **counts,
             "states": states,
             "errors": errors,
+            "progress": progress,
             "problems": list(self.problems),
+        }
+
+    def _progress(self, p) -> dict:
+        """How far a running or interrupted point is: from its metrics.jsonl (one line an
+        epoch; damaged lines are skipped, an unreadable file counts as none)."""
+        try:
+            lines = self.point(p.key).metrics_lines()
+        except OSError:
+            lines = []
+        epochs = []
+        for line in lines:
+            try:
+                epochs.append(json.loads(line))
+            except ValueError:
+                continue
+        last = epochs[-1] if epochs and isinstance(epochs[-1], dict) else {}
+        return {
+            "variant": p.variant.short_label,
+            "seed": p.seed,
+            "samples_done": last.get("samples", 0),
+            "samples": p.recipe.samples,
+            "epochs_done": len(epochs),
+            "top1_last": last.get("top1"),
         }
 
 

@@ -353,6 +353,11 @@ def test_ctrl_c_starts_no_new_point_and_exits_130_saying_how_to_resume(tmp_path,
             torch.load(p / "checkpoint.pt", weights_only=True)
     st = json.loads(runner.invoke(app, ["status", str(out), "--format", "json"]).stdout)
     assert st["failed"] == 0 and st["interrupted"] >= 1
+    for key, progress in st["progress"].items():  # how far each interrupted point got
+        assert st["states"][key] == "interrupted" and progress["samples"] == 8000
+        assert progress["epochs_done"] >= 1 and 0 < progress["samples_done"] <= 8000
+    screen = runner.invoke(app, ["status", str(out)], env={"COLUMNS": "80"}).stdout
+    assert "Points in progress" in screen and "/8,000" in screen
 
 
 def test_ctrl_c_in_train_keeps_the_run_resumable(tmp_path):

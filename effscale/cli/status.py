@@ -26,7 +26,23 @@ def status(run_dir: RunDirArg, fmt: FormatOpt = Format.table):
     if fmt is Format.json:
         output.record(st, fmt)
         return
-    output.record(st, fmt, title=run_dir)
+    output.record(st, fmt, title=f"Study {st['study']}")
+    if st["progress"]:
+        output.rows(
+            [
+                {
+                    "point": p["variant"],
+                    "seed": p["seed"],
+                    "state": st["states"][key],
+                    "samples": f"{p['samples_done']:,}/{p['samples']:,}",
+                    "epochs": p["epochs_done"],
+                    "top1_last": p["top1_last"],
+                }
+                for key, p in st["progress"].items()
+            ],
+            fmt,
+            title="Points in progress (from each point's metrics.jsonl, one line an epoch)",
+        )
     if jobs:
         output.rows(
             [{"key": k, "state": s, **jobs.get(k, {})} for k, s in st["states"].items()],
