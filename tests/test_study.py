@@ -69,30 +69,12 @@ def test_compound_match_single_hits_the_compound_flops():
             assert abs(got - target) / target < 0.15, (dim, got, target)
 
 
-TWO_RULES = """
-name = "two-rules"
-model = "resnet18"
-data = "synthetic"
-budget = "smoke"
-samples = 256
-seeds = 2
-base_width = 0.25
-base_depth = 0.5
-
-[recipe]
-batch_size = 64
-
-[[compound]]
-phi = [1]
-match_single = true
-
-[[compound]]
-phi = [1]
-alpha = 1.3
-beta = 1.1
-gamma = 1.1
-match_single = true
-"""
+TWO_RULES = study_toml(
+    "[[compound]]\nphi = [1]\nmatch_single = true\n",
+    "[[compound]]\nphi = [1]\nalpha = 1.3\nbeta = 1.1\ngamma = 1.1\nmatch_single = true\n",
+    name="two-rules",
+    samples=256,
+)
 
 
 def test_two_coefficient_choices_share_their_matched_runs_and_each_gets_its_verdict(tmp_path):
