@@ -414,11 +414,10 @@ def all_plots(df: pd.DataFrame, out: Path, cells: pd.DataFrame | None = None) ->
     for model in models or [None]:
         suffix = f"-{model}" if len(models) > 1 else ""
         for budget in budgets if len(budgets) > 1 else [None]:
-            part = pick(df, model, budget)
             tag = suffix + (f"-{budget_label(int(budget))}" if budget is not None else "")
-            for make in (figure3, flops_vs_phi, acc_vs_params, acc_vs_latency):
+            for make in (figure3, figure8, flops_vs_phi, acc_vs_params, acc_vs_latency):
+                part = pick(cells if make is figure8 else df, model, budget)
                 paths += make(part, out, make.__name__ + tag)
-            paths += figure8(pick(cells, model, budget), out, "figure8" + tag)
         sub = pick(cells, model)
         paths += budget_trend(compound_vs_single(sub), out, "budget_trend" + suffix, sub)
     return paths
