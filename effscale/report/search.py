@@ -41,13 +41,8 @@ def search_report(run_dir: str | Path) -> dict:
     results = store.write_results()
     by_key = {row["key"]: row for row in results.to_dict("records")}
 
-    def by_seed(keys: list[str]) -> dict[int, float]:
-        """Top-1 of the finished runs among ``keys``, per seed (a diverged run has none)."""
-        rows = [by_key[k] for k in keys if k in by_key and by_key[k]["status"] == "done"]
-        return {int(r["seed"]): float(r["top1"]) for r in rows if math.isfinite(r["top1"])}
-
     def scores(keys: list[str]) -> list[float]:
-        return list(by_seed(keys).values())
+        return list(_by_seed(by_key, keys).values())
 
     networks: dict[int, dict] = {}
     for row in record["candidates"]:
@@ -97,22 +92,8 @@ def search_report(run_dir: str | Path) -> dict:
                 for r in record["candidates"]
                 if r.get("network") == ranked[0] and r is not best
             ],
-            "margin": None,
+            "margin": _margin(record, ranked, by_key),
         }
-        if len(ranked) > 1:
-            second = next(
-                r for r in record["candidates"] if r.get("network") == ranked[1] and r["trained"]
-            )
-            ours, theirs = by_seed(best["keys"]), by_seed(second["keys"])
-            paired = [ours[seed] - theirs[seed] for seed in sorted(ours.keys() & theirs.keys())]
-            mean, std, n = mean_std(paired, missing=None)
-            leader["margin"] = {
-                "runner_up": [second["alpha"], second["beta"], second["gamma"]],
-                "top1_mean": mean,
-                "top1_std": std,
-                "seeds": n,
-                "beyond_noise": mean is not None and beyond_noise(mean, std or math.nan, n),
-            }
     record.update(
         finished=finished,
         points={"planned": len(planned), "finished": n_finished},
@@ -123,6 +104,33 @@ def search_report(run_dir: str | Path) -> dict:
     record["figures"] = [str(p) for p in figures]
     io.write_json(store.path / SEARCH_FILE, record)
     return record
+
+
+def _by_seed(by_key: dict, keys: list[str]) -> dict[int, float]:
+    """Top-1 of the finished runs among ``keys``, per seed (a diverged run has none)."""
+    rows = [by_key[k] for k in keys if k in by_key and by_key[k]["status"] == "done"]
+    return {int(r["seed"]): float(r["top1"]) for r in rows if math.isfinite(r["top1"])}
+
+
+def _margin(record: dict, ranked: list[int], by_key: dict) -> dict | None:
+    """The leading network's top-1 minus the runner-up's, paired by seed; None without a
+    runner-up."""
+    if len(ranked) < 2:
+        return None
+    first, second = (
+        next(r for r in record["candidates"] if r.get("network") == n and r["trained"])
+        for n in ranked[:2]
+    )
+    ours, theirs = _by_seed(by_key, first["keys"]), _by_seed(by_key, second["keys"])
+    paired = [ours[seed] - theirs[seed] for seed in sorted(ours.keys() & theirs.keys())]
+    mean, std, n = mean_std(paired, missing=None)
+    return {
+        "runner_up": [second["alpha"], second["beta"], second["gamma"]],
+        "top1_mean": mean,
+        "top1_std": std,
+        "seeds": n,
+        "beyond_noise": mean is not None and beyond_noise(mean, std or math.nan, n),
+    }
 
 
 def margin_sentence(best: dict) -> str:
