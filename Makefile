@@ -47,6 +47,8 @@ figures: $(STAMP)  ## redraw docs/figures from the stored real-data results (no 
 	$(BIN)/effscale report docs/results/imagenette
 	cp docs/results/imagenette/figures/figure8-100k.png docs/figures/imagenette-figure8-100k.png
 	cp docs/results/imagenette/figures/budget_trend.png docs/figures/imagenette-budget_trend.png
+	$(BIN)/effscale report docs/results/imagenette-search
+	cp docs/results/imagenette-search/figures/search.png docs/figures/imagenette-search.png
 
 bench: $(STAMP)
 	$(BIN)/python bench/cost_table.py

@@ -322,8 +322,7 @@ def _search_section(store: StudyDir) -> tuple[dict, list[str]]:
         "## Grid search for alpha, beta, gamma (paper Step 1)",
         "",
         f"{state}: alpha={best['alpha']:g}, beta={best['beta']:g}, "
-        f"gamma={best['gamma']:g}, top-1 {best['top1_mean']:.2f} "
-        f"± {best.get('top1_std') or 0:.2f} (base: {_mean_pm(search['base_top1'])})"
+        f"gamma={best['gamma']:g}, top-1 {_mean_pm(best)} (base: {_mean_pm(search['base_top1'])})"
         + (f"; {ahead}" if ahead else "")
         + ". Kept candidates, best first (top-1 mean and std over seeds):",
         "",
@@ -434,7 +433,10 @@ def redraw(run_dir: str | Path) -> list[Path]:
 
 
 def _mean_pm(stats: dict) -> str:
-    """Top-1 as mean ± std from a {top1_mean, top1_std} record; "-" before any run finished."""
+    """Top-1 as mean ± std from a {top1_mean, top1_std, seeds} record; "-" before any run
+    finished, and the seed count instead of a spread when one seed is in."""
     if stats["top1_mean"] is None:
         return "-"
-    return f"{stats['top1_mean']:.2f} ± {stats['top1_std'] or 0:.2f}"
+    if stats.get("top1_std") is None:
+        return f"{stats['top1_mean']:.2f} (1 seed)"
+    return f"{stats['top1_mean']:.2f} ± {stats['top1_std']:.2f}"

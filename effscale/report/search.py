@@ -142,11 +142,12 @@ def margin_sentence(best: dict) -> str:
     alpha, beta, gamma = margin["runner_up"]
     spread = f" ± {margin['top1_std']:.2f}" if margin["top1_std"] is not None else ""
     seeds = f"{margin['seeds']} seed{'s' * (margin['seeds'] != 1)}"
-    judged = (
-        "beyond noise"
-        if margin["beyond_noise"]
-        else "within noise: this search does not separate the two"
-    )
+    if margin["seeds"] < 2:
+        judged = "too few seeds to tell from noise"
+    elif margin["beyond_noise"]:
+        judged = "beyond noise"
+    else:
+        judged = "within noise: this search does not separate the two"
     return (
         f"ahead of the runner-up (alpha={alpha:g}, beta={beta:g}, gamma={gamma:g}) by "
         f"{margin['top1_mean']:+.2f}{spread} points over {seeds}, {judged}"
@@ -185,6 +186,12 @@ def table(record: dict) -> list[dict]:
 # --------------------------------------------------------------------------------------
 
 
+def _seed_count(nets: list[dict]) -> str:
+    """ "3 seeds", or "1-3 seeds" while the networks have different numbers finished."""
+    low, high = min(r["seeds"] for r in nets), max(r["seeds"] for r in nets)
+    return f"{low}-{high} seeds" if low != high else f"{low} seed{'s' * (low != 1)}"
+
+
 def search_plot(record: dict, out: Path, name: str = "search", caption: str = "") -> list[Path]:
     """Top-1 vs realised FLOPs ratio per trained network, the chosen one starred; ``caption``:
     the line under it (effscale.report.plots.caption of the results)."""
@@ -202,7 +209,7 @@ def search_plot(record: dict, out: Path, name: str = "search", caption: str = ""
         color="tab:blue",
         capsize=3,
         ms=5,
-        label=f"candidate network (mean ± std over {len(record.get('seeds') or [])} seeds)",
+        label=f"candidate network (mean ± std over {_seed_count(nets)})",
     )
     best = record.get("chosen") or record.get("leader")
     if best:
