@@ -162,6 +162,23 @@ class PointDir:
         raises OSError when it cannot be read."""
         return self.metrics_file.read_text().splitlines()
 
+    def epochs(self) -> list[dict]:
+        """metrics.jsonl's epochs as far as they can be read: damaged lines are skipped, an
+        unreadable file gives none."""
+        try:
+            lines = self.metrics_lines()
+        except OSError:
+            return []
+        epochs = []
+        for line in lines:
+            try:
+                epoch = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(epoch, dict):
+                epochs.append(epoch)
+        return epochs
+
     def open(self, identity: dict, resume: bool, emit=None) -> dict | None:
         """The result of a finished run here; None when the run is to be trained (new, or
         interrupted and resumed). A directory of another run, or one whose config.json is
@@ -382,10 +399,8 @@ class StudyDir:
 
     # -- the results table ------------------------------------------------------------
 
-    def results(self, study: Study | None = None, every_cell: bool = False) -> pd.DataFrame:
-        """One row per planned point that has a result (finished or diverged); with
-        ``every_cell``, one more for each other Figure-8 cell it serves (Point.also), under
-        that cell's roles, phi and scaling, for the comparisons that pick rows by cell."""
+    def results(self, study: Study | None = None) -> pd.DataFrame:
+        """One row per planned point that has a result (finished or diverged)."""
         study = study or self.load_study()
         rows, ratio_cache = [], {}
         for p in study.points:
@@ -410,11 +425,6 @@ class StudyDir:
                 **{k: result.get(k) for k in TRAINED_COLUMNS},
             }
             rows.append(row)
-            if every_cell:
-                rows += [
-                    {**row, "roles": ";".join(roles), "phi": phi, "scaling": scaling}
-                    for roles, phi, scaling in p.also
-                ]
         return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
     def write_results(self, study: Study | None = None) -> pd.DataFrame:
@@ -448,19 +458,10 @@ class StudyDir:
         }
 
     def _progress(self, p) -> dict:
-        """How far a running or interrupted point is: from its metrics.jsonl (one line an
-        epoch; damaged lines are skipped, an unreadable file counts as none)."""
-        try:
-            lines = self.point(p.key).metrics_lines()
-        except OSError:
-            lines = []
-        epochs = []
-        for line in lines:
-            try:
-                epochs.append(json.loads(line))
-            except ValueError:
-                continue
-        last = epochs[-1] if epochs and isinstance(epochs[-1], dict) else {}
+        """How far a running or interrupted point is, from its metrics.jsonl (one line an
+        epoch)."""
+        epochs = self.point(p.key).epochs()
+        last = epochs[-1] if epochs else {}
         return {
             "variant": p.variant.short_label,
             "seed": p.seed,

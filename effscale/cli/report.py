@@ -69,7 +69,7 @@ DIMINISHING_SCREEN = {
     "first_gain_per_doubling": "first gain",
     "first_std": "±",
     "last_gain_per_doubling": "last gain",
-    "last_std": "± ",
+    "last_std": "±",
     "verdict": "verdict",
 }
 COMPOUND_SCREEN = {

@@ -398,7 +398,7 @@ def all_plots(df: pd.DataFrame, out: Path, cells: pd.DataFrame | None = None) ->
     """Every plot the results support; one set per model when a study mixes models, and
     per budget when it trains at several (then also the verdict's trend over budgets).
     ``cells``: the results with a row per Figure-8 cell a run serves
-    (StudyDir.results(every_cell=True)), for Figure 8 and the trend; default ``df``."""
+    (effscale.report.report.every_cell), for Figure 8 and the trend; default ``df``."""
     from effscale.report.verdicts import compound_vs_single
 
     cells = df if cells is None else cells

@@ -147,6 +147,21 @@ def _trained_on(store: StudyDir, df: pd.DataFrame) -> pd.Series:
     return pd.Series([trained_on(e) for e in envs], index=df.index, dtype=object)
 
 
+def every_cell(df: pd.DataFrame, study) -> pd.DataFrame:
+    """The results with one more row for each other Figure-8 cell a run serves (Point.also),
+    under that cell's roles, phi and scaling: Figure 8 picks rows by cell, and a run that
+    serves two coefficient choices counts for both."""
+    also = {p.key: p.also for p in study.points if p.also}
+    extra = [
+        {**row, "roles": ";".join(roles), "phi": phi, "scaling": scaling}
+        for row in df[df["key"].isin(also)].to_dict("records")
+        for roles, phi, scaling in also[row["key"]]
+    ]
+    if not extra:
+        return df
+    return pd.concat([df, pd.DataFrame(extra, columns=df.columns)], ignore_index=True)
+
+
 def write_report(run_dir: str | Path) -> dict:
     """Write results.csv, summary tables, plots (figures/) and report.md; return the verdicts."""
     store = StudyDir(run_dir)
@@ -158,8 +173,7 @@ def write_report(run_dir: str | Path) -> dict:
         df = latency_for_results(store.path, measure=False)
     status = store.status()
     summary = summarise(df)
-    # Figure 8 picks rows by cell (phi, scaling rule): a run serving two cells is in both.
-    cells = store.results(study, every_cell=True)
+    cells = every_cell(df, study)
     figures = plots.all_plots(df, store.path / "figures", cells=cells)
     dims, compound = diminishing_returns(df), compound_vs_single(cells)
     io.write_text(store.path / SUMMARY, summary.to_csv(index=False))

@@ -339,17 +339,9 @@ def load_estimates(run_dir: str | Path) -> dict[str, dict]:
 
 def measured_seconds(point: PointDir) -> float | None:
     """Training plus evaluation time of a finished run, from its metrics.jsonl."""
-    try:
-        lines = point.metrics_lines()
-    except OSError:
-        return None
-    total = 0.0
-    for line in lines:
-        try:
-            m = json.loads(line)
-        except ValueError:
-            continue
-        total += float(m.get("seconds") or 0) + float(m.get("eval_seconds") or 0)
+    total = sum(
+        float(m.get("seconds") or 0) + float(m.get("eval_seconds") or 0) for m in point.epochs()
+    )
     return total or None
 
 

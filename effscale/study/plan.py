@@ -45,10 +45,6 @@ class Point:
     # matched points can be the same network (depth moves in whole blocks), trained once.
     also: tuple[tuple[tuple[str, ...], float | None, str | None], ...] = ()
 
-    def cells(self) -> list[tuple[tuple[str, ...], float | None, str | None]]:
-        """Every (roles, phi, scaling) the point was planned under, its own first."""
-        return [(self.roles, self.phi, self.scaling), *self.also]
-
     @property
     def key(self) -> str:
         blob = json.dumps(
