@@ -69,6 +69,33 @@ def test_compound_match_single_hits_the_compound_flops():
             assert abs(got - target) / target < 0.15, (dim, got, target)
 
 
+def test_a_single_dimension_rule_trains_its_compound_network_once():
+    """Step 1 may choose width alone, (1, 1.4, 1): the compound network is then width's own
+    match at exactly the target FLOPs, so it is one point with both roles, not a second one
+    a rounding step away (w1.96 beside w1.95, the same network trained twice per seed)."""
+    study = Study("w", {})
+    study.add_all(
+        plan_compound(
+            Base("efficientnet-b0", 32, base_width=0.5),
+            [2],
+            [0],
+            RECIPE,
+            "synthetic",
+            alpha=1,
+            beta=1.4,
+            gamma=1,
+            match_single=True,
+        )
+    )
+    assert len(study.points) == 4  # base, w1.96 (compound and match-width), depth, resolution
+    widths = [p for p in study.points if "compound" in p.roles]
+    assert len(widths) == 1 and set(widths[0].roles) == {"compound", "match-width"}
+    assert widths[0].variant.w == pytest.approx(1.96) and widths[0].variant.d == 1.0
+    for dim in ("depth", "resolution"):  # the other dimensions are still matched by search
+        match = next(p for p in study.points if f"match-{dim}" in p.roles)
+        assert match.roles == (f"match-{dim}",) and match.variant.w == 1.0
+
+
 TWO_RULES = study_toml(
     "[[compound]]\nphi = [1]\nmatch_single = true\n",
     "[[compound]]\nphi = [1]\nalpha = 1.3\nbeta = 1.1\ngamma = 1.1\nmatch_single = true\n",

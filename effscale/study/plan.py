@@ -215,6 +215,15 @@ def plan_sweep(
     ]
 
 
+_FIELDS_OF = {"depth": ("d",), "width": ("w",), "resolution": ("r", "resolution")}
+
+
+def _scales_only(variant: Variant, base: Variant, dim: str) -> bool:
+    """Whether ``variant`` is ``base`` scaled along ``dim`` and no other dimension."""
+    unscaled = {f: getattr(base, f) for f in _FIELDS_OF[dim]}
+    return variant != base and replace(variant, **unscaled) == base
+
+
 def plan_compound(
     base: Base,
     phis: list[float],
@@ -245,13 +254,16 @@ def plan_compound(
         if match_single and phi != 0:
             target = count_cost(variant, num_classes).flops
             for dim in DIMENSIONS:
-                matched = match_flops(
+                # A rule that scales one dimension alone (a Step 1 that chose width alone)
+                # makes the compound network that dimension's match, at exactly the target:
+                # train it once rather than again at a multiplier one rounding step away.
+                matched = variant if _scales_only(variant, base.variant(), dim) else match_flops(
                     base.variant(),
                     dim,
                     target,
                     lambda v: count_cost(v, num_classes).flops,
                     base.multiple,
-                )
+                )  # fmt: skip
                 for seed in seeds:
                     points.append(
                         Point(matched, seed, recipe, data, (f"match-{dim}",), phi=phi, scaling=rule)
