@@ -74,6 +74,22 @@ def test_compound_against_the_best_single_dimension():
     assert v["compound_minus_best"] == pytest.approx(2.0)
 
 
+def test_a_compound_rule_that_scales_one_dimension_is_no_test_of_balance():
+    """Step 1 may choose width alone: its compound network is width's match, one run with both
+    roles, and the difference to width is zero by construction, not a finding."""
+    df = pd.DataFrame(
+        rows("base", 1, [60, 60, 60])
+        + rows("compound;match-width", 2, [64, 64.2, 63.8], 1, w=1.4)
+        + rows("match-depth", 2, [63, 63, 63], 1, w=1.5)
+    )
+    (v,) = compound_vs_single(df)
+    assert v["best_single"] == "width" and v["compound_minus_best"] == 0
+    assert v["verdict"] == "not a test: the compound network is width alone"
+    df.loc[df["roles"] == "match-depth", "top1"] = 66  # another dimension beats it: a finding
+    (v,) = compound_vs_single(df)
+    assert v["verdict"] == "contradicted: depth alone is better"
+
+
 def test_the_comparison_shows_the_seeds_it_stands_on():
     df = pd.DataFrame(
         rows("compound", 2, [66, 62, 65], 1)

@@ -236,6 +236,8 @@ def compound_vs_single(df: pd.DataFrame) -> list[dict]:
         diff = comp.set_index("seed")["top1"] - singles[best].set_index("seed")["top1"]
         d_mean, d_std, n = mean_std(diff.dropna())
         verdict = _verdict(d_mean, d_std, n, f"{best} alone is better")
+        if has_role(comp, f"match-{best}").all():  # a rule that scales one dimension alone
+            verdict = f"not a test: the compound network is {best} alone"
         improving = [
             name
             for name, rows in (("compound", comp), (best, singles[best]))
