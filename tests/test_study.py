@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -94,6 +95,18 @@ def test_a_single_dimension_rule_trains_its_compound_network_once():
     for dim in ("depth", "resolution"):  # the other dimensions are still matched by search
         match = next(p for p in study.points if f"match-{dim}" in p.roles)
         assert match.roles == (f"match-{dim}",) and match.variant.w == 1.0
+
+
+def test_a_point_planned_before_rules_were_recorded_joins_its_cell():
+    """The first Imagenette points were planned when a compound point carried its phi but no
+    rule: extending that plan must give them the rule, not a second, duplicate cell."""
+    plan = plan_compound(
+        BASE, [1], [0], RECIPE, "synthetic", alpha=1.2, beta=1.1, gamma=1.15, match_single=True
+    )
+    study = Study("old", {}, [replace(p, scaling=None) for p in plan])
+    study.add_all(plan)
+    assert [p.also for p in study.points] == [()] * len(plan)
+    assert [p.scaling for p in study.points] == [p.scaling for p in plan]
 
 
 TWO_RULES = study_toml(

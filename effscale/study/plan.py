@@ -113,7 +113,13 @@ class Study:
             if p.key != point.key:
                 continue
             cell = (point.phi, point.scaling)
-            if cell == (None, None) or (p.phi, p.scaling) in (cell, (None, None)):
+            # A stored point without a rule was planned before plans recorded one (the
+            # first Imagenette points): it is this cell's, not a second cell beside it.
+            if (
+                cell == (None, None)
+                or (p.phi, p.scaling) == cell
+                or (p.scaling is None and p.phi in (None, point.phi))
+            ):
                 self.points[i] = replace(
                     p,
                     roles=tuple(dict.fromkeys(p.roles + point.roles)),
