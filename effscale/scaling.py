@@ -137,6 +137,11 @@ class Variant:
         return f"{self.backbone}[{','.join(derived)}]" if derived else self.backbone
 
     @property
+    def scaled_dimensions(self) -> tuple[str, ...]:
+        """The dimensions this variant scales away from its base design, in DIMENSIONS order."""
+        return tuple(dim for dim, m in zip(DIMENSIONS, (self.d, self.w, self.r)) if m != 1.0)
+
+    @property
     def target_flops_ratio(self) -> float:
         return flops_ratio(self.d, self.w, self.r)
 

@@ -14,10 +14,11 @@ from effscale.data.augment import eval_transform, random_resized_crop
 from effscale.errors import EffscaleError
 from effscale.recipe import PROTOCOL, Recipe, budget, parse_budgets
 from effscale.report import write_report
-from effscale.report.report import trend_by_budget, trend_sentences
+from effscale.report.report import trend_sentences
+from effscale.report.verdicts import trend_by_budget
 from effscale.rundir import StudyDir
 from effscale.scaling import make_variant
-from effscale.study.engine import run_study
+from effscale.study.engine import run_study, training_order
 from effscale.study.files import load_study
 from effscale.study.plan import Point
 from effscale.train import late_gain, train
@@ -177,7 +178,10 @@ def test_the_budget_trend_keeps_coefficient_choices_apart():
     compound = [
         row("paper", 100, -3.0), row("searched", 100, -1.0), row("paper", 200, -2.0),
         row("searched", 200, 0.5), row("only once", 100, 9.0),
+        row("width alone", 100, 0.0), row("width alone", 200, 0.0),
     ]  # fmt: skip
+    for r in compound[-2:]:  # zero by construction, at every budget: no trend to draw
+        r["verdict"] = "not a test: the compound network is width alone"
     compound[3]["seeds"] = 1  # the searched choice's longer budget is still on one seed
     trend = trend_by_budget(compound)
     assert [(r["scaling"], r["budget"]) for r in trend] == [
@@ -196,6 +200,20 @@ def test_the_budget_trend_keeps_coefficient_choices_apart():
     assert both[-1] == (
         "φ = 1 (paper) of n: compound − best +5.00 at 100 samples, +5.00 at 200 (+0.00 points)"
     )
+
+
+def test_a_study_trains_seed_by_seed_and_the_quickest_points_first():
+    small = make_variant("resnet18", base_width=0.25)
+    large = make_variant("resnet18", w=2.0, base_width=0.25)  # about 4x the FLOPs
+    long, short = Recipe(samples=1000), Recipe(samples=100)
+    points = [
+        Point(small, 1, short, "synthetic", ("base",)),
+        Point(small, 0, long, "synthetic", ("base",)),
+        Point(large, 0, short, "synthetic", ("width",)),
+    ]
+    order = [(p.seed, p.variant.w, p.recipe.samples) for p in training_order(points)]
+    # the larger network's short budget is a quarter of the time of the smaller one's long
+    assert order == [(0, 2.0, 100), (0, 1.0, 1000), (1, 1.0, 100)]
 
 
 def test_a_run_records_whether_it_was_still_improving():

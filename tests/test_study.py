@@ -348,3 +348,20 @@ def test_the_library_plans_and_counts_a_sweep_as_the_command_does():
     assert [p.roles for p in study.points] == [("base",)] * 2 + [("width",)] * 2
     rows = sweep_costs(s.base, "width", [1.5], s.dataset.num_classes)
     assert [r["w"] for r in rows] == [1.0, 1.5]
+
+
+def test_an_explicit_variant_is_named_by_the_dimensions_it_scales():
+    """Paper Table 3 lists networks by (d, w, r); each row's role follows from what it scales."""
+    import effscale
+
+    study = load_study(Path(effscale.__file__).parent / "studies" / "table3.toml", data="synthetic")
+    roles = {
+        (p.variant.backbone, p.variant.d, p.variant.w, p.variant.r): p.roles[0]
+        for p in study.points
+    }
+    assert roles[("mobilenet-v1", 1.0, 1.0, 1.0)] == "base"
+    assert roles[("mobilenet-v1", 1.0, 2.0, 1.0)] == "width"
+    assert roles[("mobilenet-v2", 4.0, 1.0, 1.0)] == "depth"
+    assert roles[("resnet50", 1.0, 1.0, 2.0)] == "resolution"
+    assert roles[("resnet50", 1.4, 1.2, 1.3)] == "compound"
+    assert study.points[-1].variant.scaled_dimensions == ("depth", "width", "resolution")

@@ -358,7 +358,8 @@ def budget_label(samples: int) -> str:
 
 def draw_budget_trend(rows: list[dict], df: pd.DataFrame | None = None):
     """Compound minus the best single dimension (mean and std of per-seed differences)
-    against the training budget, one line per phi: does the verdict move with training?"""
+    against the training budget, one line per phi: does the verdict move with training?
+    ``rows``: effscale.report.verdicts.trend_by_budget's."""
     rows = pd.DataFrame(rows)
     if rows.empty or "budget" not in rows or rows["budget"].nunique() < 2:
         return None
@@ -399,7 +400,7 @@ def all_plots(df: pd.DataFrame, out: Path, cells: pd.DataFrame | None = None) ->
     per budget when it trains at several (then also the verdict's trend over budgets).
     ``cells``: the results with a row per Figure-8 cell a run serves
     (effscale.report.report.every_cell), for Figure 8 and the trend; default ``df``."""
-    from effscale.report.verdicts import compound_vs_single
+    from effscale.report.verdicts import compound_vs_single, trend_by_budget
 
     cells = df if cells is None else cells
     out.mkdir(parents=True, exist_ok=True)
@@ -419,5 +420,6 @@ def all_plots(df: pd.DataFrame, out: Path, cells: pd.DataFrame | None = None) ->
                 part = pick(cells if make is figure8 else df, model, budget)
                 paths += make(part, out, make.__name__ + tag)
         sub = pick(cells, model)
-        paths += budget_trend(compound_vs_single(sub), out, "budget_trend" + suffix, sub)
+        trend = trend_by_budget(compound_vs_single(sub))
+        paths += budget_trend(trend, out, "budget_trend" + suffix, sub)
     return paths

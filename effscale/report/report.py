@@ -20,6 +20,8 @@ from effscale.report.verdicts import (
     mixed_environments,
     summarise,
     transfer_table,
+    trend_by_budget,
+    trend_group,
 )
 from effscale.rundir import LATENCY_FILE, SEARCH_FILE, SUMMARY, StudyDir
 from effscale.study.estimate import timing_table
@@ -346,35 +348,13 @@ def _search_section(store: StudyDir) -> tuple[dict, list[str]]:
     ]
 
 
-def _trend_group(r: dict) -> tuple:
-    """What one line of the budget trend follows: a model's phi under one coefficient choice."""
-    return r.get("model", ""), r.get("scaling", ""), r["phi"]
-
-
-def trend_by_budget(compound: list[dict]) -> list[dict]:
-    """The Figure-8 comparison per model, coefficient choice, phi and budget, for the phis
-    measured at two budgets or more (``compound``: compound_vs_single's rows)."""
-    group = _trend_group
-    rows = [r for r in compound if "budget" in r]
-    budgets: dict[tuple, set] = {}
-    for r in rows:
-        budgets.setdefault(group(r), set()).add(r["budget"])
-    columns = ("model", "phi", "scaling", "budget", "best_single", "compound_minus_best",
-               "difference_std", "seeds", "verdict", "still_improving")  # fmt: skip
-    return [
-        {k: r[k] for k in columns if k in r}
-        for r in sorted(rows, key=lambda r: (*group(r), r["budget"]))
-        if len(budgets[group(r)]) > 1
-    ]
-
-
 def trend_sentences(trend: list[dict]) -> list[str]:
     """One line per model, phi and coefficient choice: compound − best at the smallest and
     the largest budget, and how far it moved (the model is named when there are several)."""
     lines = []
     several_models = len({r.get("model") for r in trend}) > 1
-    for model, scaling, phi in dict.fromkeys(map(_trend_group, trend)):
-        at = [r for r in trend if _trend_group(r) == (model, scaling, phi)]
+    for model, scaling, phi in dict.fromkeys(map(trend_group, trend)):
+        at = [r for r in trend if trend_group(r) == (model, scaling, phi)]
         first, last = at[0], at[-1]
         move = last["compound_minus_best"] - first["compound_minus_best"]
         rule = f" ({scaling})" if scaling else ""

@@ -235,9 +235,11 @@ def compound_vs_single(df: pd.DataFrame) -> list[dict]:
     for rule, phi, comp, singles, best in _figure8_cells(df):
         diff = comp.set_index("seed")["top1"] - singles[best].set_index("seed")["top1"]
         d_mean, d_std, n = mean_std(diff.dropna())
-        verdict = _verdict(d_mean, d_std, n, f"{best} alone is better")
-        if has_role(comp, f"match-{best}").all():  # a rule that scales one dimension alone
-            verdict = f"not a test: the compound network is {best} alone"
+        verdict = (
+            f"not a test: the compound network is {best} alone"
+            if has_role(comp, f"match-{best}").all()  # a rule that scales one dimension alone
+            else _verdict(d_mean, d_std, n, f"{best} alone is better")
+        )
         improving = [
             name
             for name, rows in (("compound", comp), (best, singles[best]))
@@ -265,6 +267,28 @@ def compound_vs_single(df: pd.DataFrame) -> list[dict]:
             }
         )
     return out
+
+
+def trend_group(r: dict) -> tuple:
+    """What one line of the budget trend follows: a model's phi under one coefficient choice."""
+    return r.get("model", ""), r.get("scaling", ""), r["phi"]
+
+
+def trend_by_budget(compound: list[dict]) -> list[dict]:
+    """The Figure-8 comparison per model, coefficient choice, phi and budget, for the phis
+    measured at two budgets or more (``compound``: compound_vs_single's rows). A rule that
+    scales one dimension alone has no trend: its difference is zero by construction."""
+    rows = [r for r in compound if "budget" in r and not r["verdict"].startswith("not a test")]
+    budgets: dict[tuple, set] = {}
+    for r in rows:
+        budgets.setdefault(trend_group(r), set()).add(r["budget"])
+    columns = ("model", "phi", "scaling", "budget", "best_single", "compound_minus_best",
+               "difference_std", "seeds", "verdict", "still_improving")  # fmt: skip
+    return [
+        {k: r[k] for k in columns if k in r}
+        for r in sorted(rows, key=lambda r: (*trend_group(r), r["budget"]))
+        if len(budgets[trend_group(r)]) > 1
+    ]
 
 
 def transfer_table(df: pd.DataFrame, points) -> list[dict]:

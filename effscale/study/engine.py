@@ -21,7 +21,7 @@ from effscale import io
 from effscale.cost import count_cost
 from effscale.errors import EffscaleError, Interrupted
 from effscale.rundir import ERROR, FINISHED, SEARCH_FILE, StudyDir
-from effscale.study.plan import Study
+from effscale.study.plan import Point, Study
 from effscale.study.worker import Task
 
 
@@ -61,6 +61,14 @@ def raise_if_failed(study: Study, run_dir: str | Path) -> None:
         )
 
 
+def training_order(points: list[Point]) -> list[Point]:
+    """Seed by seed, cheapest first: a partial study already has whole curves to report.
+
+    Cheapest is FLOPs x samples, the time a point takes, so that a short-budget point of a
+    larger network is not queued behind a long-budget point of a smaller one."""
+    return sorted(points, key=lambda p: (p.seed, count_cost(p.variant).flops * p.recipe.samples))
+
+
 def run_study(
     study: Study,
     run_dir: str | Path,
@@ -96,11 +104,7 @@ def run_study(
     emit = on_event or _ignore
     for problem in store.problems:  # damaged files: those points are trained again
         emit("damaged", None, problem)
-    # Seed by seed, cheapest first: a partial study already has whole curves to report.
-    todo = sorted(
-        (p for p in study.points if p.key not in finished),
-        key=lambda p: (p.seed, count_cost(p.variant).flops),
-    )
+    todo = training_order([p for p in study.points if p.key not in finished])
     failures: dict[str, str] = {}
     seconds = {k: e["seconds"] for k, e in load_estimates(store.path).items() if "seconds" in e}
     clock = StudyClock(seconds, [p.key for p in todo], executor_shape(executor)[1])

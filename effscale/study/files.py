@@ -46,7 +46,7 @@ import tomllib
 
 from effscale.errors import EffscaleError
 from effscale.recipe import Recipe, budget, parse_budgets
-from effscale.scaling import ALPHA, BETA, DIMENSIONS, GAMMA, parse_range
+from effscale.scaling import ALPHA, BETA, GAMMA, parse_range
 from effscale.study.plan import (
     FIGURE3_VALUES,
     Base,
@@ -311,12 +311,12 @@ def _compound(entry: dict, base: Base, seeds, recipe, data, num_classes) -> list
 
 def _variant(entry: dict, base: Base, seeds, recipe, data) -> list[Point]:
     """A [[variant]]: one explicit (d, w, r), its role inferred from what it scales."""
-    d, w, r = (float(entry.get(k, 1.0)) for k in ("d", "w", "r"))
-    scaled = [dim for dim, m in zip(DIMENSIONS, (d, w, r)) if m != 1.0]
+    variant = base.variant(*(float(entry.get(k, 1.0)) for k in ("d", "w", "r")))
+    scaled = variant.scaled_dimensions
     role = entry.get("role") or (
         "base" if not scaled else scaled[0] if len(scaled) == 1 else "compound"
     )
-    return [Point(base.variant(d, w, r), seed, recipe, data, (role,)) for seed in seeds]
+    return [Point(variant, seed, recipe, data, (role,)) for seed in seeds]
 
 
 def _tables(path: Path, text: str, spec: dict, kind: str) -> list[dict]:

@@ -221,15 +221,6 @@ def plan_sweep(
     ]
 
 
-_FIELDS_OF = {"depth": ("d",), "width": ("w",), "resolution": ("r", "resolution")}
-
-
-def _scales_only(variant: Variant, base: Variant, dim: str) -> bool:
-    """Whether ``variant`` is ``base`` scaled along ``dim`` and no other dimension."""
-    unscaled = {f: getattr(base, f) for f in _FIELDS_OF[dim]}
-    return variant != base and replace(variant, **unscaled) == base
-
-
 def plan_compound(
     base: Base,
     phis: list[float],
@@ -263,7 +254,7 @@ def plan_compound(
                 # A rule that scales one dimension alone (a Step 1 that chose width alone)
                 # makes the compound network that dimension's match, at exactly the target:
                 # train it once rather than again at a multiplier one rounding step away.
-                matched = variant if _scales_only(variant, base.variant(), dim) else match_flops(
+                matched = variant if variant.scaled_dimensions == (dim,) else match_flops(
                     base.variant(),
                     dim,
                     target,
