@@ -361,7 +361,7 @@ def draw_budget_trend(rows: list[dict], df: pd.DataFrame | None = None):
     against the training budget, one line per phi: does the verdict move with training?
     ``rows``: effscale.report.verdicts.trend_by_budget's."""
     rows = pd.DataFrame(rows)
-    if rows.empty or "budget" not in rows or rows["budget"].nunique() < 2:
+    if rows.empty:  # trend_by_budget keeps only what was measured at two budgets or more
         return None
     fig, ax = plt.subplots(figsize=(5.4, 4), layout="constrained")
     rules = rows["scaling"].fillna("") if "scaling" in rows else pd.Series("", index=rows.index)

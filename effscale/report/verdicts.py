@@ -109,6 +109,11 @@ def beyond_noise(mean: float, std: float, n: int) -> bool:
     return n > 1 and math.isfinite(std) and abs(mean) > 2 * std / math.sqrt(n)
 
 
+# How compound_vs_single begins the verdict of a rule that scales one dimension alone (its
+# difference is zero by construction); trend_by_budget leaves such rules out by it.
+NOT_A_TEST = "not a test"
+
+
 def _verdict(mean: float, std: float, n: int, contrary: str) -> str:
     """A paired difference's verdict: supported or contradicted beyond two standard errors
     of the mean, else not resolved; ``contrary`` says what a contradiction means."""
@@ -236,7 +241,7 @@ def compound_vs_single(df: pd.DataFrame) -> list[dict]:
         diff = comp.set_index("seed")["top1"] - singles[best].set_index("seed")["top1"]
         d_mean, d_std, n = mean_std(diff.dropna())
         verdict = (
-            f"not a test: the compound network is {best} alone"
+            f"{NOT_A_TEST}: the compound network is {best} alone"
             if has_role(comp, f"match-{best}").all()  # a rule that scales one dimension alone
             else _verdict(d_mean, d_std, n, f"{best} alone is better")
         )
@@ -278,7 +283,7 @@ def trend_by_budget(compound: list[dict]) -> list[dict]:
     """The Figure-8 comparison per model, coefficient choice, phi and budget, for the phis
     measured at two budgets or more (``compound``: compound_vs_single's rows). A rule that
     scales one dimension alone has no trend: its difference is zero by construction."""
-    rows = [r for r in compound if "budget" in r and not r["verdict"].startswith("not a test")]
+    rows = [r for r in compound if "budget" in r and not r["verdict"].startswith(NOT_A_TEST)]
     budgets: dict[tuple, set] = {}
     for r in rows:
         budgets.setdefault(trend_group(r), set()).add(r["budget"])
