@@ -233,7 +233,7 @@ def test_report_of_a_search_shows_the_ranked_candidates_and_the_plot(searched):
     assert margin["seeds"] == 2 and margin["top1_mean"] == pytest.approx(paired.mean())
     assert margin["top1_std"] == pytest.approx(paired.std(ddof=1))
     assert f"ahead of the runner-up (alpha={second['alpha']:g}" in report
-    assert ("beyond noise" in report) == margin["beyond_noise"]
+    assert ("resolved (paired t" in report) == margin["resolved"]
     search_part = report.split("![search]")[0]  # the candidate table comes before the plot
     ranks = [line.split("|")[-2].strip() for line in search_part.splitlines() if line[:2] == "| "]
     assert ranks == ["rank"] + [str(row["rank"]) for row in table]  # best first

@@ -5,6 +5,10 @@ Examples:
     effscale plot runs/figure3
 """
 
+from typing import Annotated
+
+import typer
+
 from effscale import output
 from effscale.cli.app import app
 from effscale.cli.options import DeviceOpt, FormatOpt, LatencyOpt, RunDirArg
@@ -16,11 +20,21 @@ def report(
     run_dir: RunDirArg,
     latency: LatencyOpt = False,
     device: DeviceOpt = "auto",
+    alpha: Annotated[
+        float,
+        typer.Option(
+            "--alpha",
+            min=1e-6,
+            max=0.5,
+            help="The two-sided level a verdict needs (paired t-test over seeds).",
+        ),
+    ] = 0.05,
     fmt: FormatOpt = Format.table,
 ):
-    """Tables, plots and the paper's verdicts (with numbers) from a run directory.
+    """Tables, plots and the paper's verdicts (with p-values and intervals) from a run
+    directory.
 
-    Re-runnable on partial results. Example: effscale report runs/figure3
+    Re-runnable on partial results. Example: effscale report runs/figure3 --alpha 0.05
     """
     from effscale.report import write_report
     from effscale.report.report import trend_sentences
@@ -29,7 +43,7 @@ def report(
         from effscale.cli.running import measure_latency
 
         measure_latency(run_dir, device)
-    result = write_report(run_dir)
+    result = write_report(run_dir, alpha)
     if fmt is Format.json:
         output.record(result, fmt)
         return
@@ -38,6 +52,8 @@ def report(
          DIMINISHING_SCREEN),
         ("Compound minus best single dimension at matched FLOPs (top-1 points)",
          "compound_vs_single", COMPOUND_SCREEN),
+        ("The study as a whole: compound minus each dimension, pooled over cells",
+         "pooled_compound_vs_single", POOLED_SCREEN),
     ):  # fmt: skip
         if result[key]:
             rows = result[key]
@@ -70,6 +86,7 @@ DIMINISHING_SCREEN = {
     "first_std": "±",
     "last_gain_per_doubling": "last gain",
     "last_std": "±",
+    "p": "p",
     "verdict": "verdict",
 }
 COMPOUND_SCREEN = {
@@ -78,6 +95,16 @@ COMPOUND_SCREEN = {
     "best_single": "best",
     "compound_minus_best": "diff",
     "difference_std": "±",
+    "p": "p",
+    "verdict": "verdict",
+}
+POOLED_SCREEN = {
+    "dimension": "dimension",
+    "cells": "cells",
+    "compound_minus": "diff",
+    "ci_low": "low",
+    "ci_high": "high",
+    "p": "p",
     "verdict": "verdict",
 }
 
@@ -94,6 +121,8 @@ def _on_screen(rows: list[dict]) -> list[dict]:
             for name, letter in (("alpha", "α"), ("beta", "β"), ("gamma", "γ")):
                 value = value.replace(f"{name}=", f"{letter}=")
             return value
+        if column == "p" and isinstance(value, float):
+            return float(f"{value:.2g}")  # 0.003 is not 0.0
         return round(value, 2) if isinstance(value, float) else value
 
     return [{c: short(c, v) for c, v in row.items()} for row in rows]

@@ -13,6 +13,7 @@ from effscale import output
 from effscale.cli import running
 from effscale.cli.app import app
 from effscale.cli.options import BUDGET_CHOICES, EXECUTOR, RUN, FormatOpt, SamplesOpt, takes
+from effscale.errors import EffscaleError
 from effscale.output import Format
 
 StudyArg = Annotated[
@@ -40,6 +41,29 @@ def run_cmd(
     samples: SamplesOpt = None,
     cluster: dict = EXECUTOR,
     run: dict = RUN.pick("latency compile_ device out force dry_run yes"),
+    detect: Annotated[
+        float | None,
+        typer.Option(
+            metavar="POINTS",
+            min=1e-6,
+            max=100,
+            help="With --dry-run: the seeds a paired t-test needs to resolve a difference of "
+            "this many top-1 points (compound vs a dimension) at 80 % power.",
+        ),
+    ] = None,
+    spread: Annotated[
+        float | None,
+        typer.Option(
+            metavar="POINTS",
+            min=1e-6,
+            max=100,
+            help="With --detect: the std of per-seed differences (default: pooled from the "
+            "run directory's finished Figure-8 cells).",
+        ),
+    ] = None,
+    alpha: Annotated[
+        float, typer.Option(min=1e-6, max=0.5, help="With --detect: the two-sided level.")
+    ] = 0.05,
     fmt: FormatOpt = Format.table,
 ):
     """Run a whole study written as a TOML file; resumable.
@@ -49,10 +73,14 @@ def run_cmd(
     """
     from effscale.study.files import load_study
 
+    if detect is not None and not run["dry_run"]:
+        raise EffscaleError("--detect sizes a study: it goes with --dry-run", "add --dry-run")
     budgets = running.budgets_of(None, samples)
     with output.planning(f"planning {study_file}"):
         study = load_study(study_file, data=data, budget_name=budget_, seeds=seeds, samples=budgets)
     running.run_and_print(study, fmt, cluster, run)
+    if detect is not None:
+        output.note(running.seeds_to_detect(study, run, detect, spread, alpha), fmt)
 
 
 @app.command()

@@ -5,6 +5,7 @@ Shared by sweep, compound, run, search and train.
 """
 
 import sys
+from pathlib import Path
 
 import typer
 
@@ -147,6 +148,33 @@ def run_and_print(study, fmt, cluster: dict, run: dict) -> None:
         measure_latency(out, device)
     print_summary(study, df, out, fmt)
     raise_if_failed(study, out)  # exit code 1 when points failed
+
+
+def seeds_to_detect(study, run: dict, detect: float, spread: float | None, alpha: float) -> str:
+    """One line for `run --dry-run --detect`: the seeds a difference of ``detect`` points
+    needs, at ``spread`` or the spread pooled from the run directory's finished cells."""
+    from effscale.report.pooling import difference_spread
+    from effscale.report.stats import seeds_needed, seeds_phrase
+    from effscale.rundir import StudyDir
+
+    out = run["out"] or f"runs/{study.name}"
+    basis = "as given"
+    if spread is None:
+        measured = difference_spread(StudyDir(out).results()) if Path(out).is_dir() else None
+        if measured is None:
+            raise EffscaleError(
+                f"no finished Figure-8 cell with two seeds in {out} to measure the seed spread",
+                "give --spread POINTS (the std of per-seed differences)",
+            )
+        spread, dof = measured
+        basis = f"pooled from {out}, {dof} degrees of freedom"
+    n = seeds_needed(detect, spread, alpha)
+    planned = max((p.seed for p in study.points), default=-1) + 1
+    return (
+        f"to resolve a {detect:g}-point difference (paired t, two-sided, alpha {alpha:g}, 80 % "
+        f"power) at a per-seed spread of {spread:.2f} points ({basis}): {seeds_phrase(n)} "
+        f"seeds; this study plans {planned}"
+    )
 
 
 LONG_RUN = 3600  # seconds: a run estimated longer than this asks first, on a terminal

@@ -12,6 +12,8 @@ import pandas as pd
 from effscale import io, output
 from effscale.latency import latency_for_results
 from effscale.report import plots
+from effscale.report.pooling import pooled_compound_vs_single
+from effscale.report.stats import ALPHA
 from effscale.report.verdicts import (
     IMPROVING,
     compound_vs_single,
@@ -51,13 +53,15 @@ MULTIPLIERS = {"d", "w", "r", "phi", "alpha", "beta", "gamma", "base_width", "ba
 def _cell(key: str, v) -> str:
     """One number format for every table of the report: counts and FLOPs as whole numbers
     with thousands separators, accuracies, gains, spreads and ratios with two decimals,
-    multipliers as set; "-" for none."""
+    p-values to two significant digits, multipliers as set; "-" for none."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, (int, float)) and key in MULTIPLIERS:
         return f"{v:.4g}"
+    if isinstance(v, float) and (key in ("p", "level") or key.startswith("p_")):
+        return f"{v:.2g}"  # a p-value of 0.003 is not 0.00
     if isinstance(v, (int, float)) and ("flops" in key and "ratio" not in key):
         return f"{int(round(v)):,}"
     if isinstance(v, int):
@@ -164,8 +168,9 @@ def every_cell(df: pd.DataFrame, study) -> pd.DataFrame:
     return pd.concat([df, pd.DataFrame(extra, columns=df.columns)], ignore_index=True)
 
 
-def write_report(run_dir: str | Path) -> dict:
-    """Write results.csv, summary tables, plots (figures/) and report.md; return the verdicts."""
+def write_report(run_dir: str | Path, alpha: float = ALPHA) -> dict:
+    """Write results.csv, summary tables, plots (figures/) and report.md; return the verdicts,
+    each decided at the two-sided level ``alpha``."""
     store = StudyDir(run_dir)
     study = store.load_study()
     io.writable_dir(store.path, "run directory")
@@ -177,7 +182,8 @@ def write_report(run_dir: str | Path) -> dict:
     summary = summarise(df)
     cells = every_cell(df, study)
     figures = plots.all_plots(df, store.path / "figures", cells=cells)
-    dims, compound = diminishing_returns(df), compound_vs_single(cells)
+    dims, compound = diminishing_returns(df, alpha), compound_vs_single(cells, alpha)
+    pooled = pooled_compound_vs_single(cells, alpha)
     io.write_text(store.path / SUMMARY, summary.to_csv(index=False))
     env = _environment(store, df)
     df = df.assign(trained_on=_trained_on(store, df))
@@ -189,7 +195,8 @@ def write_report(run_dir: str | Path) -> dict:
     lines = _header(store, study, df, status, env)
     lines += _warnings_section(warnings)
     per_seed = figure8_per_seed(cells)
-    lines += _verdict_sections(dims, compound, per_seed)
+    lines += _verdict_sections(dims, compound, per_seed, alpha)
+    lines += _pooled_section(pooled)
     trend = trend_by_budget(compound)
     lines += _budget_section(trend)
     transfer = transfer_table(df, study.points)
@@ -212,7 +219,9 @@ def write_report(run_dir: str | Path) -> dict:
         "figures": [str(p) for p in figures],
         "diminishing_returns": dims,
         "compound_vs_single": compound,
+        "pooled_compound_vs_single": pooled,
         "figure8_per_seed": per_seed,
+        "alpha": alpha,
         "budget_trend": trend,
         "transfer": transfer,
         "timing": timing,
@@ -274,21 +283,43 @@ def _table_section(title: str, rows: list[dict], intro: str, empty: str) -> list
     return lines
 
 
-def _verdict_sections(dims: list[dict], compound: list[dict], per_seed: list[dict]) -> list[str]:
+def _verdict_sections(
+    dims: list[dict], compound: list[dict], per_seed: list[dict], alpha: float
+) -> list[str]:
     """The paper's two verdicts: Figure 3's diminishing returns and Figure 8's comparison
-    (with the per-seed numbers it stands on)."""
-    lines = _table_section(
+    (with the per-seed numbers it stands on), and how they were decided."""
+    lines = []
+    if dims or compound:
+        lines += [
+            "## How the verdicts are decided",
+            "",
+            f"Each verdict is Student's paired t-test on per-seed differences (two-sided, n - 1 "
+            f'degrees of freedom): "supported" or "contradicted" only where p < {alpha:g}, '
+            f'else "not resolved" with the number of seeds that would resolve a difference of '
+            "the observed size at the observed spread (80 % power). `ci_low`..`ci_high` is the "
+            f"{100 * (1 - alpha):g} % confidence interval of the mean difference. Compound is "
+            "tested against every matched dimension (`p_<dimension>`, Holm-adjusted over the "
+            "dimensions), not only the one best on the means, since picking the best after "
+            "looking at the same seeds tilts the test against compound: it is contradicted where "
+            "some dimension is ahead after the correction, and supported only where it is ahead "
+            "of every dimension at the level (an intersection-union test). With 3 seeds a "
+            "difference needs to be about 4.3 standard errors from zero to pass at 0.05.",
+            "",
+        ]
+    lines += _table_section(
         "## Diminishing returns (paper Figure 3)",
         dims,
         "Accuracy gained per doubling of FLOPs along each dimension alone, on the "
-        "first step and on the last, mean ± std over seeds (points of top-1).",
+        "first step and on the last, mean ± std over seeds (points of top-1); the test is "
+        "on first minus last, paired by seed.",
         "No dimension has three or more finished points yet.\n",
     )
     lines += _table_section(
         "## Compound vs the best single dimension at matched FLOPs (paper Figure 8)",
         compound,
         "Compound top-1 minus the best single-dimension top-1 at the same counted "
-        "FLOPs, per seed; mean ± std of those differences.",
+        "FLOPs, per seed; mean ± std of those differences, its interval, and the "
+        "Holm-adjusted p-value against each dimension.",
         "No compound point with finished matched single-dimension points yet.\n",
     )
     if per_seed:
@@ -307,6 +338,25 @@ def _verdict_sections(dims: list[dict], compound: list[dict], per_seed: list[dic
             "",
         ]
     return lines
+
+
+def _pooled_section(pooled: list[dict]) -> list[str]:
+    """What the study says as a whole: compound minus each dimension over every cell."""
+    if not pooled:
+        return []
+    return [
+        "## The study as a whole: compound minus each dimension, pooled over cells",
+        "",
+        "Every cell (phi, budget, coefficient choice) whose rule scales more than one "
+        "dimension, combined: cells that share no run as independent estimates (seed-weighted "
+        "mean, seed variance pooled over cells, sum(n - 1) degrees of freedom), cells that "
+        "share runs by seed (each seed's mean over the cells, then a paired t-test). It tests "
+        "the average difference over these cells, not that every cell has it; p is "
+        "Holm-adjusted over the dimensions.",
+        "",
+        output.to_markdown(_fmt_rows(pooled)),
+        "",
+    ]
 
 
 def _transfer_section(transfer: list[dict], study) -> list[str]:

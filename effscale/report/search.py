@@ -9,8 +9,9 @@ from pathlib import Path
 from effscale import io
 from effscale.errors import EffscaleError
 from effscale.report.plots import caption, captioned, plt, save
-from effscale.report.verdicts import beyond_noise, mean_std
+from effscale.report.stats import ALPHA, paired_t
 from effscale.report.verdicts import finished as finished_rows
+from effscale.report.verdicts import mean_std
 from effscale.rundir import FINISHED, SEARCH_FILE, StudyDir
 
 
@@ -124,30 +125,36 @@ def _margin(record: dict, ranked: list[int], by_key: dict) -> dict | None:
     ours, theirs = _by_seed(by_key, first["keys"]), _by_seed(by_key, second["keys"])
     paired = [ours[seed] - theirs[seed] for seed in sorted(ours.keys() & theirs.keys())]
     mean, std, n = mean_std(paired, missing=None)
+    test = paired_t(paired)
     return {
         "runner_up": [second["alpha"], second["beta"], second["gamma"]],
         "top1_mean": mean,
         "top1_std": std,
         "seeds": n,
-        "beyond_noise": mean is not None and beyond_noise(mean, std or math.nan, n),
+        "p": test.p if math.isfinite(test.p) else None,
+        "resolved": math.isfinite(test.p) and test.p < ALPHA,
     }
 
 
 def margin_sentence(best: dict) -> str:
     """How far the chosen (or leading) network is ahead of the runner-up, paired by seed,
-    and whether that is beyond noise (two standard errors); empty with no runner-up."""
+    with the paired t-test's p-value; empty with no runner-up. The two were ranked by these
+    same seeds' means, so the p-value flatters the margin: read it as an upper bound on the
+    evidence."""
     margin = best.get("margin")
     if not margin or margin["top1_mean"] is None:
         return ""
     alpha, beta, gamma = margin["runner_up"]
     spread = f" ± {margin['top1_std']:.2f}" if margin["top1_std"] is not None else ""
     seeds = f"{margin['seeds']} seed{'s' * (margin['seeds'] != 1)}"
-    if margin["seeds"] < 2:
+    if margin["seeds"] < 2 or margin.get("p") is None:
         judged = "too few seeds to tell from noise"
-    elif margin["beyond_noise"]:
-        judged = "beyond noise"
+    elif margin["resolved"]:
+        judged = f"resolved (paired t, p = {margin['p']:.2g} < {ALPHA:g})"
     else:
-        judged = "within noise: this search does not separate the two"
+        judged = (
+            f"not resolved (paired t, p = {margin['p']:.2g}): this search does not separate the two"
+        )
     return (
         f"ahead of the runner-up (alpha={alpha:g}, beta={beta:g}, gamma={gamma:g}) by "
         f"{margin['top1_mean']:+.2f}{spread} points over {seeds}, {judged}"

@@ -2,13 +2,19 @@
 
 1. Diminishing returns (Figure 3): along each dimension alone, the accuracy gained per
    doubling of FLOPs, on the first step and on the last, each with its spread over seeds.
-2. Balanced scaling wins (Figure 8): compound minus the best single dimension at matched
-   FLOPs, per phi, as the mean and spread of the per-seed differences.
+2. Balanced scaling wins (Figure 8): compound minus each single dimension at matched FLOPs,
+   per phi, as the mean and spread of the per-seed differences.
 
-A verdict the data do not support says so: a difference smaller than twice its standard
-error is reported as not resolved. Verdicts are given per training budget, and each names the
-points it stands on that were still improving when their training ended (late_gain above
-IMPROVING): such a verdict may move with a longer budget.
+Every verdict stands on Student's paired t-test at n - 1 degrees of freedom
+(effscale.report.stats): "supported" or "contradicted" only where the two-sided p-value is
+below alpha (0.05 unless set), else "not resolved" with the seeds a difference of the
+observed size would need. Compound is tested against every matched dimension, not only the
+one best on the means (picking the best after looking at the same seeds tilts the test
+against compound): it is "behind" where some dimension is ahead of it after Holm's
+correction, and "supported" only where it is ahead of every dimension, each at alpha (an
+intersection-union test needs no correction). Verdicts are given per training budget, and
+each names the points it stands on that were still improving when their training ended
+(late_gain above IMPROVING): such a verdict may move with a longer budget.
 """
 
 import math
@@ -16,6 +22,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from effscale.report.stats import ALPHA, Paired, holm, paired_t, seeds_needed, seeds_phrase
 from effscale.rundir import VARIANT_COLUMNS
 from effscale.scaling import DIMENSIONS
 
@@ -103,25 +110,22 @@ def mean_std(x, missing=float("nan")) -> tuple[float, float, int]:
     )
 
 
-def beyond_noise(mean: float, std: float, n: int) -> bool:
-    """Whether the mean of ``n`` paired differences lies more than two standard errors from
-    zero (never, with fewer than two)."""
-    return n > 1 and math.isfinite(std) and abs(mean) > 2 * std / math.sqrt(n)
-
-
 # How compound_vs_single begins the verdict of a rule that scales one dimension alone (its
 # difference is zero by construction); trend_by_budget leaves such rules out by it.
 NOT_A_TEST = "not a test"
 
 
-def _verdict(mean: float, std: float, n: int, contrary: str) -> str:
-    """A paired difference's verdict: supported or contradicted beyond two standard errors
-    of the mean, else not resolved; ``contrary`` says what a contradiction means."""
-    if n < 2 or not math.isfinite(std):
+def verdict_of(test: Paired, alpha: float, contrary: str, needed_at: float | None = None) -> str:
+    """A paired difference's verdict: supported (mean above zero) or contradicted (below)
+    where its p-value is under alpha, else not resolved, with the seeds that a difference
+    of the observed size at the observed spread would need (80 % power at ``needed_at``,
+    alpha unless a correction asks for less); ``contrary`` says what a contradiction means."""
+    if test.n < 2 or not math.isfinite(test.std):
         return "not resolved: one seed"
-    if not beyond_noise(mean, std, n):
-        return "not resolved: within noise"
-    return "supported" if mean > 0 else f"contradicted: {contrary}"
+    if test.p < alpha:
+        return "supported" if test.mean > 0 else f"contradicted: {contrary}"
+    needed = seeds_needed(test.mean, test.std, needed_at or alpha)
+    return f"not resolved: {seeds_phrase(needed)} seeds would resolve it"
 
 
 def still_improving(rows: pd.DataFrame) -> bool:
@@ -137,13 +141,13 @@ def per_model(verdict):
     """Run a verdict on each model and training budget of a study separately (Table 3 mixes
     three families; a budget study holds the same variants at several budgets)."""
 
-    def run(df: pd.DataFrame) -> list[dict]:
+    def run(df: pd.DataFrame, alpha: float = ALPHA) -> list[dict]:
         keys = ["model"] + ["budget"] * ("budget" in df)
         df = df.sort_values(keys[1:], kind="stable")
         return [
             {**dict(zip(keys, group if isinstance(group, tuple) else (group,))), **row}
             for group, sub in df.groupby(keys, sort=False)
-            for row in verdict(sub)
+            for row in verdict(sub, alpha)
         ]
 
     run.__doc__ = verdict.__doc__
@@ -151,8 +155,9 @@ def per_model(verdict):
 
 
 @per_model
-def diminishing_returns(df: pd.DataFrame) -> list[dict]:
-    """For each swept dimension: gain per doubling of FLOPs, first step vs last step."""
+def diminishing_returns(df: pd.DataFrame, alpha: float = ALPHA) -> list[dict]:
+    """For each swept dimension: gain per doubling of FLOPs, first step vs last step, with
+    the paired t-test of their per-seed difference."""
     out = []
     for dim in DIMENSIONS:
         curve = dimension_curve(df, dim)
@@ -168,9 +173,9 @@ def diminishing_returns(df: pd.DataFrame) -> list[dict]:
             first.set_index("seed")["gain_per_doubling"]
             - last.set_index("seed")["gain_per_doubling"]
         )
-        d_mean, d_std, d_n = mean_std(paired.dropna())
+        test = paired_t(paired.dropna(), alpha)
         improving = [f for f, rows in curve.groupby("flops") if still_improving(rows)]
-        verdict = _verdict(d_mean, d_std, d_n, "later doublings gain more")
+        verdict = verdict_of(test, alpha, "later doublings gain more")
         out.append(
             {
                 "dimension": dim,
@@ -182,8 +187,9 @@ def diminishing_returns(df: pd.DataFrame) -> list[dict]:
                 "first_std": f_std,
                 "last_gain_per_doubling": l_mean,
                 "last_std": l_std,
-                "first_minus_last": d_mean,
-                "first_minus_last_std": d_std,
+                "first_minus_last": test.mean,
+                "first_minus_last_std": test.std,
+                **test.record(),
                 "verdict": verdict,
                 "still_improving": f"{len(improving)} of {curve['flops'].nunique()} points",
             }
@@ -191,7 +197,7 @@ def diminishing_returns(df: pd.DataFrame) -> list[dict]:
     return out
 
 
-def _figure8_cells(df: pd.DataFrame):
+def figure8_cells(df: pd.DataFrame):
     """Per scaling rule (coefficients; a study may hold two) and phi: the rule, phi, the
     compound rows, each matched dimension's rows, and the dimension best on the mean."""
     df = finished(df)
@@ -208,12 +214,12 @@ def _figure8_cells(df: pd.DataFrame):
 
 
 @per_model
-def figure8_per_seed(df: pd.DataFrame) -> list[dict]:
+def figure8_per_seed(df: pd.DataFrame, alpha: float = ALPHA) -> list[dict]:
     """The numbers under compound_vs_single, seed by seed: each dimension's top-1, the
     compound's, and compound minus the dimension best on the mean (None where one is
     missing), so a reader can see which seeds a mean stands on."""
     out = []
-    for rule, phi, comp, singles, best in _figure8_cells(df):
+    for rule, phi, comp, singles, best in figure8_cells(df):
         by_seed = {d: s.set_index("seed")["top1"] for d, s in singles.items()}
         compound = comp.set_index("seed")["top1"]
         for seed in sorted(set(compound.index).union(*(s.index for s in by_seed.values()))):
@@ -233,18 +239,51 @@ def figure8_per_seed(df: pd.DataFrame) -> list[dict]:
     return out
 
 
+def against_each(comp: pd.DataFrame, singles: dict, alpha: float) -> dict[str, Paired]:
+    """Compound minus each matched dimension, paired by seed, tested; a dimension whose
+    network the compound rule is (a rule that scales it alone) is no comparison."""
+    c = comp.set_index("seed")["top1"]
+    return {
+        d: paired_t((c - s.set_index("seed")["top1"]).dropna(), alpha)
+        for d, s in singles.items()
+        if not has_role(comp, f"match-{d}").all()
+    }
+
+
+def _balance_verdict(tests: dict, adjusted: dict, best: str, alone: str | None, alpha) -> str:
+    """Figure 8's verdict from the tests against each dimension: contradicted where some
+    dimension is ahead after Holm's correction, supported where compound is ahead of every
+    one at alpha, else not resolved (with the seeds the deciding comparison would need)."""
+    if not tests or max(t.n for t in tests.values()) < 2:
+        return "not resolved: one seed"
+    ahead = [d for d, t in tests.items() if t.mean < 0 and adjusted[d] < alpha]
+    if ahead:
+        return f"contradicted: {min(ahead, key=lambda d: tests[d].mean)} alone is better"
+    if alone and alone == best:  # a rule that scales one dimension alone
+        return f"{NOT_A_TEST}: the compound network is {best} alone"
+    if not alone and all(t.mean > 0 and t.p < alpha for t in tests.values()):
+        return "supported"
+    if best in tests and tests[best].mean < 0:  # Holm's step for it: alpha / (tests left)
+        deciding = tests[best]
+        level = alpha / max(1, sum(t.p >= deciding.p for t in tests.values()))
+    else:  # every comparison must pass at alpha: the weakest decides
+        deciding, level = max(tests.values(), key=lambda t: t.p), alpha
+    needed = seeds_needed(deciding.mean, deciding.std, level)
+    return f"not resolved: {seeds_phrase(needed)} seeds would resolve it"
+
+
 @per_model
-def compound_vs_single(df: pd.DataFrame) -> list[dict]:
-    """Per phi: compound top-1 minus the best single dimension at matched FLOPs."""
+def compound_vs_single(df: pd.DataFrame, alpha: float = ALPHA) -> list[dict]:
+    """Per phi: compound top-1 minus each single dimension at matched FLOPs, tested by seed
+    (Holm-adjusted p per dimension); the dimension best on the mean is named, with the
+    mean, spread and interval of compound minus it."""
     out = []
-    for rule, phi, comp, singles, best in _figure8_cells(df):
+    for rule, phi, comp, singles, best in figure8_cells(df):
+        tests = against_each(comp, singles, alpha)
+        adjusted = holm({d: t.p for d, t in tests.items()})
+        alone = next((d for d in singles if has_role(comp, f"match-{d}").all()), None)
         diff = comp.set_index("seed")["top1"] - singles[best].set_index("seed")["top1"]
-        d_mean, d_std, n = mean_std(diff.dropna())
-        verdict = (
-            f"{NOT_A_TEST}: the compound network is {best} alone"
-            if has_role(comp, f"match-{best}").all()  # a rule that scales one dimension alone
-            else _verdict(d_mean, d_std, n, f"{best} alone is better")
-        )
+        to_best = tests.get(best) or paired_t(diff.dropna(), alpha)
         improving = [
             name
             for name, rows in (("compound", comp), (best, singles[best]))
@@ -264,10 +303,15 @@ def compound_vs_single(df: pd.DataFrame) -> list[dict]:
                 "best_single_std": s_std,
                 "best_single_flops_ratio": float(singles[best]["realised_flops_ratio"].iloc[0]),
                 **{f"{d}_top1": float(s["top1"].mean()) for d, s in singles.items()},
-                "compound_minus_best": d_mean,
-                "difference_std": d_std,
-                "seeds": n,
-                "verdict": verdict,
+                "compound_minus_best": to_best.mean,
+                "difference_std": to_best.std,
+                "ci_low": to_best.low,
+                "ci_high": to_best.high,
+                "p": adjusted.get(best, to_best.p),
+                **{f"p_{d}": adjusted.get(d, math.nan) for d in singles},  # one set of columns
+                "seeds": to_best.n,
+                "level": alpha,
+                "verdict": _balance_verdict(tests, adjusted, best, alone, alpha),
                 "still_improving": ", ".join(improving) or "none",
             }
         )
@@ -288,7 +332,8 @@ def trend_by_budget(compound: list[dict]) -> list[dict]:
     for r in rows:
         budgets.setdefault(trend_group(r), set()).add(r["budget"])
     columns = ("model", "phi", "scaling", "budget", "best_single", "compound_minus_best",
-               "difference_std", "seeds", "verdict", "still_improving")  # fmt: skip
+               "difference_std", "ci_low", "ci_high", "p", "seeds", "verdict",
+               "still_improving")  # fmt: skip
     return [
         {k: r[k] for k in columns if k in r}
         for r in sorted(rows, key=lambda r: (*trend_group(r), r["budget"]))
