@@ -32,6 +32,7 @@ def test_version_prints_the_version():
         (["compound", "--epochs", "2", "--samples", "100k"], "--epochs and --samples"),
         (["search", "--epochs", "2", "--samples", "100k"], "--epochs and --samples"),
         (["train", "resnet18", "--epochs", "2", "--samples", "100k"], "--epochs and --samples"),
+        (["run", "quick", "--detect", "1"], "--detect sizes a study: it goes with --dry-run"),
     ],
 )
 def test_bad_input_anywhere_is_one_line_and_exit_code_2(args, says):
@@ -91,3 +92,13 @@ def test_a_study_is_found_by_name_here_or_in_the_package(tmp_path, monkeypatch):
     assert find_study("quick") == Path("studies/quick.toml")  # the working directory's first
     with pytest.raises(EffscaleError, match="packaged study: .*quick"):
         find_study("no-such-study")
+
+
+def test_a_dry_run_says_how_many_seeds_a_difference_needs(tmp_path):
+    """A 1-point difference at a per-seed spread of 1 point: 10 seeds (paired t, 80 %)."""
+    r = run("run", "quick", "--dry-run", "--detect", "1", "--spread", "1",
+            "--out", str(tmp_path / "q"))  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "1-point difference" in r.output and ": 10 seeds; this study plans 2" in r.output
+    r = run("run", "quick", "--dry-run", "--detect", "1", "--out", str(tmp_path / "q"))
+    assert r.exit_code == 2 and "give --spread" in r.stderr  # nothing to measure it from
