@@ -35,6 +35,13 @@ def reading_bar(file, total: int, description: str):
     )
 
 
+def show_data_progress() -> None:
+    """Let the data layer draw its bars (large decodes, downloads) through rich."""
+    from effscale.data import progress
+
+    progress.install(counting_bar, reading_bar)
+
+
 def show_count(bar, what: str):
     """An ``on_progress(done, total, label)`` for the library's counted loops (candidates
     counted, variants timed) that draws one task on ``bar``, removed when it is complete."""

@@ -24,6 +24,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from effscale.text import column_names, fmt_flops, fmt_seconds, fmt_value, to_markdown  # noqa: F401  (re-exported)
+
 
 class Format(str, Enum):
     table = "table"
@@ -36,49 +38,13 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def fmt_value(v) -> str:
-    """Human formatting: thousands separators for ints, 4 significant digits for floats."""
-    if v is None:
-        return "-"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, int):
-        return f"{v:,}"
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "-"
-        if v != 0 and (abs(v) >= 1e6 or abs(v) < 1e-3):
-            return f"{v:.4g}"
-        return f"{v:.4g}" if abs(v) < 1000 else f"{v:,.1f}"
-    return str(v)
-
-
-def _columns(rows: list[dict], columns: list[str] | None) -> list[str]:
-    if columns:
-        return columns
-    seen: dict[str, None] = {}
-    for row in rows:
-        for k, v in row.items():
-            if not isinstance(v, (list, dict)):
-                seen.setdefault(k)
-    return list(seen)
-
-
 def to_csv(rows: list[dict], columns: list[str] | None = None) -> str:
-    cols = _columns(rows, columns)
+    cols = column_names(rows, columns)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=cols, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue()
-
-
-def to_markdown(rows: list[dict], columns: list[str] | None = None) -> str:
-    cols = _columns(rows, columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for row in rows:
-        lines.append("| " + " | ".join(fmt_value(row.get(c)) for c in cols) + " |")
-    return "\n".join(lines) + "\n"
 
 
 def _json_default(o):
@@ -129,7 +95,7 @@ def rows(
         # Names like efficientnet-b0[w0.5] are data, not rich markup: escape every string.
         table = Table(title=escape(title) if title else None, title_justify="left")
         headers = screen if isinstance(screen, dict) else {c: c for c in screen or []}
-        cols = list(headers) or _columns(data, columns)
+        cols = list(headers) or column_names(data, columns)
         for c in cols:
             text = _is_text(data, c)
             # Wrap text between words, never inside one (rich would cut it with an ellipsis).
@@ -173,26 +139,6 @@ def _is_text(data: list[dict], col: str) -> bool:
 # ---------------------------------------------------------------------------------------
 
 PLAIN_INTERVAL = float(os.environ.get("EFFSCALE_PROGRESS_SECONDS", 30))  # between log lines
-
-
-def fmt_seconds(seconds: float) -> str:
-    """A duration a person reads at a glance: 45 s, 12 min, 3.2 h, 14.5 d (days)."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 48 * 3600:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
-
-
-def fmt_flops(flops: float) -> str:
-    """A FLOP count with its SI prefix: 3.87 MFLOPs, 22.1 PFLOPs (effscale's FLOPs are
-    multiply-adds)."""
-    for scale, prefix in ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M")):
-        if abs(flops) >= scale:
-            return f"{flops / scale:.3g} {prefix}FLOPs"
-    return f"{flops:,.0f} FLOPs"
 
 
 def _clock(seconds: float | None) -> str:

@@ -89,4 +89,6 @@ def _root(
         ),
     ] = False,
 ) -> None:
-    pass
+    from effscale.display import show_data_progress
+
+    show_data_progress()  # a command shows long data work; the library alone stays silent

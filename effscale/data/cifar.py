@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
+from effscale.data import progress
 from effscale.data.dataset import ImageDataset
-from effscale.display import reading_bar
 from effscale.errors import EffscaleError
 from effscale.io import atomic_path, cache_dir
 
@@ -66,15 +66,7 @@ def load_cifar(kind: str, path: Path | None = None, download: bool = True) -> Im
     """CIFAR from its batches directory ``path``, else from the cache (downloaded if missing)."""
     fmt = FORMATS[kind]
     if path is None:
-        root = cache_dir() / "datasets"
-        path = root / fmt["dir"]
-        if _missing(path, fmt):
-            if not download:
-                raise EffscaleError(
-                    f"{fmt['title']} is not in {root} and downloading is off",
-                    hint=f"pass its directory (--data /path/to/{fmt['dir']})",
-                )
-            _download(fmt, root)
+        path = fetch(kind, download)
         source = f"{fmt['title']} (Krizhevsky 2009), python format from {fmt['url']}"
     else:
         source = f"{fmt['title']} (Krizhevsky 2009), python format at {path}"
@@ -88,6 +80,29 @@ def load_cifar(kind: str, path: Path | None = None, download: bool = True) -> Im
         if len(labels) and (labels.min() < 0 or labels.max() >= len(classes)):
             raise EffscaleError(f"{path}: labels outside 0..{len(classes) - 1}")
     return ImageDataset.in_memory(kind, classes, (train, train_labels), (test, test_labels), source)
+
+
+def cached(kind: str) -> Path:
+    """Where the cache holds (or would hold) the batches directory of ``kind``."""
+    return cache_dir() / "datasets" / FORMATS[kind]["dir"]
+
+
+def in_cache(kind: str) -> bool:
+    """Whether the cache holds every file of ``kind``: no download needed."""
+    return not _missing(cached(kind), FORMATS[kind])
+
+
+def fetch(kind: str, download: bool = True) -> Path:
+    """The cached batches directory of ``kind``, downloaded first when it is not there."""
+    fmt, path = FORMATS[kind], cached(kind)
+    if _missing(path, fmt):
+        if not download:
+            raise EffscaleError(
+                f"{fmt['title']} is not in {path.parent} and downloading is off",
+                hint=f"pass its directory (--data /path/to/{fmt['dir']})",
+            )
+        _download(fmt, path.parent)
+    return path
 
 
 def _missing(d: Path, fmt: dict) -> list[str]:
@@ -152,7 +167,7 @@ def _download(fmt: dict, root: Path) -> None:
     try:
         with urllib.request.urlopen(url, timeout=60) as r, atomic_path(tarball) as tmp:
             total = int(r.headers.get("Content-Length") or 0)
-            bar = reading_bar(r, total, f"downloading {fmt['title']}")
+            bar = progress.reading(r, total, f"downloading {fmt['title']}")
             with bar as src, open(tmp, "wb") as f:
                 shutil.copyfileobj(src, f, 1 << 20)
     except (urllib.error.URLError, OSError) as e:

@@ -121,7 +121,7 @@ def _progress(total: int, what: str):
     if total < PROGRESS_FROM:
         yield lambda n: None
         return
-    from effscale.display import counting_bar
+    from effscale.data import progress
 
-    with counting_bar(total, what) as advance:
+    with progress.counting(total, what) as advance:
         yield advance

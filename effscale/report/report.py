@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from effscale import io, output
+from effscale import io, text
 from effscale.latency import latency_for_results
 from effscale.report import plots
 from effscale.report.pooling import pooled_compound_vs_single
@@ -78,7 +78,7 @@ def _variants_table(summary: pd.DataFrame) -> str:
     if "budget" in summary and summary["budget"].nunique() > 1:
         columns = [*columns[: columns.index("flops")], "budget", *columns[columns.index("flops") :]]
         summary = summary.sort_values(["budget", "flops"], kind="stable")
-    return output.to_markdown(_fmt_rows(summary.to_dict("records")), columns)
+    return text.to_markdown(_fmt_rows(summary.to_dict("records")), columns)
 
 
 def _fmt_rows(rows: list[dict]) -> list[dict]:
@@ -124,7 +124,7 @@ def _timing(store: StudyDir, study) -> tuple[list[str], dict]:
         "samples plus the evaluations, over the training FLOP/s a probe measured on this device "
         "(effscale.study.estimate).",
         "",
-        output.to_markdown(
+        text.to_markdown(
             _fmt_rows(rows),
             ["variant", "seed", "samples", "est_seconds", "measured_seconds", "ratio"],
         ),  # fmt: skip
@@ -277,7 +277,7 @@ def _table_section(title: str, rows: list[dict], intro: str, empty: str) -> list
     """A verdict's section: a heading, then its table with an intro, or what is missing."""
     lines = [title, ""]
     if rows:
-        lines += [intro, "", output.to_markdown(_fmt_rows(rows))]
+        lines += [intro, "", text.to_markdown(_fmt_rows(rows))]
     else:
         lines.append(empty)
     return lines
@@ -327,7 +327,7 @@ def _verdict_sections(
             "Per seed (top-1; `compound_minus_best` against the dimension best on the mean, "
             '"-" where either is missing; the means above pair the seeds that have both):',
             "",
-            output.to_markdown(_fmt_rows(per_seed)),
+            text.to_markdown(_fmt_rows(per_seed)),
         ]
     if dims or compound:
         lines += [
@@ -354,7 +354,7 @@ def _pooled_section(pooled: list[dict]) -> list[str]:
         "the average difference over these cells, not that every cell has it; p is "
         "Holm-adjusted over the dimensions.",
         "",
-        output.to_markdown(_fmt_rows(pooled)),
+        text.to_markdown(_fmt_rows(pooled)),
         "",
     ]
 
@@ -367,7 +367,7 @@ def _transfer_section(transfer: list[dict], study) -> list[str]:
         "",
         "Top-1 on the pre-training data, and on the target data after fine-tuning from "
         "that checkpoint (a fresh classifier when the classes differ), mean ± std over "
-        "seeds.\n\n" + output.to_markdown(_fmt_rows(transfer))
+        "seeds.\n\n" + text.to_markdown(_fmt_rows(transfer))
         if transfer
         else "No pre-training point has finished yet.\n",
     ]
@@ -392,7 +392,7 @@ def _search_section(store: StudyDir) -> tuple[dict, list[str]]:
         + (f"; {ahead}" if ahead else "")
         + ". Kept candidates, best first (top-1 mean and std over seeds):",
         "",
-        output.to_markdown(_fmt_rows(search_table(search))),
+        text.to_markdown(_fmt_rows(search_table(search))),
         "![search](figures/search.png)",
         "",
     ]
@@ -429,7 +429,7 @@ def _budget_section(trend: list[dict]) -> list[str]:
         "Compound minus the best single dimension at matched FLOPs, per phi and budget "
         "(mean ± std of per-seed differences); positive favours compound scaling.",
         "",
-        output.to_markdown(_fmt_rows(trend)),
+        text.to_markdown(_fmt_rows(trend)),
     ]
     lines += [f"- {line}." for line in trend_sentences(trend)]
     return lines + ["", "![budget trend](figures/budget_trend.png)", ""]

@@ -182,7 +182,7 @@ class Estimate:
 
     def sentence(self) -> str:
         """One line for the terminal: points, compute, and the estimate with its basis."""
-        from effscale.output import fmt_flops, fmt_seconds
+        from effscale.text import fmt_flops, fmt_seconds
 
         s = self.summary()
         head = f"{s['to_train']} of {s['points']} points to train"
@@ -261,7 +261,7 @@ def estimate_study(
     ``covered``: keys of points already done (default: those finished in ``run_dir``);
     ``sizes``: data spec -> (train images, test images, classes), when already known.
     """
-    from effscale.output import fmt_seconds
+    from effscale.text import fmt_seconds
 
     threads, parallel = executor_shape(executor)
     speed = speed or measure_speed(device, threads)
