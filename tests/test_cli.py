@@ -80,6 +80,17 @@ def test_studies_lists_the_packaged_study_files():
     assert Path(rows["quick"]["file"]).is_file()
 
 
+def test_studies_say_which_need_a_download_or_a_path():
+    r = run("studies", "--format", "json")
+    needs = {row["name"]: row["needs"] for row in json.loads(r.stdout)}
+    assert needs["transfer"] == "download: cifar100"  # its fine-tune set, not its data
+    assert needs["cifar10"] == "download: cifar10" and needs["quick"] == "-"
+    assert needs["imagenette"] == "path: imagenette"  # a folder effscale cannot fetch
+    csv = run("studies", "--format", "csv").stdout.splitlines()
+    assert "needs" in csv[0].split(",") and any("download: cifar100" in x for x in csv)
+    assert "needs" in run("studies", env={"COLUMNS": "200"}).stdout
+
+
 def test_a_study_is_found_by_name_here_or_in_the_package(tmp_path, monkeypatch):
     from effscale.errors import EffscaleError
     from effscale.study.files import find_study, packaged_studies

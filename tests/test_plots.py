@@ -81,6 +81,22 @@ def test_every_figure_has_a_caption_with_data_base_resolution_and_budget(results
         assert part in text, (part, text)
 
 
+@pytest.mark.parametrize(
+    "data, shown",
+    [
+        ("/work/data/imagenette", "data: imagenette"),  # a folder: its last component
+        ("/work/data/imagenette/", "data: imagenette"),
+        ("/data/cifar-100-python", "data: cifar100"),  # a CIFAR batches folder: its set
+        ("imagenette", "data: imagenette"),  # a name from the study file stays
+        ("synthetic:8", "data: synthetic:8"),
+        ("cifar10", "data: cifar10"),
+    ],
+)
+def test_captions_name_the_dataset_not_its_path(results, data, shown):
+    text = " ".join(_texts(plots.draw_figure8(results.assign(data=data))))
+    assert shown in text and ("/" not in data or data.rstrip("/") not in text), text
+
+
 @pytest.mark.parametrize("draw", [plots.draw_figure3, plots.draw_figure8,
                                   plots.draw_acc_vs_params])  # fmt: skip
 def test_error_bars_are_defined_in_legend_and_caption(results, draw):
@@ -142,3 +158,22 @@ def test_plot_files_keep_their_names(results, tmp_path):
 )
 def test_report_tables_use_one_number_format(key, value, shown):
     assert _cell(key, value) == shown
+
+
+def test_a_report_keeps_the_data_path_while_its_captions_name_the_folder(tmp_path):
+    from conftest import study_toml
+    from test_data import write_cifar10
+    from typer.testing import CliRunner
+
+    from effscale.cli import app
+
+    data = tmp_path / "mydata"
+    write_cifar10(data)
+    f = tmp_path / "one.toml"
+    f.write_text(study_toml('[[sweep]]\ndim = "width"\nvalues = [1.0]\n', seeds=1, samples=32))
+    out, runner = tmp_path / "run", CliRunner()
+    r = runner.invoke(app, ["run", str(f), "--data", str(data), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert runner.invoke(app, ["report", str(out)]).exit_code == 0
+    assert f"- data: {data}\n" in (out / "report.md").read_text()  # the path, in full
+    assert "data: mydata;" in plots.caption(pd.read_csv(out / "results.csv"))

@@ -2,13 +2,19 @@
 fine-tunes on another from that checkpoint, and the report shows both accuracies."""
 
 import json
+import urllib.error
+import urllib.request
+from pathlib import Path
 
 import pandas as pd
 import pytest
 from conftest import TRANSFER, run_study_file, study_toml
 from typer.testing import CliRunner
 
+import effscale
 from effscale.cli import app
+from effscale.data import cache
+from effscale.study import files
 from effscale.study.files import load_study
 
 runner = CliRunner()
@@ -83,3 +89,70 @@ def test_bad_transfer_tables_are_refused_with_file_key_and_line(tmp_path, edit, 
     assert says in r.stderr and len(r.stderr.strip().splitlines()) == 1
     if "unknown key" in says:
         assert str(f) in r.stderr and "'finetune_smaples' in [[transfer]]" in r.stderr
+
+
+PACKAGED = Path(effscale.__file__).parent / "studies" / "transfer.toml"
+
+
+@pytest.fixture
+def offline(tmp_path, monkeypatch):
+    """An empty cache and no network: every download attempt fails (and is counted)."""
+    monkeypatch.setenv("EFFSCALE_CACHE", str(tmp_path / "cache"))
+    tries = []
+
+    def urlopen(url, *args, **kwargs):
+        tries.append(url)
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    return tries
+
+
+def test_missing_cifar100_is_said_in_one_line_before_anything_is_planned(
+    tmp_path, offline, monkeypatch
+):
+    def never(*args, **kwargs):
+        raise AssertionError("planned or loaded data before the datasets were checked")
+
+    monkeypatch.setattr(files, "plan_transfer", never)
+    monkeypatch.setattr(cache, "dataset", never)
+    out = tmp_path / "run"
+    r = runner.invoke(app, ["run", str(PACKAGED), "--out", str(out), "--yes"])
+    assert r.exit_code == 2, r.output
+    (line,) = r.stderr.strip().splitlines()
+    assert "Traceback" not in r.output and not out.exists()
+    assert f"{PACKAGED}:" in line and "(finetune)" in line  # where the study names it
+    assert "CIFAR-100 is not in" in line and "could not download CIFAR-100" in line
+    assert "--finetune-data /path/to/cifar-100-python" in line
+    assert 'finetune = "/path/to/cifar-100-python" in the study file' in line
+    assert len(offline) == 1  # one attempt, then no more
+
+
+def test_finetune_data_gives_the_fine_tune_set_a_path(tmp_path, offline):
+    from test_data import write_cifar100
+
+    local = write_cifar100(tmp_path / "data")
+    study = load_study(PACKAGED, data="synthetic", finetune=str(local))
+    tune = {p.data for p in study.points if p.roles == ("transfer",)}
+    assert tune == {str(local)} and not offline  # nothing downloaded
+
+    r = runner.invoke(app, ["run", str(PACKAGED), "--finetune-data", str(tmp_path / "nowhere")])
+    assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1, r.output
+    assert f"--finetune-data {tmp_path / 'nowhere'}: dataset" in r.stderr
+    assert "does not exist" in r.stderr
+
+
+def test_finetune_data_is_refused_for_a_study_without_transfer(tmp_path):
+    f = tmp_path / "sweep.toml"
+    f.write_text(study_toml())
+    r = runner.invoke(app, ["run", str(f), "--finetune-data", "synthetic:8", "--dry-run"])
+    assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1, r.output
+    assert "no [[transfer]] table" in r.stderr
+
+
+def test_a_study_data_path_that_does_not_exist_names_its_key_and_line(tmp_path):
+    text = TRANSFER_TOML.replace('pretrain = "synthetic"', 'pretrain = "no/such/folder"')
+    f, r = run_study_file(runner, app, tmp_path, text)
+    assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1, r.output
+    assert f"{f}:15 (pretrain): dataset no/such/folder does not exist" in r.stderr
+    assert 'pretrain = "PATH" in the study file' in r.stderr

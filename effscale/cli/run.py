@@ -33,6 +33,14 @@ def run_cmd(
     data: Annotated[
         str | None, typer.Option(metavar="DATA", help="Override the file's data.")
     ] = None,
+    finetune_data: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DATA",
+            help="Override the data every [[transfer]] fine-tunes on, e.g. a local "
+            "cifar-100-python directory where CIFAR-100 cannot be downloaded.",
+        ),
+    ] = None,
     budget_: Annotated[
         str | None,
         typer.Option("--budget", metavar=BUDGET_CHOICES, help="Override the budget."),
@@ -77,7 +85,14 @@ def run_cmd(
         raise EffscaleError("--detect sizes a study: it goes with --dry-run", "add --dry-run")
     budgets = running.budgets_of(None, samples)
     with output.planning(f"planning {study_file}"):
-        study = load_study(study_file, data=data, budget_name=budget_, seeds=seeds, samples=budgets)
+        study = load_study(
+            study_file,
+            data=data,
+            budget_name=budget_,
+            seeds=seeds,
+            samples=budgets,
+            finetune=finetune_data,
+        )
     running.run_and_print(study, fmt, cluster, run)
     if detect is not None:
         output.note(running.seeds_to_detect(study, run, detect, spread, alpha), fmt)
@@ -95,5 +110,5 @@ def studies(fmt: FormatOpt = Format.table):
         describe_studies(),
         fmt,
         title="Packaged studies (effscale run NAME)",
-        screen=["name", "description", "data", "budget", "seeds"],
+        screen=["name", "description", "data", "needs", "budget", "seeds"],
     )

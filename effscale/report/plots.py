@@ -11,9 +11,9 @@ budget_trend  compound minus the best single dimension vs the training budget, p
 Points are means over seeds; error bars are ± one standard deviation over seeds, as each
 figure's legend and caption say. FLOPs axes are logarithmic in base 2 (the verdicts are per
 doubling of FLOPs), ticked at round numbers; a caption line under every figure names the
-dataset, the base (model, base width and depth, base resolution, stem) and the budget.
-Each plot has a ``draw_*`` function that returns the matplotlib figure (tests inspect it)
-and a function of the plot's name that saves it.
+dataset (by name, not path), the base (model, base width and depth, base resolution, stem)
+and the budget. Each plot has a ``draw_*`` function that returns the matplotlib figure (tests
+inspect it) and a function of the plot's name that saves it.
 """
 
 import math
@@ -85,10 +85,16 @@ def log2_axis(ax, values, axis: str = "x", suffix: str = "") -> None:
 
 
 def caption(df: pd.DataFrame) -> str:
-    """The caption line: dataset, base, resolution, budget, and what points and bars are."""
+    """The caption line: dataset, base, resolution, budget, and what points and bars are.
+
+    The dataset by name ("imagenette", not the path it sat at on the machine that trained:
+    effscale.data.names.short_name); the report's header keeps the path."""
+    from effscale.data.names import short_name
+
     parts = []
     if "data" in df and df["data"].notna().any():
-        parts.append("data: " + ", ".join(sorted(map(str, df["data"].dropna().unique()))))
+        datasets = sorted({short_name(str(d)) for d in df["data"].dropna().unique()})
+        parts.append("data: " + ", ".join(datasets))
     if "model" in df and df["model"].notna().any():
         first = df.iloc[0]
         base = ", ".join(sorted(map(str, df["model"].dropna().unique())))

@@ -28,7 +28,7 @@
 
     [[transfer]]                          # paper Table 5: pre-train, then fine-tune
     pretrain = "embedded"                 # dataset specs, as data; --data changes neither
-    finetune = "cifar100"
+    finetune = "cifar100"                 # effscale run --finetune-data replaces it
     w = 1.4                               # optional: the variant (d, w, r), as [[variant]]
     finetune_samples = 50000              # optional: default, the recipe's samples
 
@@ -36,7 +36,9 @@ A [[transfer]] plans, per seed, a "pretrain" point and a "transfer" point that s
 its checkpoint (a fresh classifier when the class counts differ), at the study's base
 resolution; the report shows both accuracies.
 
-An unknown key, or a value of the wrong type, is refused with the file, the key and its line.
+An unknown key, or a value of the wrong type, is refused with the file, the key and its line;
+so is a dataset that is not at hand (a path that does not exist, a download that fails), before
+anything is planned.
 """
 
 from dataclasses import fields
@@ -161,12 +163,17 @@ def load_study(
     seeds: int | None = None,
     samples: list[int] | None = None,
     num_classes: int | None = None,
+    finetune: str | None = None,
 ) -> Study:
     """Parse and plan a study file; keyword arguments override the file (e.g. in CI).
 
-    ``samples``: training budgets replacing every budget the file names."""
+    ``samples``: training budgets replacing every budget the file names; ``finetune``: the
+    dataset every [[transfer]] fine-tunes on. Every dataset the study names is checked
+    first (effscale.data.names.missing: downloads are fetched then), before any planning."""
     path = find_study(path)
     text, spec = _read(path)
+    if finetune is not None:
+        spec["transfer"] = _fine_tuned_on(path, spec, finetune)
     name = spec.get("name", path.stem)
     if not plain_name(name):
         line = _line_of(text, "name", None)
@@ -178,6 +185,7 @@ def load_study(
     from effscale.data.cache import dataset
     from effscale.study.kinds import study_base
 
+    _check_data(path, text, spec, data, finetune)
     data = data or spec.get("data", "embedded")
     recipe = budget(budget_name or spec.get("budget", "short"), **spec.get("recipe", {}))
     try:
@@ -263,6 +271,47 @@ def _read(path: Path) -> tuple[str, dict]:
             "add a [[sweep]], [[compound]], [[variant]] or [[transfer]]",
         )
     return text, spec
+
+
+def _fine_tuned_on(path: Path, spec: dict, finetune: str) -> list[dict]:
+    """The study's [[transfer]] tables, each fine-tuning on ``finetune`` instead."""
+    if not spec.get("transfer"):
+        raise EffscaleError(
+            f"{path} has no [[transfer]] table, so no fine-tune data to replace",
+            "drop --finetune-data, or give a study with [[transfer]] tables",
+        )
+    return [{**entry, "finetune": finetune} for entry in spec["transfer"]]
+
+
+def _named_data(spec: dict) -> list[tuple[str, str]]:
+    """(dataset, key) for every dataset a study file names: its data and, per [[transfer]],
+    its pretrain and finetune data."""
+    named = [(spec.get("data", "embedded"), "data")]
+    for entry in spec.get("transfer", []):
+        named += [(entry["pretrain"], "pretrain"), (entry["finetune"], "finetune")]
+    return named
+
+
+def _check_data(path: Path, text: str, spec: dict, data: str | None, finetune: str | None):
+    """Each dataset the study names is at hand, or one line says which is not, where it was
+    named and how to give its path; cheap, so it comes before planning (a study whose
+    fine-tune set cannot be downloaded used to plan and cost everything first)."""
+    from effscale.data import names
+
+    flags = {"data": ("--data", data), "finetune": ("--finetune-data", finetune)}
+    seen = set()
+    for dataset, key in _named_data({**spec, "data": data or spec.get("data", "embedded")}):
+        why = None if dataset in seen else names.missing(dataset)
+        seen.add(dataset)
+        if why is None:
+            continue
+        flag, given = flags.get(key, (None, None))
+        table = None if key == "data" else "[transfer]"
+        line = _line_of(text, key, table) or "?"
+        where = f"{flag} {dataset}" if given else f"{path}:{line} ({key})"
+        example = names.local_example(dataset)
+        ways = ([f"{flag} {example}"] if flag else []) + [f'{key} = "{example}" in the study file']
+        raise EffscaleError(f"{where}: {why}", "give its path: " + " or ".join(ways))
 
 
 def _seeds(path: Path, spec: dict, seeds: int | None) -> list[int]:
@@ -396,7 +445,10 @@ def find_study(name_or_path: str | Path) -> Path:
 
 
 def describe_studies() -> list[dict]:
-    """One row per packaged study: name, what it is for, model, data, budget, file."""
+    """One row per packaged study: name, what it is for, model, data, budget, seeds, what
+    its data need (a download, a path to give: effscale.data.names.needs), file."""
+    from effscale.data import names
+
     rows = []
     for name, path in packaged_studies().items():
         text = path.read_text()
@@ -410,6 +462,7 @@ def describe_studies() -> list[dict]:
                 "data": spec.get("data", "embedded"),
                 "budget": spec.get("budget", "short"),
                 "seeds": spec.get("seeds", 1),
+                "needs": names.needs([d for d, _ in _named_data(spec)]),
                 "file": str(path),
             }
         )
