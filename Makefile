@@ -49,6 +49,8 @@ figures: $(STAMP)  ## redraw docs/figures from the stored real-data results (no 
 	cp docs/results/imagenette/figures/budget_trend.png docs/figures/imagenette-budget_trend.png
 	$(BIN)/effscale report docs/results/imagenette-search
 	cp docs/results/imagenette-search/figures/search.png docs/figures/imagenette-search.png
+	$(BIN)/effscale fit docs/results/imagenette docs/results/imagenette-search --samples 100k \
+	  --configs-per-param 1 --holdout-above 2.6x --plots docs/figures/imagenette-law > /dev/null
 
 bench: $(STAMP)
 	$(BIN)/python bench/cost_table.py

@@ -44,6 +44,15 @@ PlanOpt = Annotated[
 SeedsOpt = Annotated[
     int, typer.Option("--seeds", min=1, help="Seeds per network (intervals: for their mean).")
 ]
+NextOpt = Annotated[
+    int | None,
+    typer.Option("--next", metavar="N", help="Also list the N points (shape, budget) that "
+                 "would shrink the recommendation's interval most per unit of training cost "
+                 "(FLOPs x samples x seeds), by a bootstrap heuristic (effscale.law.nextruns)."),
+]  # fmt: skip
+NEXT_SCREEN = {"role": "role", "d": "d", "w": "w", "resolution": "px", "samples": "samples",
+               "flops_ratio_est": "FLOPs", "top1": "top1", "sd_after": "sd after",
+               "cost": "cost", "score": "score"}  # fmt: skip
 
 
 @app.command()
@@ -54,6 +63,7 @@ def recommend(
     tolerance: ToleranceOpt = 0.02,
     plan: PlanOpt = None,
     seeds: SeedsOpt = 3,
+    next_n: NextOpt = None,
     form: FormOpt = "auto",
     draws: BootstrapOpt = 200,
     seed: SeedOpt = 0,
@@ -65,12 +75,16 @@ def recommend(
     with predicted top-1, 80 % intervals and the probability the recommendation beats each.
 
     --samples fits the points at that budget (default: all budgets, predicting at the
-    largest). Example: effscale recommend docs/results/imagenette --flops 6.4x --samples 100k
+    largest). --next N adds the N points worth training next (CSV: those rows). Example:
+    effscale recommend docs/results/imagenette --flops 6.4x --samples 100k --next 3
     """
+    from effscale.errors import EffscaleError
     from effscale.law import load_points
     from effscale.law.plan import write_plan
     from effscale.law.recommend import recommend as recommend_at
 
+    if next_n is not None and next_n < 1:  # before the minute a fit takes
+        raise EffscaleError(f"--next {next_n}: ask for one point or more", "e.g. --next 3")
     target = ratio(flops, "--flops")
     points = load_points(run_dirs, samples_of(samples))
     points, _, boot = fitted(run_dirs, form, None, per_param, draws, seed, points)
@@ -84,8 +98,15 @@ def recommend(
     }  # fmt: skip
     if plan:
         result["plan"] = str(write_plan(plan, rec, points, seeds))
+    if next_n:
+        from effscale.law.nextruns import next_points
+
+        result["next"] = next_points(boot, points, rec, next_n, seeds)
     if fmt is Format.json:
         output.record(result, fmt)
+        return
+    if fmt is Format.csv and next_n:  # one table per CSV: with --next, the points to train
+        output.rows(result["next"], fmt)
         return
     output.rows(result["candidates"], fmt, screen=SCREEN, title=f"At {target:g}x the base's "
                 f"FLOPs, {budget:,} samples ({result['form']}; 80 % intervals for a "
@@ -97,3 +118,13 @@ def recommend(
         output.note(f"warning: {w}", fmt)
     if plan:
         output.note(f"plan: {result['plan']} (effscale run {result['plan']})", fmt)
+    if next_n:
+        _print_next(result["next"], seeds, fmt)
+
+
+def _print_next(rows: list[dict], seeds: int, fmt: Format) -> None:
+    sd_now = rows[0]["sd_now"] if rows else float("nan")
+    output.rows(rows, fmt, screen=NEXT_SCREEN, title=f"What to train next ({seeds} seeds each): "
+                f"the recommendation's top-1 has a bootstrap sd of {sd_now:.2f} points; sd_after "
+                "is what training the point is expected to leave, cost is FLOPs (over the "
+                "base's) x samples x seeds / 1e6, score the variance removed per cost")  # fmt: skip

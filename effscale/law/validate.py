@@ -133,15 +133,17 @@ def extrapolate(points: Points, above: float, per_param: float, draws: int, seed
     the form ``select`` chooses on the fitting points alone is marked."""
     train, held = split(points, above)
     selection = select(train, per_param)
-    forms, tables = [], {}
+    forms, tables, boots = [], {}, {}
     for name in candidates(points):
         try:
             fit = fit_form(train, name, per_param)
-            boot = bootstrap(train, fit, draws, seed)
+            boots[name] = boot = bootstrap(train, fit, draws, seed)
         except EffscaleError as e:
             forms.append({"form": name, "note": e.message})
             continue
         tables[name], summary = score(boot, held)
         forms.append({**summary, "chosen": name == selection.chosen})
+    # boots and train: for a parity plot of the fitted points beside the held-out ones
     return {"above": above, "selection": selection, "forms": forms, "tables": tables,
-            "fit_configs": train.n_configs, "held_configs": held.n_configs}  # fmt: skip
+            "boots": boots, "train": train, "fit_configs": train.n_configs,
+            "held_configs": held.n_configs}  # fmt: skip

@@ -12,6 +12,7 @@ import pandas as pd
 from effscale import io, text
 from effscale.latency import latency_for_results
 from effscale.report import plots
+from effscale.report.lawsection import law_section
 from effscale.report.pooling import pooled_compound_vs_single
 from effscale.report.stats import ALPHA
 from effscale.report.verdicts import (
@@ -203,6 +204,7 @@ def write_report(run_dir: str | Path, alpha: float = ALPHA) -> dict:
     lines += _transfer_section(transfer, study)
     timing_lines, timing = _timing(store, study)
     lines += timing_lines
+    fitted_law = law_section(store.path, lines)  # the study's own law, or why there is none
     lines += ["## Figures", ""]
     lines += [f"![{p.stem}](figures/{p.name})" for p in figures if p.suffix == ".png"]
     lines += ["", "## Variants (mean over seeds)", ""]
@@ -225,6 +227,7 @@ def write_report(run_dir: str | Path, alpha: float = ALPHA) -> dict:
         "budget_trend": trend,
         "transfer": transfer,
         "timing": timing,
+        "fitted_law": fitted_law,
         "status": status,
     }
 
