@@ -93,6 +93,8 @@ def test_stored_results_cover_points_and_estimates_are_kept_for_the_report(tmp_p
 
 def test_the_speed_probe_is_cached_per_device_and_threads(monkeypatch):
     monkeypatch.setattr(estimate, "PROBE_SECONDS", 0.05)
+    # an idle machine, whatever runs beside the tests: the probe gets all its thread's time
+    monkeypatch.setattr(estimate.time, "process_time", estimate.time.perf_counter)
     first = estimate.measure_speed("cpu", threads=1, fresh=True)
     assert first.flops_per_s > 0 and not first.cached and first.threads == 1
     monkeypatch.setattr(estimate, "_probe", lambda dev: pytest.fail("probed again"))
@@ -195,3 +197,140 @@ def test_cost_only_counts_at_the_resolution_training_would_use(args):
     assert "32 px base (the data's) and 10 classes" in r.stderr
     native = runner.invoke(app, [*args, "--base-resolution", "224"])
     assert {row["base_resolution"] for row in json.loads(native.stdout)} == {224}
+
+
+@pytest.fixture
+def torch_threads():
+    """Restores torch's thread count (train --threads sets it for its process)."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "resnet18", "--base-width", "0.25", "--data", "synthetic", "--budget", "smoke"],
+        ["compound", "--model", "resnet18", "--phi", "1", *SYNTHETIC_SMOKE],
+        SWEEP,
+        SEARCH,
+        ["run", "quick", "--data", "synthetic"],
+        ["run", "quick", "--data", "synthetic", "--workers", "2"],
+    ],
+)
+def test_every_training_command_takes_threads(tmp_path, monkeypatch, torch_threads, args):
+    asked = []
+    monkeypatch.setattr(estimate, "measure_speed", lambda d, t=None: asked.append(t) or SPEED)
+    r = runner.invoke(app, [*args, "--threads", "1", "--dry-run", "--out", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    assert asked == [1]  # the estimate is for the threads the points will train with
+
+
+def test_the_default_threads_split_the_cores_between_workers(monkeypatch):
+    from effscale.study.executors import InProcess, LocalWorkers, make_executor
+
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert make_executor("local", workers=2, device="cpu").threads == 4
+    assert make_executor("local", workers=3, device="cpu", threads=1).threads == 1
+    assert make_executor("local", workers=16, device="cpu").threads == 1  # never zero
+    assert isinstance(make_executor("local", threads=2), InProcess)
+    assert estimate.executor_shape(LocalWorkers(2, "cpu", threads=3)) == (3, 2)
+    assert estimate.executor_shape(InProcess(threads=2)) == (2, 1)
+
+
+def test_in_process_points_train_with_the_threads_asked_and_leave_them(monkeypatch):
+    import torch
+
+    from effscale.study.executors import InProcess, local
+
+    seen, before = [], torch.get_num_threads()
+    monkeypatch.setattr(local, "run_point", lambda task, emit: seen.append(torch.get_num_threads()))
+    study = tiny_study()
+    InProcess(threads=1).run([type("T", (), {"point": p})() for p in study.points], lambda *a: 0)
+    assert seen == [1, 1] and torch.get_num_threads() == before
+
+
+def test_a_study_file_sets_threads_and_the_option_wins(tmp_path, monkeypatch):
+    from effscale.study.files import load_study
+
+    monkeypatch.setattr(estimate, "measure_speed", lambda d, t=None: asked.append(t) or SPEED)
+    f = tmp_path / "s.toml"
+    f.write_text(
+        'name = "s"\nmodel = "resnet18"\nbase_width = 0.25\ndata = "synthetic"\n'
+        'budget = "smoke"\nthreads = 1\n[[sweep]]\ndim = "width"\nvalues = [1.5]\n'
+    )
+    assert load_study(f).threads == 1
+    for extra, want in (([], 1), (["--threads", "2"], 2)):
+        asked = []
+        r = runner.invoke(app, ["run", str(f), "--dry-run", "--out", str(tmp_path / "o"), *extra])
+        assert r.exit_code == 0, r.output
+        assert asked == [want]
+    f.write_text(f.read_text().replace("threads = 1", "threads = 0"))
+    r = runner.invoke(app, ["run", str(f), "--dry-run"])
+    assert r.exit_code == 2 and "s.toml:6: threads = 0" in r.output
+
+
+def _probe_starved(monkeypatch, share: float, threads: int = 7):
+    """A probe that got ``share`` of its threads' time (the process clock runs slower); 7
+    threads, a count no other test caches."""
+    wall, cpu = {"t": 0.0}, {"t": 0.0}
+
+    def probe(dev):
+        wall["t"] += 2.0
+        cpu["t"] += 2.0 * share * threads
+        return 1e9, "fake probe"
+
+    monkeypatch.setattr(estimate, "_probe", probe)
+    monkeypatch.setattr(estimate.time, "perf_counter", lambda: wall["t"])
+    monkeypatch.setattr(estimate.time, "process_time", lambda: cpu["t"])
+
+
+def test_a_probe_on_a_busy_machine_is_flagged_and_not_cached(monkeypatch):
+    _probe_starved(monkeypatch, 0.3)
+    speed = estimate.measure_speed("cpu", threads=7, fresh=True)
+    assert speed.busy and "busy" in speed.describe() and "30%" in speed.describe()
+    _probe_starved(monkeypatch, 1.0)
+    again = estimate.measure_speed("cpu", threads=7)  # the busy one was not cached
+    assert not again.cached and not again.busy
+    assert estimate.measure_speed("cpu", threads=7).cached  # an idle one is
+
+
+def test_a_cached_speed_expires(monkeypatch):
+    _probe_starved(monkeypatch, 1.0)
+    estimate.measure_speed("cpu", threads=7, fresh=True)
+    assert estimate.measure_speed("cpu", threads=7).cached
+    later = estimate.time.time() + estimate.SPEED_MAX_AGE + 60
+    monkeypatch.setattr(estimate.time, "time", lambda: later)
+    assert not estimate.measure_speed("cpu", threads=7).cached  # measured again
+
+
+def test_the_long_run_question_says_the_speed_is_doubtful(monkeypatch):
+    import typer
+
+    import effscale.cli.running as running
+
+    asked = []
+    monkeypatch.setattr(running, "_interactive", lambda: True)
+    monkeypatch.setattr(typer, "confirm", lambda q, **k: asked.append(q) or True)
+    running.confirm_long_run(7200, yes=False, busy=True)
+    running.confirm_long_run(7200, yes=False, busy=False)
+    assert "busy" in asked[0] and "busy" not in asked[1]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ['{"flops_per_s": 0}', '{"flops_per_s": "fast"}', '{"measured_at": "now"}', "\xff\xfe", "[]"],
+)
+def test_a_damaged_speed_cache_entry_is_measured_again(monkeypatch, damage):
+    _probe_starved(monkeypatch, 1.0)
+    first = estimate.measure_speed("cpu", threads=7, fresh=True)
+    path = estimate._speed_path("cpu", first.hardware, 7)
+    entry = json.loads(path.read_text())
+    if damage.startswith("{"):
+        path.write_text(json.dumps(entry | json.loads(damage)))
+    else:
+        path.write_bytes(damage.encode("latin-1"))
+    again = estimate.measure_speed("cpu", threads=7)
+    assert not again.cached and again.flops_per_s > 0

@@ -131,6 +131,15 @@ WorkersOpt = Annotated[
     int,
     typer.Option("--workers", help="Local worker processes (one per GPU, or CPU threads split)."),
 ]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        min=1,
+        help="Torch threads per point on a CPU (default: the cores split between the "
+        "--workers; in one process, every core). Next to other work, 1 is often fastest.",
+    ),
+]
 OutOpt = Annotated[
     str | None, typer.Option("--out", metavar="DIR", help="Run directory (default runs/<name>).")
 ]
@@ -246,6 +255,7 @@ STUDY = Bundle(  # what a study trains on, and how long
 )
 EXECUTOR = Bundle(  # where a study's points run (effscale.study.executors.make_executor)
     workers=(WorkersOpt, 1),
+    threads=(ThreadsOpt, None),
     executor=(ExecutorOpt, "local"),
     address=(AddressOpt, None),
     partition=(PartitionOpt, None),

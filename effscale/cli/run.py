@@ -93,6 +93,8 @@ def run_cmd(
             samples=budgets,
             finetune=finetune_data,
         )
+    if cluster["threads"] is None and study.threads is not None:  # --threads wins over the file
+        cluster = {**cluster, "threads": study.threads}
     running.run_and_print(study, fmt, cluster, run)
     if detect is not None:
         output.note(running.seeds_to_detect(study, run, detect, spread, alpha), fmt)

@@ -135,7 +135,7 @@ def run_and_print(study, fmt, cluster: dict, run: dict) -> None:
     out, runner, plan = prepared
     output.note(f"{study.name}: {len(study.points)} points -> {out}", fmt)
     output.note(plan.sentence(), fmt)
-    confirm_long_run(plan.wall_seconds or plan.total_seconds, run["yes"])
+    confirm_long_run(plan.wall_seconds or plan.total_seconds, run["yes"], plan.speed.busy)
     device = run["device"]
     with output.progress() as bar:
         df = run_study(
@@ -184,11 +184,13 @@ def _interactive() -> bool:
     return sys.stdin.isatty() and sys.stderr.isatty()
 
 
-def confirm_long_run(seconds: float | None, yes: bool) -> None:
-    """Ask before a run estimated over an hour; never without a terminal, nor with --yes."""
+def confirm_long_run(seconds: float | None, yes: bool, busy: bool = False) -> None:
+    """Ask before a run estimated over an hour; never without a terminal, nor with --yes.
+    ``busy``: the speed was measured while other work ran, and the question says so."""
     if yes or seconds is None or seconds <= LONG_RUN or not _interactive():
         return
-    question = f"Estimated {output.fmt_seconds(seconds)} on this machine. Start?"
+    doubt = " (measured while the machine was busy: it may be much less)" if busy else ""
+    question = f"Estimated {output.fmt_seconds(seconds)} on this machine{doubt}. Start?"
     if not typer.confirm(question, default=False, err=True):
         output.err_console.print(
             "not started (--dry-run shows the plan; --yes starts without asking)",

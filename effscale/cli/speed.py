@@ -22,8 +22,9 @@ def speed(
     ] = None,
     fmt: FormatOpt = Format.table,
 ):
-    """Measure this device's training speed afresh and cache it: the FLOP/s every estimate
-    (--dry-run, the time printed before a run) divides by.
+    """Measure this device's training speed afresh and cache it (for a week, and only when the
+    machine was not busy): the FLOP/s every estimate (--dry-run, the time printed before a
+    run) divides by.
 
     Measure again on a quieter machine, or after a change of hardware. Example: effscale speed
     """
@@ -32,4 +33,12 @@ def speed(
     with output.planning("measuring") as say:
         say("a few training steps of a small model")
         measured = measure_speed(device, threads, fresh=True)
-    output.record({k: v for k, v in measured.__dict__.items() if k != "cached"}, fmt)
+    row = {k: v for k, v in measured.__dict__.items() if k != "cached"} | {"busy": measured.busy}
+    output.record(row, fmt)
+    if measured.busy:
+        output.note(
+            f"warning: the machine was busy: the probe got {measured.cpu_share:.0%} of its "
+            "threads' time, so this speed is not cached; measure again when it is idle, or "
+            "with fewer --threads",
+            fmt,
+        )

@@ -20,6 +20,7 @@ from effscale.cli.options import (
     DeviceOpt,
     FormatOpt,
     ModelArg,
+    ThreadsOpt,
     takes,
     variant_of,
 )
@@ -83,6 +84,7 @@ def train_cmd(
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
     fine_tune: dict = FINE_TUNE,
     compile_: CompileOpt = None,
+    threads: ThreadsOpt = None,
     base: dict = BASE,
     run: dict = RUN.pick("dry_run yes"),
     fmt: FormatOpt = Format.table,
@@ -99,6 +101,10 @@ def train_cmd(
     budgets = running.budgets_of(epochs, samples)
     if budgets and len(budgets) > 1:
         raise EffscaleError("train runs one budget", "give one --samples value")
+    if threads:  # before the estimate, whose speed probe is per thread count
+        import torch
+
+        torch.set_num_threads(threads)
     dataset = load_dataset(data)
     resolution = base["base_resolution"] or dataset.resolution
     variant = variant_of(model, {**scale, **base}, base_resolution=resolution)
@@ -119,7 +125,7 @@ def train_cmd(
         f"{variant.label} on {dataset.name} ({sizes}), {recipe.samples:,} samples -> {out}", fmt
     )
     output.note(plan.sentence(), fmt)
-    running.confirm_long_run(plan.wall_seconds, run["yes"])
+    running.confirm_long_run(plan.wall_seconds, run["yes"], plan.speed.busy)
     with output.progress() as bar:
         result = train(
             variant,

@@ -9,11 +9,15 @@ split, and the training images BN statistics are recomputed on). So
 
 where the FLOP/s is this device's training speed in the same units, measured by a short probe
 (a few training steps of a small model, seconds) and cached per device and thread count in
-$EFFSCALE_CACHE/speed. The probe's model is small, as the study points on a CPU mostly are;
-larger models usually run at more FLOP/s, so their estimates lean long. Setup (building the
-model, loading data) is not in the estimate. How good the estimates were is measured: the
-estimate of every point is kept in the run directory (estimates.json) and the report sets it
-beside the point's measured training and evaluation time.
+$EFFSCALE_CACHE/speed for SPEED_MAX_AGE (a machine changes: drivers, torch, its neighbours). A
+probe the machine starved is not trusted: on a CPU the probe's own CPU time is set beside its
+wall time x threads, and when it got less than BUSY_SHARE of them (other work was running) the
+speed is flagged busy, said so wherever it is printed, and never cached. The probe's model is
+small, as the study points on a CPU mostly are; larger models usually run at more FLOP/s, so
+their estimates lean long. Setup (building the model, loading data) is not in the estimate. How
+good the estimates were is measured: the estimate of every point is kept in the run directory
+(estimates.json) and the report sets it beside the point's measured training and evaluation
+time.
 """
 
 import hashlib
@@ -31,6 +35,8 @@ from effscale.study.plan import Point, Study
 
 PROBE_VERSION = 1  # bump when the probe changes: cached speeds then miss
 PROBE_SECONDS = 2.0  # timed training steps of the probe, after two warm-up steps
+SPEED_MAX_AGE = 7 * 24 * 3600.0  # seconds a cached speed is trusted
+BUSY_SHARE = 0.8  # below this share of its threads' time, the probe was starved
 
 
 # --------------------------------------------------------------------------------------
@@ -48,12 +54,23 @@ class Speed:
     threads: int  # torch threads per point (CPU)
     probe: str  # what was timed
     cached: bool = False
+    cpu_share: float | None = None  # CPU time / (wall x threads) the probe got (CPU only)
+    measured_at: float = 0.0  # time.time() of the probe
+
+    @property
+    def busy(self) -> bool:
+        """The probe was starved by other work: its rate is not this device's."""
+        return self.cpu_share is not None and self.cpu_share < BUSY_SHARE
 
     def describe(self) -> str:
         where = self.hardware
         if self.device == "cpu":
             where += f", {self.threads} thread(s)"
         state = "cached" if self.cached else "measured now"
+        if self.busy:
+            state += (f", while the machine was busy: the probe got {self.cpu_share:.0%} of its "
+                      "threads' time, so this estimate may be long; measure again when it "
+                      "is idle, or give fewer --threads")  # fmt: skip
         return f"{self.flops_per_s / 1e9:.3g} GFLOP/s training ({where}; {state})"
 
 
@@ -80,19 +97,42 @@ def measure_speed(device: str = "auto", threads: int | None = None, fresh: bool 
     threads = threads or torch.get_num_threads()
     hardware = device_name(dev)
     path = _speed_path(str(dev), hardware, threads)
-    if path.exists() and not fresh:
-        try:
-            return Speed(**{**json.loads(path.read_text()), "cached": True})
-        except (ValueError, TypeError):
-            pass  # a damaged entry is measured again
+    cached = None if fresh else _cached_speed(path)
+    if cached is not None:
+        return cached
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
+        cpu0, wall0 = time.process_time(), time.perf_counter()
         flops_per_s, probe = _probe(dev)
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     finally:
         torch.set_num_threads(before)
-    speed = Speed(flops_per_s, str(dev), hardware, threads, probe)
-    io.write_json(path, {k: v for k, v in speed.__dict__.items() if k != "cached"})
+    share = min(1.0, cpu / (wall * threads)) if dev.type == "cpu" and wall > 0 else None
+    speed = Speed(flops_per_s, str(dev), hardware, threads, probe, cpu_share=share,
+                  measured_at=time.time())  # fmt: skip
+    if not speed.busy:  # a starved probe is this moment's, not the device's
+        io.write_json(path, {k: v for k, v in speed.__dict__.items() if k != "cached"})
+    return speed
+
+
+def _cached_speed(path: Path) -> Speed | None:
+    """The cached speed at ``path``; None when there is none, it is damaged, or older than
+    SPEED_MAX_AGE (entries written before probes were dated count as expired)."""
+    if not path.exists():
+        return None
+    try:
+        speed = Speed(**{**json.loads(path.read_text()), "cached": True})
+    except (ValueError, TypeError, UnicodeDecodeError):
+        return None  # a damaged entry is measured again
+    number = (int, float)
+    sound = (
+        isinstance(speed.flops_per_s, number) and math.isfinite(speed.flops_per_s)
+        and speed.flops_per_s > 0 and isinstance(speed.measured_at, number)
+        and isinstance(speed.threads, int) and isinstance(speed.hardware, str)
+    )  # fmt: skip
+    if not sound or not 0 <= time.time() - speed.measured_at <= SPEED_MAX_AGE:
+        return None  # wrong types, a zero rate (a damaged entry), or too old: measured again
     return speed
 
 
@@ -235,7 +275,7 @@ def executor_shape(executor) -> tuple[int, int | None]:
     import torch
 
     if executor is None or type(executor).__name__ == "InProcess":
-        return torch.get_num_threads(), 1
+        return getattr(executor, "threads", None) or torch.get_num_threads(), 1
     if hasattr(executor, "workers"):  # LocalWorkers
         return executor.threads, executor.workers
     if hasattr(executor, "cpus_per_point"):  # Ray: one thread per CPU of a point

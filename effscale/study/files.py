@@ -8,6 +8,7 @@
                                           # default: the budget's); also per table below
     seeds = 3                             # seeds 0 .. n-1 (or a list: [0, 5, 7])
     base_width = 0.5                      # the study's base design (optional)
+    threads = 1                           # torch threads per point (optional; --threads wins)
 
     [recipe]                              # overrides of the budget's fields (optional)
     lr = 0.1
@@ -75,6 +76,7 @@ TOP = {
     "base_depth": NUMBER,
     "multiple": int,
     "small_input": bool,
+    "threads": int,
     "recipe": dict,
     "sweep": list,
     "compound": list,
@@ -205,7 +207,11 @@ def load_study(
         model = entry.get("model", spec.get("model", "efficientnet-b0"))
         return study_base(model, data, **design)[0]
 
-    study = Study(name, _identity(name, data, recipe, spec))
+    threads = spec.get("threads")
+    if threads is not None and threads < 1:
+        line = _line_of(text, "threads", None)
+        raise EffscaleError(f"{path}:{line}: threads = {threads}: give 1 or more", "threads = 1")
+    study = Study(name, _identity(name, data, recipe, spec), threads=threads)
     for entry in spec.get("sweep", []):
         dim = entry["dim"]
         values = entry.get("values", FIGURE3_VALUES.get(dim, []))

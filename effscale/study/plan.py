@@ -105,6 +105,8 @@ class Study:
     name: str
     identity: dict
     points: list[Point] = field(default_factory=list)
+    # Torch threads per point that a study file asks for: how to run it, not its identity.
+    threads: int | None = None
 
     def add(self, point: Point) -> None:
         """Add a point; one already planned gains the new roles, or, when it was planned for

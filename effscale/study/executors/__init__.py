@@ -29,12 +29,12 @@ __all__ = [
 
 
 OPTIONS = {  # the options each executor takes (beside the device), and their defaults
-    "local": ("workers",),
+    "local": ("workers", "threads"),
     "ray": ("address", "gpus_per_point"),
     "slurm": ("partition", "gpus_per_point", "time_min", "max_parallel"),
 }
 DEFAULTS = dict(workers=1, address=None, partition=None, gpus_per_point=None, time_min=60)
-DEFAULTS |= dict(max_parallel=None)
+DEFAULTS |= dict(max_parallel=None, threads=None)
 
 
 def misplaced(name: str, **options) -> list[tuple[str, list[str]]]:
@@ -53,10 +53,13 @@ def make_executor(
     gpus_per_point: float | None = None,
     time_min: int = 60,
     max_parallel: int | None = None,
+    threads: int | None = None,
     run_dir=None,
 ):
     """The executor a study command asks for: local (this process, or ``workers`` worker
     processes), ray (effscale.study.executors.ray) or slurm (effscale.study.executors.slurm).
+    ``threads``: torch threads per point, local only (default: the cores split between the
+    workers; in this process, torch's default). Ray and Slurm give a point its CPUs' threads.
 
     Options of another executor are refused, so that none is silently ignored.
     """
@@ -72,6 +75,7 @@ def make_executor(
         gpus_per_point=gpus_per_point,
         time_min=time_min,
         max_parallel=max_parallel,
+        threads=threads,
     )
     if wrong:
         option, owners = wrong[0]
@@ -95,4 +99,6 @@ def make_executor(
             time_min=time_min,
             max_parallel=max_parallel,
         )
-    return LocalWorkers(workers, device) if workers > 1 else InProcess()
+    if threads is not None and threads < 1:
+        raise EffscaleError(f"threads must be at least 1, got {threads}")
+    return LocalWorkers(workers, device, threads) if workers > 1 else InProcess(threads)

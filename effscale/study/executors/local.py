@@ -17,12 +17,33 @@ from effscale.study.executors.events import failure, stop_requested, stopping
 from effscale.study.worker import run_point
 
 
+def default_threads(workers: int = 1) -> int:
+    """Torch threads per point on a CPU: the cores split between the points that run at once,
+    so that workers never oversubscribe the machine (at least one each)."""
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
 class InProcess:
-    """One point after another in this process (the default on a CPU)."""
+    """One point after another in this process (the default on a CPU), with ``threads``
+    torch threads (None: torch's own default, every core)."""
 
     local = True  # trains on this machine: the device is checked here (engine.check_plan)
 
+    def __init__(self, threads: int | None = None):
+        if threads is not None and threads < 1:
+            raise EffscaleError(f"threads must be at least 1, got {threads}")
+        self.threads = threads
+
     def run(self, tasks, events) -> None:
+        before = torch.get_num_threads()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        try:
+            self._run(tasks, events)
+        finally:
+            torch.set_num_threads(before)
+
+    def _run(self, tasks, events) -> None:
         for task in tasks:
             if stop_requested():
                 return  # Ctrl-C: no new point
@@ -76,17 +97,19 @@ def _worker_run(task):
 
 class LocalWorkers:
     """N worker processes: one per GPU (or several small runs per GPU), or CPU processes
-    with the machine's threads split between them."""
+    with the machine's threads split between them (``threads`` each, when given)."""
 
     local = True
 
-    def __init__(self, workers: int, device: str = "auto"):
+    def __init__(self, workers: int, device: str = "auto", threads: int | None = None):
         if workers < 1:
             raise EffscaleError(f"workers must be at least 1, got {workers}")
+        if threads is not None and threads < 1:
+            raise EffscaleError(f"threads must be at least 1, got {threads}")
         self.workers = workers
         cuda = device != "cpu" and torch.cuda.is_available()
         self.devices = [f"cuda:{i}" for i in range(torch.cuda.device_count())] if cuda else ["cpu"]
-        self.threads = 1 if cuda else max(1, (os.cpu_count() or 1) // workers)
+        self.threads = threads or (1 if cuda else default_threads(workers))
 
     def run(self, tasks, events) -> None:
         import multiprocessing as mp
