@@ -19,6 +19,7 @@ from enum import Enum
 from rich.console import Console, Group
 from rich.live import Live
 from rich.markup import escape
+from rich.measure import Measurement
 from rich.progress import Progress
 from rich.progress_bar import ProgressBar
 from rich.table import Table
@@ -92,22 +93,87 @@ def rows(
             sys.stdout.write(f"### {title}\n\n")
         sys.stdout.write(to_markdown(data, columns))
     else:
-        # Names like efficientnet-b0[w0.5] are data, not rich markup: escape every string.
-        table = Table(title=escape(title) if title else None, title_justify="left")
         headers = screen if isinstance(screen, dict) else {c: c for c in screen or []}
-        cols = list(headers) or column_names(data, columns)
-        for c in cols:
-            text = _is_text(data, c)
-            # Wrap text between words, never inside one (rich would cut it with an ellipsis).
-            words = [w for r in data for w in fmt_value(r.get(c)).split()] if text else []
-            table.add_column(
-                escape(headers.get(c, c)),
-                justify="left" if text else "right",
-                min_width=min(max(map(len, words), default=0), 20) or None,
-            )
-        for row in data:
-            table.add_row(*(escape(fmt_value(row.get(c))) for c in cols))
-        console.print(table)
+        _print_table(data, list(headers) or column_names(data, columns), headers, title)
+
+
+# A table's frame: a border and a space either side of every cell, and the closing border.
+CELL_FRAME, TABLE_FRAME = 3, 1
+WORD_WRAP = 20  # a text column may be narrowed down to its longest word, or this
+SHORT_TEXT = 12  # text cells up to this long never wrap
+HEADER_FOLD = 10  # a longer header folds onto a second line rather than widen a column
+
+
+def _column(data: list[dict], c: str, header: str, fold: int = HEADER_FOLD) -> dict:
+    """How one column renders: its cells as text, whether it is text, and its width: a
+    number column is exactly as wide as its longest value (every digit kept; a long header
+    folds onto more lines), a text column at least its longest word (up to WORD_WRAP) and
+    wraps between words. ``fold``: the widest a header may make a column."""
+    cells = [fmt_value(row.get(c)) for row in data]
+    text = _is_text(data, c)
+    head = min(len(header), fold)
+    if text:
+        words = max((len(w) for v in cells for w in v.split()), default=1)
+        short = max(map(len, cells), default=1)  # "1.2 h" stays on one line
+        narrowest = max(min(words, WORD_WRAP), min(short, SHORT_TEXT), head)
+        return {"key": c, "header": header, "cells": cells, "text": True, "min": narrowest,
+                "width": None}  # fmt: skip
+    width = max(max(map(len, cells), default=1), head)
+    return {"key": c, "header": header, "cells": cells, "text": False, "min": width,
+            "width": width}  # fmt: skip
+
+
+def _groups(cols: list[dict], width: int) -> list[list[dict]]:
+    """Columns in groups that each fit ``width`` at their narrowest, the first column (what
+    a row is) repeated in every group: a table too wide for the terminal is shown in parts,
+    never with a number cut or a column dropped."""
+    first, rest = cols[0], cols[1:]
+    groups, group = [], [first]
+    used = TABLE_FRAME + CELL_FRAME + first["min"]
+    for col in rest:
+        need = CELL_FRAME + col["min"]
+        if len(group) > 1 and used + need > width:
+            groups.append(group)
+            group, used = [first], TABLE_FRAME + CELL_FRAME + first["min"]
+        group.append(col)
+        used += need
+    return groups + [group]
+
+
+def _table(cols: list[dict], n_rows: int, title: str | None) -> Table:
+    # Names like efficientnet-b0[w0.5] are data, not rich markup: escape every string.
+    table = Table(title=escape(title) if title else None, title_justify="left")
+    for col in cols:
+        table.add_column(
+            escape(col["header"]),
+            justify="left" if col["text"] else "right",
+            min_width=col["min"],
+            width=col["width"],
+            overflow="fold",  # a header or an unbroken word wraps; rich would cut it with "…"
+        )
+    for i in range(n_rows):
+        table.add_row(*(escape(col["cells"][i]) for col in cols))
+    return table
+
+
+def _print_table(data: list[dict], keys: list[str], headers: dict, title: str | None) -> None:
+    """Rows as one rich table on a terminal as wide as it needs, in column groups when it is
+    narrower; through a pipe or into a file, one table at its natural width (nothing there
+    is a terminal's width)."""
+    if not keys:
+        console.print(Table(title=escape(title) if title else None, title_justify="left"))
+        return
+    if not console.is_terminal:
+        cols = [_column(data, c, headers.get(c, c), fold=10**5) for c in keys]
+        table = _table(cols, len(data), title)
+        width = Measurement.get(console, console.options.update(width=10**5), table).maximum
+        Console(file=console.file, width=max(width, 20), highlight=False).print(table)
+        return
+    cols = [_column(data, c, headers.get(c, c)) for c in keys]
+    groups = _groups(cols, console.width)
+    for n, group in enumerate(groups):
+        part = f" ({n + 1} of {len(groups)})" if len(groups) > 1 else ""
+        console.print(_table(group, len(data), (title or "") + part if title or part else None))
 
 
 def record(data: dict, fmt: Format, title: str | None = None) -> None:

@@ -3,7 +3,8 @@
 from effscale import output
 from effscale.output import Format
 
-PLAN_SCREEN = ["point", "roles", "gflops", "mparams", "samples", "seed", "covered", "est"]
+# the estimate before the long text (roles): at 80 columns it stays in the first part
+PLAN_SCREEN = ["point", "est", "gflops", "mparams", "samples", "seed", "covered", "roles"]
 SUMMARY_SCREEN = ["d", "w", "r", "resolution", "roles", "flops", "seeds", "top1_mean", "top1_std"]
 
 
