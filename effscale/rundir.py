@@ -104,7 +104,15 @@ def file_lock(path: Path, blocking: bool = True, wait: float = 0.0):
     """An exclusive flock on ``path``. Non-blocking, it tries for ``wait`` seconds and yields
     False if the lock stayed held (by a process training the point, not a passing reader)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # less the umask, as any file
+    try:  # O_NOFOLLOW: a lock planted as a symlink must not make us create its target
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)  # less the umask
+    except OSError as e:
+        if not path.is_symlink():
+            raise
+        raise EffscaleError(
+            f"{path} is a symbolic link, not a lock file: refused ({e.strerror})",
+            "remove it (a run directory's .lock files are plain files effscale creates)",
+        ) from None
     try:
         deadline = time.monotonic() + wait
         while True:
@@ -269,6 +277,21 @@ class PointDir:
         data are read (``weights_only``): a checkpoint replaced by a crafted pickle cannot
         run code."""
         return load_file(self.checkpoint, device)
+
+
+def read_search(run_dir: str | Path) -> dict:
+    """A grid search's record (SEARCH_FILE), as effscale.study.search.plan_search wrote it
+    and effscale.report.search ranked it; one line when it is missing or damaged."""
+    path = Path(run_dir) / SEARCH_FILE
+    if not path.is_file():
+        raise EffscaleError(
+            f"{run_dir} holds no grid search (no {SEARCH_FILE})",
+            "give the --out directory of `effscale search`",
+        )
+    record, problem = io.read_json(path)
+    if problem:
+        raise EffscaleError(f"{path} {problem}", "rerun `effscale search` to write it again")
+    return record
 
 
 def load_file(path: str | Path, device="cpu"):

@@ -178,9 +178,6 @@ KNOWN_UPWARD = {
     ("effscale.zoo.timm_models", "effscale.cost"),
     # the planner's Study and Point types (and so results recount costs through the study)
     ("effscale.rundir", "effscale.study.plan"),
-    # Step 1's winner is decided in report.search, which the engine and the search call
-    ("effscale.study.engine", "effscale.report.search"),
-    ("effscale.study.search", "effscale.report.search"),
 }
 
 

@@ -527,3 +527,18 @@ def _warnings(run_dir: Path) -> list[str]:
     from effscale.report import write_report
 
     return write_report(run_dir)["warnings"]
+
+
+@pytest.mark.parametrize("where", ["study", "point"])
+def test_a_lock_planted_as_a_symlink_creates_nothing_outside(run_copy, tmp_path, where):
+    """A hostile shared run directory: its .lock points elsewhere; no command creates it."""
+    target = tmp_path / "elsewhere" / "created-by-effscale"
+    target.parent.mkdir()
+    store = StudyDir(run_copy)
+    lock = store.path / ".lock" if where == "study" else next(store.path.glob("points/*/.lock"))
+    lock.unlink(missing_ok=True)
+    lock.symlink_to(target)
+    r = runner.invoke(app, ["report", str(run_copy)])
+    assert not target.exists()
+    if where == "study":  # the study's lock guards the report: refused in one line
+        assert r.exit_code == 2 and "is a symbolic link" in r.stderr, r.output

@@ -13,6 +13,7 @@ from effscale.cli import app
 from effscale.cost import describe
 from effscale.errors import EffscaleError
 from effscale.recipe import budget
+from effscale.report.search import search_report
 from effscale.rundir import StudyDir
 from effscale.scaling import Variant
 from effscale.study import search
@@ -269,7 +270,8 @@ def test_a_partial_search_reports_a_leader_then_trains_only_the_rest(tmp_path, m
     study = Study("partial", {"kind": "search test"})
     points, record = search.plan_search(BASE, 1.0, [0], RECIPE, "synthetic", **SMALL)
     study.add_all(points)
-    partial = run_search(study, record, tmp_path, executor=FirstTwo(), device="cpu")
+    run_search(study, record, tmp_path, executor=FirstTwo(), device="cpu")
+    partial = search_report(tmp_path)
     assert not partial["finished"] and partial["chosen"] is None
     assert partial["leader"]["seeds"] == 1  # the base and the cheaper network ran first
     assert partial["points"] == {"planned": 3, "finished": 2}
@@ -288,7 +290,8 @@ def test_a_partial_search_reports_a_leader_then_trains_only_the_rest(tmp_path, m
         return train(variant, data, recipe, out, **kw)
 
     monkeypatch.setattr(effscale.train, "train", counting)
-    final = run_search(study, record, tmp_path, device="cpu")
+    run_search(study, record, tmp_path, device="cpu")
+    final = search_report(tmp_path)
     planned = {p.key for p in study.points}
     assert set(trained) == planned - done_before and len(trained) == 1
     assert final["finished"] and final["chosen"] is not None

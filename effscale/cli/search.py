@@ -84,6 +84,7 @@ def search(
     if run["cost_only"]:
         _print_candidates(model, study["data"], base, grid, flops_tolerance, fmt)
         return
+    from effscale.report.search import search_report
     from effscale.report.search import table as search_table
     from effscale.study import search as s
     from effscale.study.engine import raise_if_failed, run_search
@@ -110,12 +111,13 @@ def search(
         return
     out, runner, plan = prepared
     output.note(plan.sentence(), fmt)
-    running.confirm_long_run(plan.wall_seconds, run["yes"])
+    running.confirm_long_run(plan.wall_seconds, run["yes"], plan.speed.busy)
     with output.progress() as bar:
-        result = run_search(
+        run_search(
             planned, record, out, executor=runner, device=run["device"], force=run["force"],
             estimates=plan, on_event=display.show_study(bar, planned),
         )  # fmt: skip
+    result = search_report(out)  # the ranking and Step 1's choice, into search.json
     output.rows(
         search_table(result), fmt, title=f"Grid search for {model} at phi={phi:g}: best first",
         screen=SCREEN,

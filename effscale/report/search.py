@@ -7,26 +7,11 @@ import math
 from pathlib import Path
 
 from effscale import io
-from effscale.errors import EffscaleError
 from effscale.report.plots import caption, captioned, plt, save
 from effscale.report.stats import ALPHA, paired_t
 from effscale.report.verdicts import finished as finished_rows
 from effscale.report.verdicts import mean_std
-from effscale.rundir import FINISHED, SEARCH_FILE, StudyDir
-
-
-def load_record(run_dir: str | Path) -> dict:
-    """A grid search's record (search.json), as effscale.study.search.plan_search wrote it."""
-    path = Path(run_dir) / SEARCH_FILE
-    if not path.is_file():
-        raise EffscaleError(
-            f"{run_dir} holds no grid search (no {SEARCH_FILE})",
-            "give the --out directory of `effscale search`",
-        )
-    record, problem = io.read_json(path)
-    if problem:
-        raise EffscaleError(f"{path} {problem}", "rerun `effscale search` to write it again")
-    return record
+from effscale.rundir import FINISHED, SEARCH_FILE, StudyDir, read_search
 
 
 def search_report(run_dir: str | Path) -> dict:
@@ -38,7 +23,7 @@ def search_report(run_dir: str | Path) -> dict:
     far) and ``chosen`` (the leader, once the search is finished; else None).
     """
     store = StudyDir(run_dir)
-    record = load_record(store.path)
+    record = read_search(store.path)
     results = store.write_results()
     by_key = {row["key"]: row for row in results.to_dict("records")}
 

@@ -237,8 +237,9 @@ def run_search(
     force: bool = False,
     on_event=None,
     estimates=None,
-) -> dict:
-    """Store the plan (study.json, search.json), train what is unfinished, then rank.
+) -> None:
+    """Store the plan (study.json, search.json) and train what is unfinished; ranking (and
+    so Step 1's choice) is the report's: effscale.report.search.search_report(run_dir).
     ``estimates``: the study's Estimate (effscale.study.estimate), kept for the report."""
     store = StudyDir(io.writable_dir(run_dir))
     study = store.save_study(study, force=force)  # refuses another study's directory first
@@ -256,6 +257,3 @@ def run_search(
         on_event=on_event,
         estimates=estimates,
     )
-    from effscale.report.search import search_report  # matplotlib: only once trained
-
-    return search_report(store.path)

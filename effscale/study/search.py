@@ -304,15 +304,15 @@ def plan_search(
 
 # --------------------------------------------------------------------------------------
 # 4. The choice, for Step 2 (running is effscale.study.engine.run_search, ranking
-#    effscale.report.search)
+#    effscale.report.search, which writes the choice into search.json)
 # --------------------------------------------------------------------------------------
 
 
 def chosen_coefficients(run_dir: str | Path) -> tuple[float, float, float]:
     """(alpha, beta, gamma) chosen by a finished search in ``run_dir`` (Step 2 uses them)."""
-    from effscale.report.search import load_record
+    from effscale.rundir import read_search
 
-    record = load_record(run_dir)
+    record = read_search(run_dir)
     chosen = record.get("chosen")
     if not chosen:
         points = record.get("points") or {}
