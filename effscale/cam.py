@@ -9,7 +9,9 @@ relevant regions with more object detail.
 
 Here: load trained runs (a train run directory, a study point directory, or a checkpoint.pt),
 take images from a folder or a dataset's test split, map the predicted class of each image
-and draw a grid: the image, then one column per run with its map over the image.
+and draw a grid: the image at its stored size, then per run its map (computed at the run's
+resolution, upsampled over the image) under its FLOPs and top-1. The paper only describes
+its maps; measure() gives numbers: their share in the image's centre, agreement between runs.
 """
 
 import textwrap
@@ -26,17 +28,19 @@ from PIL import Image  # noqa: E402
 from torch import nn  # noqa: E402
 
 from effscale import io  # noqa: E402
+from effscale.cost import count_cost  # noqa: E402
 from effscale.data import load_dataset  # noqa: E402
 from effscale.data.augment import eval_transform  # noqa: E402
-from effscale.data.decode import decode_all  # noqa: E402
+from effscale.data.decode import decode_all, own_size  # noqa: E402
 from effscale.data.folder import IMAGE_EXTENSIONS  # noqa: E402
 from effscale.data.pixels import channel_stats  # noqa: E402
 from effscale.errors import EffscaleError  # noqa: E402
 from effscale.rundir import CHECKPOINT, PointDir, StudyDir, load_file, weights  # noqa: E402
 from effscale.scaling import Variant  # noqa: E402
+from effscale.text import fmt_flops  # noqa: E402
 from effscale.zoo import build_model  # noqa: E402
 
-FOLDER_PX = 224  # folder images are centre-cropped and stored at this size
+FOLDER_PX = 224  # folder images not all of one square size are centre-cropped to this
 
 
 # ---------------------------------------------------------------------------------------
@@ -80,8 +84,7 @@ def class_activation_maps(
     weights = model.fc.weight[labels]  # [N, K]: each image's predicted-class row
     cams = torch.einsum("nk,nkhw->nhw", weights, features.float())
     cams = F.interpolate(cams[:, None], size=images.shape[-2:], mode="bilinear")[:, 0]
-    low = cams.amin((1, 2), keepdim=True)
-    high = cams.amax((1, 2), keepdim=True)
+    low, high = cams.amin((1, 2), keepdim=True), cams.amax((1, 2), keepdim=True)
     cams = (cams - low) / (high - low).clamp_min(1e-12)
     return cams.cpu(), labels.cpu()
 
@@ -201,8 +204,12 @@ class Images:
     std: tuple | None = None
 
 
-def folder_images(path: str | Path, count: int = 6, size: int = FOLDER_PX) -> Images:
-    """The first ``count`` image files of a folder (by name), centre-cropped to ``size`` px."""
+def folder_images(path: str | Path, count: int = 6, size: int | None = None) -> Images:
+    """The first ``count`` image files of a folder (by name), square, at ``size`` px.
+
+    By default at their own size when all are of one square size up to 512 px (as an
+    ImageFolder's stored images are: Imagenette's 224 px), else centre-cropped to FOLDER_PX.
+    """
     path = Path(path)
     if not path.is_dir():
         raise EffscaleError(f"{path} is not a directory", "give a folder of jpg or png images")
@@ -216,7 +223,9 @@ def folder_images(path: str | Path, count: int = 6, size: int = FOLDER_PX) -> Im
             f"{path} has no image files",
             f"images are files ending in {', '.join(sorted(IMAGE_EXTENSIONS))}",
         )
-    pixels, _ = decode_all([str(f) for f in files], [str(f) for f in files], size, fail=True)
+    srcs = [str(f) for f in files]
+    size = size or own_size(srcs) or FOLDER_PX
+    pixels, _ = decode_all(srcs, srcs, size, fail=True)
     return Images(pixels, [f.name for f in files])
 
 
@@ -259,9 +268,119 @@ def _stats(path, saved, images: Images, notes: list[str]):
     return channel_stats(images.pixels)
 
 
+@dataclass
+class RunMaps:
+    """One run's column of the grid: what it is, what it costs and scored, and its maps."""
+
+    label: str  # the column's name: --label, else the variant's label
+    path: str
+    variant: str
+    flops: int  # counted, as every study reports them (multiply-adds at its resolution)
+    top1: float | None  # test top-1 in percent from its result.json; None when it has none
+    cams: torch.Tensor  # float [N, H, W] in 0..1, at the images' own size
+    predictions: list[str]  # predicted class name per image
+    hits: list[bool] | None  # per image: predicted the true class (None: classes unknown)
+
+
+def map_run(path, images: Images, label=None, variant=None, notes=None) -> RunMaps:
+    """One trained run's maps of ``images`` at its own input resolution, its FLOPs and top-1
+    (run_facts); notes on guessed normalisation statistics go to ``notes``."""
+    model, v, classes, saved = _load(path, variant)
+    check_cam_head(model, v.label)
+    mean, std = _stats(path, saved, images, [] if notes is None else notes)
+    cams, pred = class_activation_maps(model, images.pixels, mean, std, v.resolution)
+    hits = (pred == images.labels).tolist() if images.classes == classes else None
+    names = [classes[i] for i in pred.tolist()]
+    return RunMaps(
+        label or v.label, str(path), v.label, *run_facts(path, v, len(classes)), cams, names, hits
+    )
+
+
+def run_facts(path: str | Path, variant: Variant, num_classes: int) -> tuple[int, float | None]:
+    """A run's FLOPs and top-1 (percent) from the result.json and config.json beside its
+    checkpoint, else FLOPs counted (count_cost) and no top-1. The files count only when they
+    name no other variant: a checkpoint copied into another run's folder is not that run."""
+    path = Path(path)
+    point = PointDir(path if path.is_dir() else path.parent)
+    config, result = (point.config()[0] or {}), (point.result()[0] or {})  # damaged: absent
+    named = (config.get("identity") or {}).get("variant")
+    if not (path.is_dir() or path.name == CHECKPOINT) or named not in (None, variant.to_dict()):
+        config, result = {}, {}
+    flops = result.get("flops") or (config.get("cost") or {}).get("flops")
+    flops = flops if type(flops) is int and flops > 0 else count_cost(variant, num_classes).flops
+    return flops, result.get("top1")  # read_result checked top1: a number or None
+
+
+CENTRE_AREA = 0.5  # the centre box covers this share of the image's area
+
+
+def centre_box(h: int, w: int, area: float = CENTRE_AREA) -> torch.Tensor:
+    """float64 [h, w]: the part of each pixel inside the centred box of ``area`` of the image's
+    area (same aspect), edges in part: a uniform map puts exactly ``area`` in it, at any size."""
+
+    def cover(n: int) -> torch.Tensor:  # overlap of pixel [i, i+1) with the box's [lo, hi)
+        lo, hi = n * (1 - area**0.5) / 2, n * (1 + area**0.5) / 2
+        edges = torch.arange(n + 1.0, dtype=torch.float64)
+        return (edges[1:].clamp(max=hi) - edges[:-1].clamp(min=lo)).clamp(min=0)
+
+    return cover(h)[:, None] * cover(w)[None, :]
+
+
+def centre_share(cams: torch.Tensor, area: float = CENTRE_AREA) -> torch.Tensor:
+    """float64 [N]: the share of each map's mass (negatives clipped, scaled to sum to 1) in
+    the centre box: 1 wholly inside, ``area`` for a uniform map or any upsampled from 2x2
+    cells (B0 at 64 px: no centre to favour), NaN for all zeros. On the object only if objects
+    are centred, as assumed here: true of most Imagenette photos, not of every one."""
+    mass = cams.double().clamp_min(0)
+    return (mass * centre_box(*cams.shape[-2:], area)).sum((-2, -1)) / mass.sum((-2, -1))
+
+
+def map_agreement(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """float64 [N]: Pearson correlation of maps a[i] and b[i], b resized bilinearly to a's
+    size if it differs; NaN where either map is flat."""
+    if b.shape[-2:] != a.shape[-2:]:
+        b = F.interpolate(b[:, None].float(), size=a.shape[-2:], mode="bilinear")[:, 0]
+    a, b = a.double().flatten(1), b.double().flatten(1)
+    a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
+    return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1))
+
+
+def measure(runs: list[RunMaps], area: float = CENTRE_AREA) -> list[dict]:
+    """A row per run: label, variant, flops (and flops_ratio to the first run's), top1,
+    centre_share and agreement_with_first (means over the images where they are defined),
+    right (images classified correctly; None for images of unknown class), predictions, path."""
+    first = runs[0]
+    return [
+        {
+            "label": r.label,
+            "variant": r.variant,
+            "flops": r.flops,
+            "flops_ratio": round(r.flops / first.flops, 4),
+            "top1": None if r.top1 is None else round(r.top1, 2),
+            "centre_share": _mean(centre_share(r.cams, area)),
+            "agreement_with_first": _mean(map_agreement(r.cams, first.cams)),
+            "right": None if r.hits is None else sum(r.hits),
+            "predictions": r.predictions,
+            "path": r.path,
+        }
+        for r in runs
+    ]
+
+
+def _mean(values: torch.Tensor) -> float | None:
+    finite = values[torch.isfinite(values)]
+    return round(float(finite.mean()), 4) if len(finite) else None
+
+
 # ---------------------------------------------------------------------------------------
 # The figure
 # ---------------------------------------------------------------------------------------
+
+DPI = 100
+TITLE_ROOM = 1.3  # a cell this much taller and wider than its image leaves room for titles
+MAP_STYLE = dict(cmap="jet", vmin=0, vmax=1, interpolation="bilinear")
+HEAD_STYLE = dict(xytext=(0, 6), textcoords="offset points", ha="center", va="bottom")
+HEAD_STYLE |= dict(fontsize=9, fontweight="bold")
 
 
 def cam_grid(
@@ -273,99 +392,73 @@ def cam_grid(
     alpha: float = 0.5,
     cell_inches: float = 1.8,
 ) -> dict:
-    """Draw Figure 7: a row per image; the image, then each run's map over it (jet).
-
-    Args:
-        runs: (label, path) per column; a None label becomes the run's variant label.
-        images: what to map (folder_images or dataset_images).
-        out_png: the PNG to write (atomically).
-        variant: when given, every run must hold this variant (see load_trained).
-        alpha: opacity of the map over the image.
-        cell_inches: side of one cell.
-
-    Returns:
-        out, images, columns, the PNG's pixel size, and per run its label, variant,
-        predictions and (for dataset images) how many of them are right; notes.
-    """
+    """Draw Figure 7 (draw_grid), measure its maps (measure), write both atomically: the
+    PNG and, beside it as JSON (cam.png -> cam.json), the result: out, measures (that JSON's
+    path), images (how many), image_names, columns, centre_area, width_px, height_px, runs
+    (measure's rows) and notes. ``runs``: (label, path) per column, None for the variant's
+    label; every run must hold ``variant`` when given (load_trained)."""
     if not runs:
         raise EffscaleError("no trained runs given", "name one or more run directories")
-    notes, columns = [], []
-    for label, path in runs:
-        model, v, classes, saved = _load(path, variant)
-        check_cam_head(model, v.label)
-        mean, std = _stats(path, saved, images, notes)
-        cams, pred = class_activation_maps(model, images.pixels, mean, std, v.resolution)
-        same_classes = images.classes is not None and images.classes == classes
-        correct = int((pred == images.labels).sum()) if same_classes else None
-        columns.append(
-            {
-                "label": label or v.label,
-                "path": str(path),
-                "variant": v.label,
-                "predictions": [classes[i] for i in pred.tolist()],
-                "correct": correct,
-                "cams": cams,
-                "right": (pred == images.labels).tolist() if same_classes else None,
-            }
-        )
-
-    px = _draw(images, columns, Path(out_png), alpha, cell_inches)
-    return {
+    notes = []
+    columns = [map_run(path, images, label, variant, notes) for label, path in runs]
+    fig = draw_grid(images, columns, alpha, cell_inches)
+    with io.atomic_path(out_png) as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    with Image.open(out_png) as im:
+        width, height = im.size
+    measures = Path(out_png).with_suffix(".json")
+    result = {
         "out": str(Path(out_png)),
+        "measures": str(measures),
         "images": len(images.pixels),
+        "image_names": images.names,
         "columns": 1 + len(columns),
-        "width_px": px[0],
-        "height_px": px[1],
-        "runs": [{k: v for k, v in c.items() if k not in ("cams", "right")} for c in columns],
+        "centre_area": CENTRE_AREA,
+        "width_px": width,
+        "height_px": height,
+        "runs": measure(columns),
         "notes": notes,
     }
+    io.write_json(measures, result)
+    return result
 
 
-def _draw(images: Images, columns: list[dict], out_png: Path, alpha, cell_inches) -> tuple:
-    """The grid as a PNG (written atomically): the image, then each run's map over it, the
-    predicted class above (green right, red wrong). Returns the PNG's pixel size."""
+def column_title(run: RunMaps, first_flops: int, n_runs: int) -> str:
+    """A column head: the run's label, its FLOPs (as a ratio to the first run's when there
+    are several, since Figure 7 compares models of similar cost) and its top-1."""
+    ratio = run.flops / first_flops
+    cost = fmt_flops(run.flops) if n_runs == 1 else f"{ratio:.{1 if ratio >= 1 else 2}f}x FLOPs"
+    top1 = [] if run.top1 is None else [f"top-1 {run.top1:.1f}%"]
+    return "\n".join([_wrap(run.label), cost, *top1])
+
+
+def draw_grid(images: Images, columns: list[RunMaps], alpha: float = 0.5, cell_inches=1.8):
+    """The grid as a matplotlib Figure: the image, then each run's map over it, the predicted
+    class above (green right, red wrong), each column's head (column_title) on top.
+
+    Images keep their stored size (a cell is at least that many pixels at DPI, and at least
+    ``cell_inches``); each map, upsampled to that size already, covers the whole image.
+    """
     n, cols = len(images.pixels), 1 + len(columns)
-    fig, axes = plt.subplots(
-        n, cols, figsize=(cell_inches * cols, cell_inches * n + 0.4), squeeze=False
-    )
+    cell = max(cell_inches, TITLE_ROOM * max(images.pixels.shape[-2:]) / DPI)
+    fig, axes = plt.subplots(n, cols, figsize=(cell * cols, cell * n + 0.6), squeeze=False)
     for i in range(n):
         img = images.pixels[i].permute(1, 2, 0).numpy()
         axes[i][0].imshow(img, interpolation="bilinear")
         axes[i][0].set_title(_wrap(images.names[i]), fontsize=8)
-        for j, col in enumerate(columns, 1):
-            ax = axes[i][j]
+        for ax, col in zip(axes[i][1:], columns):
             ax.imshow(img, interpolation="bilinear")
-            ax.imshow(
-                col["cams"][i].numpy(),
-                cmap="jet",
-                alpha=alpha,
-                vmin=0,
-                vmax=1,
-                interpolation="bilinear",
-            )
-            color = "black" if col["right"] is None else "green" if col["right"][i] else "red"
-            ax.set_title(_wrap(col["predictions"][i]), fontsize=8, color=color)
+            ax.imshow(col.cams[i].numpy(), alpha=alpha, **MAP_STYLE)
+            color = "black" if col.hits is None else "green" if col.hits[i] else "red"
+            ax.set_title(_wrap(col.predictions[i]), fontsize=8, color=color)
     for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    for j, head in enumerate(["image"] + [c["label"] for c in columns]):
-        axes[0][j].annotate(
-            _wrap(head),
-            (0.5, 1.0),
-            xycoords="axes fraction",
-            xytext=(0, 18),
-            textcoords="offset points",
-            ha="center",
-            va="bottom",
-            fontsize=9,
-            fontweight="bold",
-        )
+        ax.set(xticks=[], yticks=[])
+    heads = ["image"] + [column_title(c, columns[0].flops, len(columns)) for c in columns]
+    for ax, head in zip(axes[0], heads):
+        ax.annotate(head, (0.5, 1.0), xycoords=ax.title, **HEAD_STYLE)  # above a long title
     fig.tight_layout()
-    with io.atomic_path(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    with Image.open(out_png) as im:
-        return im.size
+    return fig
 
 
 def cam_figure(
@@ -378,7 +471,8 @@ def cam_figure(
     count: int = 6,
     variant: Variant | None = None,
 ) -> dict:
-    """What `effscale cam` does: check the runs, pick the images, draw the grid (cam_grid).
+    """What `effscale cam` does: check the runs, pick the images, draw and measure the grid
+    (cam_grid).
 
     Images come from ``images_dir``, else the test split of ``data``, else of the dataset
     the first run was trained on (embedded when unknown).

@@ -1,7 +1,9 @@
 """effscale cam: class activation maps of trained runs, the grid, and what is refused."""
 
 import json
+import shutil
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
@@ -9,8 +11,19 @@ from PIL import Image
 from torch import nn
 from typer.testing import CliRunner
 
-from effscale.cam import class_activation_maps, dataset_images, load_trained
+from effscale.cam import (
+    centre_share,
+    class_activation_maps,
+    dataset_images,
+    draw_grid,
+    folder_images,
+    load_trained,
+    map_agreement,
+    map_run,
+    measure,
+)
 from effscale.cli import app
+from effscale.cost import count_cost
 from effscale.data import load_dataset
 from effscale.data.augment import eval_transform
 from effscale.errors import EffscaleError
@@ -64,13 +77,20 @@ def test_grid_png_has_a_row_per_image_and_a_column_per_run(runs, tmp_path):
     assert result["images"] == 5 and result["columns"] == 3
     assert [run["label"] for run in result["runs"]] == ["baseline", "resolution"]
     assert all(len(run["predictions"]) == 5 for run in result["runs"])
-    assert all(0 <= run["correct"] <= 5 for run in result["runs"])  # synthetic: default data
+    assert all(0 <= run["right"] <= 5 for run in result["runs"])  # synthetic: default data
+    first, second = result["runs"]
+    assert first["agreement_with_first"] == 1.0  # a run agrees with itself
+    assert -1 <= second["agreement_with_first"] <= 1
+    assert all(0 <= run["centre_share"] <= 1 for run in result["runs"])
+    assert first["flops"] > 0 and second["flops_ratio"] > 1  # r=1.5 costs more
+    assert all(run["top1"] is not None for run in result["runs"])  # from their result.json
+    assert json.loads((tmp_path / "cam.json").read_text()) == result  # measures beside the PNG
     with Image.open(out) as im:
         assert im.size == (result["width_px"], result["height_px"])
         assert 1.2 < im.size[1] / im.size[0] < 2.2  # 5 rows of 3 square cells, plus titles
         colours = len(np.unique(np.asarray(im.convert("RGB")).reshape(-1, 3), axis=0))
     assert colours > 1000  # images and jet maps drawn, not an empty canvas
-    assert not list(tmp_path.glob(".cam.png.*"))  # written atomically, no temp left
+    assert not list(tmp_path.glob(".cam.*"))  # written atomically, no temp left
 
 
 def test_images_from_a_folder(runs, tmp_path):
@@ -89,7 +109,7 @@ def test_images_from_a_folder(runs, tmp_path):
         ["cam", str(runs["base"]), "--images", str(folder), "--format", "json", "--out", str(out)],
     )
     result = json.loads(r.stdout)
-    assert result["images"] == 2 and result["runs"][0]["correct"] is None
+    assert result["images"] == 2 and result["runs"][0]["right"] is None
 
 
 def test_a_checkpoint_of_another_variant_is_refused(runs):
@@ -152,3 +172,95 @@ def test_bad_options_are_one_line(runs, extra, says):
 def test_no_checkpoint_there(tmp_path):
     r = runner.invoke(app, ["cam", str(tmp_path / "missing")])
     assert r.exit_code == 2 and "no checkpoint at" in r.stderr
+
+
+# ---------------------------------------------------------------------------------------
+# Measures, column heads and image size (issue 28 item 1)
+# ---------------------------------------------------------------------------------------
+
+
+def test_centre_share_of_a_map_inside_the_box_is_1_and_of_a_uniform_map_one_half():
+    inside = torch.zeros(1, 32, 32)
+    inside[0, 12:20, 10:22] = torch.rand(8, 12) + 0.1  # the box spans 4.7 to 27.3 px
+    assert centre_share(inside).item() == pytest.approx(1.0)
+    for h, w in ((32, 32), (224, 224), (7, 9), (5, 5)):  # edge pixels count in part
+        assert centre_share(torch.ones(1, h, w)).item() == pytest.approx(0.5, abs=1e-9)
+    corner = torch.zeros(1, 32, 32)
+    corner[0, :3, :3] = 1.0
+    assert centre_share(corner).item() == pytest.approx(0.0)
+    assert torch.isnan(centre_share(torch.zeros(1, 8, 8))).all()  # a flat zero map: no share
+
+
+def test_agreement_of_a_map_with_itself_is_1_and_with_its_opposite_minus_1():
+    cams = torch.rand(4, 16, 16)
+    assert torch.allclose(map_agreement(cams, cams), torch.ones(4, dtype=torch.float64))
+    assert torch.allclose(map_agreement(cams, 1 - cams), -torch.ones(4, dtype=torch.float64))
+    coarse = torch.rand(4, 8, 8)  # another size: compared at the first one's
+    assert map_agreement(cams, coarse).shape == (4,)
+
+
+def _point(root, name, checkpoint, result=None):
+    """A point directory holding a copy of ``checkpoint`` and, when given, a result.json."""
+    folder = root / name
+    folder.mkdir()
+    shutil.copy(checkpoint, folder / "checkpoint.pt")
+    if result is not None:
+        (folder / "result.json").write_text(json.dumps({"status": "done", **result}))
+    return folder
+
+
+def _heads(fig) -> list[str]:
+    """The column heads of a drawn grid, left to right."""
+    return [t.get_text() for ax in fig.axes for t in ax.texts]
+
+
+def test_column_heads_give_flops_and_top1_from_result_json(runs, tmp_path):
+    ckpt = runs["base"] / "checkpoint.pt"
+    a = _point(tmp_path, "a", ckpt, {"flops": 1_000_000, "top1": 55.0})
+    b = _point(tmp_path, "b", ckpt, {"flops": 2_400_000, "top1": 61.3})
+    images = dataset_images("synthetic", count=2)
+    columns = [map_run(a, images, label="baseline"), map_run(b, images)]
+    assert [(c.flops, c.top1) for c in columns] == [(1_000_000, 55.0), (2_400_000, 61.3)]
+    fig = draw_grid(images, columns)
+    heads = _heads(fig)
+    plt.close(fig)
+    assert heads[0] == "image"
+    assert heads[1].splitlines() == ["baseline", "1.0x FLOPs", "top-1 55.0%"]
+    assert "2.4x FLOPs" in heads[2] and "top-1 61.3%" in heads[2]
+    rows = measure(columns)
+    assert [r["top1"] for r in rows] == [55.0, 61.3] and rows[1]["flops_ratio"] == 2.4
+    assert rows[0]["agreement_with_first"] == rows[1]["agreement_with_first"] == 1.0  # same net
+
+    alone = [map_run(a, images)]  # one run: its FLOPs, not a ratio
+    fig = draw_grid(images, alone)
+    assert "1 MFLOPs" in _heads(fig)[1]
+    plt.close(fig)
+
+
+def test_without_result_json_flops_are_counted_and_top1_left_out(runs, tmp_path):
+    bare = _point(tmp_path, "bare", runs["base"] / "checkpoint.pt")
+    images = dataset_images("synthetic", count=2)
+    column = map_run(bare, images)
+    _, variant, classes = load_trained(bare)
+    assert column.flops == count_cost(variant, len(classes)).flops and column.top1 is None
+    fig = draw_grid(images, [column])
+    assert "top-1" not in _heads(fig)[1] and "FLOPs" in _heads(fig)[1]
+    plt.close(fig)
+
+
+def test_images_are_drawn_at_their_stored_size_with_the_map_over_all_of_them(runs, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    pixels = dataset_images("synthetic", count=2).pixels
+    for i, p in enumerate(pixels):
+        Image.fromarray(p.permute(1, 2, 0).numpy()).resize((96, 96)).save(folder / f"{i}.png")
+    images = folder_images(folder)
+    assert images.pixels.shape == (2, 3, 96, 96)  # their own size, not the 32-px model's
+    column = map_run(runs["base"], images)  # the model sees 32 px
+    assert column.cams.shape == (2, 96, 96)
+    fig = draw_grid(images, [column])
+    image_axes, map_axes = fig.axes[0], fig.axes[1]
+    assert image_axes.get_images()[0].get_array().shape == (96, 96, 3)
+    photo, cam = map_axes.get_images()
+    assert photo.get_array().shape == (96, 96, 3) and cam.get_array().shape == (96, 96)
+    plt.close(fig)
