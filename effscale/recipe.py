@@ -71,6 +71,20 @@ class Recipe:
             (self.bn_images >= 0, f"bn_images must be 0 or more, got {self.bn_images}"),
             (0 < self.crop_area <= 1, f"crop_area is a fraction in (0, 1], got {self.crop_area}"),
             (0 < self.eval_crop <= 1, f"eval_crop is a fraction in (0, 1], got {self.eval_crop}"),
+            (
+                self.weight_decay >= 0 and math.isfinite(self.weight_decay),
+                f"weight_decay must be 0 or more, got {self.weight_decay}",
+            ),
+            (0 <= self.momentum < 1, f"momentum is a fraction in [0, 1), got {self.momentum}"),
+            (
+                0 <= self.label_smoothing < 1,
+                f"label_smoothing is a fraction in [0, 1), got {self.label_smoothing}",
+            ),
+            (0 <= self.ema < 1, f"ema is a fraction of all steps in [0, 1), got {self.ema}"),
+            (
+                self.eval_batch_size >= 1,
+                f"eval_batch_size must be at least 1, got {self.eval_batch_size}",
+            ),
         ]
         for ok, message in checks:
             if not ok:

@@ -1,4 +1,5 @@
 import os
+import re
 
 import pytest
 import torch
@@ -56,3 +57,13 @@ def run_study_file(runner, app, tmp_path, text: str):
 # `effscale train` options for a tiny network on synthetic data at the smoke budget.
 TINY_TRAIN = ["resnet18", "--width", "0.25", "--depth", "0.5", "--data", "synthetic"]
 TINY_TRAIN += ["--budget", "smoke"]
+
+
+# A planning progress line ("estimating: counting resnet18 ... (7 s, 2 counted)"), printed on
+# stderr only when planning takes over a second: on a busy machine, beside any error.
+PROGRESS_LINE = re.compile(r"^[a-z][\w ]*: .+ \(\d+ s(, \d+ counted)?\)$")
+
+
+def error_lines(stderr: str) -> list[str]:
+    """stderr's lines less planning's progress lines: what a command said went wrong."""
+    return [line for line in stderr.strip().splitlines() if not PROGRESS_LINE.match(line)]

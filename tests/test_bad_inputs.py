@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_TRAIN, study_toml
+from conftest import TINY_TRAIN, error_lines, study_toml
 from typer.testing import CliRunner
 
 from effscale.cli import app
@@ -79,6 +79,34 @@ def weights(t: Path, obj=None, raw: bytes | None = None) -> str:
 OUT = lambda t: ["--out", str(t / "out")]  # noqa: E731
 
 CASES = {
+    # 1. a dry run refuses what the run would (issue 33: these printed a plan and exit 0)
+    **{
+        f"train --dry-run {' '.join(args)}": (
+            lambda t, args=args: [*TRAIN, *args, "--dry-run", *OUT(t)],
+            says,
+        )
+        for args, says in (
+            (["--lr", "0"], "lr must be positive, got 0"),
+            (["--lr", "nan"], "lr must be positive, got nan"),
+            (["--batch-size", "0"], "batch size must be at least 1, got 0"),
+            (["--seed", "-1"], "--seed must be 0 or more, got -1"),
+            (["--from", "/nonexistent.pt"], "--from /nonexistent.pt: no such file"),
+        )
+    },
+    **{
+        f"{' '.join(args)}": (lambda t, args=args: list(args), "--threads")
+        for args in (
+            ("speed", "--threads", "0"),
+            ("speed", "--threads", "-1"),
+            ("speed", "--threads", "100000"),
+            ("latency", "mobilenet-v2", "--threads", "0"),
+            (*SWEEP, "--threads", "0"),
+        )
+    },
+    "a study file with a negative weight decay": (
+        lambda t: ["run", study_file(t, "[recipe]", "[recipe]\nweight_decay = -0.1"), "--dry-run"],
+        "weight_decay must be 0 or more, got -0.1",
+    ),
     # 2. the plan is refused before any point starts, with train's messages
     "sweep --lr -1": (lambda t: [*SWEEP, "--lr", "-1", *OUT(t)], "lr must be positive, got -1"),
     "sweep --batch-size 0": (
@@ -231,7 +259,7 @@ def test_bad_input_is_one_line_exit_2_and_no_traceback(case, tmp_path):
     make_args, says = CASES[case]
     r = runner.invoke(app, [str(a) for a in make_args(tmp_path)])
     assert r.exit_code == 2, (r.exit_code, r.output)
-    lines = r.stderr.strip().splitlines()
+    lines = error_lines(r.stderr)
     assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
     assert says in lines[0], lines[0]
     assert "Traceback" not in r.output
@@ -273,7 +301,7 @@ def test_a_cost_cache_root_that_is_a_file_is_named(tmp_path, monkeypatch):
     monkeypatch.setenv("EFFSCALE_CACHE", str(a_file(tmp_path)))
     r = runner.invoke(app, ["cost", "resnet18", "--width", "0.41", "--base-resolution", "64"])
     assert r.exit_code == 2, r.output
-    lines = r.stderr.strip().splitlines()
+    lines = error_lines(r.stderr)
     assert len(lines) == 1 and f"cannot write the cost cache at {tmp_path}/a-file/cost" in lines[0]
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from conftest import error_lines
 from typer.testing import CliRunner
 
 from effscale.cli import app
@@ -97,7 +98,7 @@ def test_budgets_read_like_a_person_writes_them():
 def test_bad_budgets_on_the_command_line(args, says):
     r = runner.invoke(app, ["sweep", "--dim", "width", "--data", "synthetic", *args])
     assert r.exit_code == 2, r.output
-    assert says in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert says in r.stderr and len(error_lines(r.stderr)) == 1
 
 
 @pytest.mark.parametrize(
@@ -114,7 +115,7 @@ def test_bad_budgets_in_a_study_file(tmp_path, line, says):
     f.write_text(STUDY.replace("samples = [256, 512]", line))
     r = runner.invoke(app, ["run", str(f), "--out", str(tmp_path / "o")])
     assert r.exit_code == 2, r.output
-    assert says in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert says in r.stderr and len(error_lines(r.stderr)) == 1
 
 
 def test_each_budget_is_its_own_points(tmp_path):

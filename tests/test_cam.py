@@ -7,6 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
+from conftest import error_lines
 from PIL import Image
 from torch import nn
 from typer.testing import CliRunner
@@ -117,7 +118,7 @@ def test_a_checkpoint_of_another_variant_is_refused(runs):
     r = runner.invoke(app, ["cam", str(runs["base"]), *named, "--out", "x.png"])
     assert r.exit_code == 2
     assert "w 0.25 there, 0.5 named" in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1
+    assert len(error_lines(r.stderr)) == 1
     # the variant it does hold is accepted
     v = make_variant("resnet18", w=0.25, d=0.5, base_resolution=32)
     assert load_trained(runs["base"], v)[1] == v
@@ -166,7 +167,7 @@ def test_a_study_directory_asks_for_its_points(tmp_path):
 def test_bad_options_are_one_line(runs, extra, says):
     r = runner.invoke(app, ["cam", str(runs["base"]), *extra])
     assert r.exit_code == 2
-    assert says in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert says in r.stderr and len(error_lines(r.stderr)) == 1
 
 
 def test_no_checkpoint_there(tmp_path):

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import error_lines
 from typer.testing import CliRunner
 
 import effscale
@@ -39,7 +40,7 @@ def test_bad_input_anywhere_is_one_line_and_exit_code_2(args, says):
     r = run(*args)
     assert r.exit_code == 2, r.output
     assert says in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1
+    assert len(error_lines(r.stderr)) == 1
     assert "Traceback" not in r.output
 
 

@@ -5,6 +5,7 @@ import json
 
 import pandas as pd
 import pytest
+from conftest import error_lines
 from typer.testing import CliRunner
 
 from effscale.cli import app
@@ -140,5 +141,5 @@ def test_bad_input_is_one_line_and_exit_code_2(args, says):
     r = run(*args)
     assert r.exit_code == 2
     assert says in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1
+    assert len(error_lines(r.stderr)) == 1
     assert "Traceback" not in r.output

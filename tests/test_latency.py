@@ -6,6 +6,7 @@ import time
 import pandas as pd
 import pytest
 import torch
+from conftest import error_lines
 from torch import nn
 from typer.testing import CliRunner
 
@@ -158,7 +159,7 @@ def test_bad_input_is_one_line_and_exit_code_2(args, says):
     r = runner.invoke(app, ["latency", *TINY, *args])
     assert r.exit_code == 2
     assert says in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1
+    assert len(error_lines(r.stderr)) == 1
     assert "Traceback" not in r.output
 
 

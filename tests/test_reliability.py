@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from conftest import study_toml
+from conftest import error_lines, study_toml
 from typer.testing import CliRunner
 
 from effscale import io
@@ -38,7 +38,7 @@ TRAIN += ["--budget", "smoke", "--batch-size", "64", "--device", "cpu"]
 
 def one_line_error(r, says: str) -> str:
     """The single stderr line of a refused command, which must contain ``says``."""
-    lines = r.stderr.strip().splitlines()
+    lines = error_lines(r.stderr)
     assert len(lines) == 1, r.stderr
     assert says in lines[0] and "Traceback" not in r.output
     return lines[0]
@@ -191,7 +191,7 @@ def test_a_study_with_failed_points_exits_1_naming_where_the_errors_are(tmp_path
     out = tmp_path / "out"
     r = runner.invoke(app, ["run", str(f), "--out", str(out), "--device", "cpu"])
     assert r.exit_code == 1, r.output
-    last = r.stderr.strip().splitlines()[-1]
+    last = error_lines(r.stderr)[-1]
     assert last.startswith("error: 1 of 2 points failed; their errors are in")
     assert "error.json" in last and f"effscale status {out}" in last
     assert len(list(out.glob("points/*/error.json"))) == 1

@@ -11,7 +11,15 @@ import typer
 
 from effscale import output
 from effscale.cli.app import app
-from effscale.cli.options import VARIANT, DeviceOpt, FormatOpt, ModelArg, takes, variant_of
+from effscale.cli.options import (
+    MAX_THREADS,
+    VARIANT,
+    DeviceOpt,
+    FormatOpt,
+    ModelArg,
+    takes,
+    variant_of,
+)
 from effscale.output import Format
 
 
@@ -25,7 +33,10 @@ def latency(
     warmup: Annotated[int, typer.Option(help="Untimed passes first.")] = 10,
     repeats: Annotated[int, typer.Option(help="Timed passes (median and spread over these).")] = 50,
     threads: Annotated[
-        int | None, typer.Option(help="CPU threads (default: torch's, usually every core).")
+        int | None,
+        typer.Option(
+            min=1, max=MAX_THREADS, help="CPU threads (default: torch's, usually every core)."
+        ),
     ] = None,
     channels_last: Annotated[
         bool, typer.Option("--channels-last/--no-channels-last", help="NHWC memory format.")

@@ -131,11 +131,13 @@ WorkersOpt = Annotated[
     int,
     typer.Option("--workers", help="Local worker processes (one per GPU, or CPU threads split)."),
 ]
+MAX_THREADS = 1024  # more torch threads than this is a typo, not a machine
 ThreadsOpt = Annotated[
     int | None,
     typer.Option(
         "--threads",
         min=1,
+        max=MAX_THREADS,
         help="Torch threads per point on a CPU (default: the cores split between the "
         "--workers; in one process, every core). Next to other work, 1 is often fastest.",
     ),

@@ -10,7 +10,7 @@ import typer
 
 from effscale import output
 from effscale.cli.app import app
-from effscale.cli.options import DeviceOpt, FormatOpt
+from effscale.cli.options import MAX_THREADS, DeviceOpt, FormatOpt
 from effscale.output import Format
 
 
@@ -18,7 +18,8 @@ from effscale.output import Format
 def speed(
     device: DeviceOpt = "auto",
     threads: Annotated[
-        int | None, typer.Option(help="Torch threads per point (default: torch's).")
+        int | None,
+        typer.Option(min=1, max=MAX_THREADS, help="Torch threads per point (default: torch's)."),
     ] = None,
     fmt: FormatOpt = Format.table,
 ):

@@ -4,6 +4,7 @@ Example:
     effscale train efficientnet-b0 --width 0.5 --budget short
 """
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -111,6 +112,14 @@ def train_cmd(
     if epochs is not None:
         budgets = [samples_for_epochs(epochs, len(dataset.train_labels))]
     recipe = budget(budget_, samples=budgets[0] if budgets else None, batch_size=batch_size, lr=lr)
+    recipe.validate()  # a dry run refuses what the run would: the same messages, before estimating
+    if seed < 0:
+        raise EffscaleError(f"--seed must be 0 or more, got {seed}", "e.g. --seed 0")
+    if fine_tune["init_from"] is not None and not Path(fine_tune["init_from"]).is_file():
+        raise EffscaleError(
+            f"--from {fine_tune['init_from']}: no such file",
+            "give a checkpoint.pt or a state-dict file",
+        )
     out = out or (
         f"runs/train/{variant.backbone}-d{variant.d:g}-w{variant.w:g}-"
         f"{variant.resolution}px-seed{seed}"
