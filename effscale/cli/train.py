@@ -112,14 +112,7 @@ def train_cmd(
     if epochs is not None:
         budgets = [samples_for_epochs(epochs, len(dataset.train_labels))]
     recipe = budget(budget_, samples=budgets[0] if budgets else None, batch_size=batch_size, lr=lr)
-    recipe.validate()  # a dry run refuses what the run would: the same messages, before estimating
-    if seed < 0:
-        raise EffscaleError(f"--seed must be 0 or more, got {seed}", "e.g. --seed 0")
-    if fine_tune["init_from"] is not None and not Path(fine_tune["init_from"]).is_file():
-        raise EffscaleError(
-            f"--from {fine_tune['init_from']}: no such file",
-            "give a checkpoint.pt or a state-dict file",
-        )
+    _refuse_before_estimating(recipe, seed, fine_tune["init_from"])
     out = out or (
         f"runs/train/{variant.backbone}-d{variant.d:g}-w{variant.w:g}-"
         f"{variant.resolution}px-seed{seed}"
@@ -155,6 +148,17 @@ def train_cmd(
             "training diverged: the loss became NaN or infinite; the log is "
             f"in {PointDir(out).metrics_file}",
             "lower --lr",
+        )
+
+
+def _refuse_before_estimating(recipe, seed: int, init_from: str | None) -> None:
+    """What the run would refuse, refused in a dry run too, with the same messages."""
+    recipe.validate()
+    if seed < 0:
+        raise EffscaleError(f"--seed must be 0 or more, got {seed}", "e.g. --seed 0")
+    if init_from is not None and not Path(init_from).is_file():
+        raise EffscaleError(
+            f"--from {init_from}: no such file", "give a checkpoint.pt or a state-dict file"
         )
 
 
