@@ -32,7 +32,7 @@ from effscale.cost import count_cost  # noqa: E402
 from effscale.data import load_dataset  # noqa: E402
 from effscale.data.augment import eval_transform  # noqa: E402
 from effscale.data.decode import decode_all, own_size  # noqa: E402
-from effscale.data.folder import IMAGE_EXTENSIONS  # noqa: E402
+from effscale.data.folder import IMAGE_EXTENSIONS, class_label  # noqa: E402
 from effscale.data.pixels import channel_stats  # noqa: E402
 from effscale.errors import EffscaleError  # noqa: E402
 from effscale.rundir import CHECKPOINT, PointDir, StudyDir, load_file, weights  # noqa: E402
@@ -244,7 +244,7 @@ def dataset_images(spec: str, count: int = 6) -> Images:
     else:
         pixels = data.test_images[picked]
     true = labels[picked]
-    names = [data.classes[c] for c in true.tolist()]
+    names = [class_label(data.classes[c]) for c in true.tolist()]
     return Images(pixels, names, true, data.classes, spec, data.mean, data.std)
 
 
@@ -290,7 +290,7 @@ def map_run(path, images: Images, label=None, variant=None, notes=None) -> RunMa
     mean, std = _stats(path, saved, images, [] if notes is None else notes)
     cams, pred = class_activation_maps(model, images.pixels, mean, std, v.resolution)
     hits = (pred == images.labels).tolist() if images.classes == classes else None
-    names = [classes[i] for i in pred.tolist()]
+    names = [class_label(classes[i]) for i in pred.tolist()]
     return RunMaps(
         label or v.label, str(path), v.label, *run_facts(path, v, len(classes)), cams, names, hits
     )

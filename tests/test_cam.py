@@ -265,3 +265,10 @@ def test_images_are_drawn_at_their_stored_size_with_the_map_over_all_of_them(run
     photo, cam = map_axes.get_images()
     assert photo.get_array().shape == (96, 96, 3) and cam.get_array().shape == (96, 96)
     plt.close(fig)
+
+
+def test_imagenet_class_folders_are_shown_as_words():
+    from effscale.data.folder import class_label
+
+    assert class_label("n01440764") == "tench" and class_label("n03888605") == "parachute"
+    assert class_label("airplane") == "airplane"  # other folder names as they are

@@ -28,6 +28,19 @@ SPLITS = ("train", "test")
 LAYOUT = "expected ROOT/train/<class>/*.jpg and ROOT/test/<class>/*.jpg (or val/ for test)"
 CACHE_VERSION = 2  # bump when decoding or the cache layout changes: no stale tensors reused
 STATS_SAMPLE = 2000  # training images that estimate the mean and std of a streamed set
+# ImageNet subsets name their class folders by WordNet id; a figure shows the word. These are
+# Imagenette's ten (its README, fast.ai); other ids are shown as they are.
+WORDNET_NAMES = {
+    "n01440764": "tench", "n02102040": "English springer", "n02979186": "cassette player",
+    "n03000684": "chain saw", "n03028079": "church", "n03394916": "French horn",
+    "n03417042": "garbage truck", "n03425413": "gas pump", "n03445777": "golf ball",
+    "n03888605": "parachute",
+}  # fmt: skip
+
+
+def class_label(name: str) -> str:
+    """A class folder's name for people: the word for a known WordNet id, else the name."""
+    return WORDNET_NAMES.get(name, name)
 
 
 @dataclass
