@@ -90,7 +90,7 @@ CASES = {
             (["--lr", "nan"], "lr must be positive, got nan"),
             (["--batch-size", "0"], "batch size must be at least 1, got 0"),
             (["--seed", "-1"], "--seed must be 0 or more, got -1"),
-            (["--from", "/nonexistent.pt"], "--from /nonexistent.pt: no such file"),
+            (["--from", "/nonexistent.pt"], "no weights file at /nonexistent.pt"),
         )
     },
     **{

@@ -157,8 +157,8 @@ def _refuse_before_estimating(recipe, seed: int, init_from: str | None) -> None:
     if seed < 0:
         raise EffscaleError(f"--seed must be 0 or more, got {seed}", "e.g. --seed 0")
     if init_from is not None and not Path(init_from).is_file():
-        raise EffscaleError(
-            f"--from {init_from}: no such file", "give a checkpoint.pt or a state-dict file"
+        raise EffscaleError(  # checkpoint.py's words, which a real run would say
+            f"no weights file at {init_from}", "give --from a checkpoint.pt or a state-dict file"
         )
 
 
