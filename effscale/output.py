@@ -116,11 +116,9 @@ def _column(data: list[dict], c: str, header: str, fold: int = HEADER_FOLD) -> d
         words = max((len(w) for v in cells for w in v.split()), default=1)
         short = max(map(len, cells), default=1)  # "1.2 h" stays on one line
         narrowest = max(min(words, WORD_WRAP), min(short, SHORT_TEXT), head)
-        return {"key": c, "header": header, "cells": cells, "text": True, "min": narrowest,
-                "width": None}  # fmt: skip
+        return {"header": header, "cells": cells, "text": True, "min": narrowest, "width": None}
     width = max(max(map(len, cells), default=1), head)
-    return {"key": c, "header": header, "cells": cells, "text": False, "min": width,
-            "width": width}  # fmt: skip
+    return {"header": header, "cells": cells, "text": False, "min": width, "width": width}
 
 
 def _groups(cols: list[dict], width: int) -> list[list[dict]]:

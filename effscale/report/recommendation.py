@@ -29,8 +29,7 @@ SCALED = 1.01  # a multiplier above this counts as scaled
 def _rows(run_dir: str | Path) -> pd.DataFrame:
     if not Path(run_dir).is_dir():
         raise EffscaleError(f"{run_dir} is not a directory", "give a study's run directory")
-    rows = finished(StudyDir(run_dir).results())
-    return rows.assign(source=str(run_dir))
+    return finished(StudyDir(run_dir).results())
 
 
 def shape_name(row) -> str:

@@ -99,6 +99,4 @@ def make_executor(
             time_min=time_min,
             max_parallel=max_parallel,
         )
-    if threads is not None and threads < 1:
-        raise EffscaleError(f"threads must be at least 1, got {threads}")
     return LocalWorkers(workers, device, threads) if workers > 1 else InProcess(threads)
