@@ -41,6 +41,15 @@ def run_cmd(
             "cifar-100-python directory where CIFAR-100 cannot be downloaded.",
         ),
     ] = None,
+    reuse: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="RUN_DIR",
+            help="Take the points this study shares with another run directory, finished "
+            "there, instead of training them (e.g. a transfer study's pre-training); "
+            "repeatable.",
+        ),
+    ] = None,
     budget_: Annotated[
         str | None,
         typer.Option("--budget", metavar=BUDGET_CHOICES, help="Override the budget."),
@@ -95,7 +104,7 @@ def run_cmd(
         )
     if cluster["threads"] is None and study.threads is not None:  # --threads wins over the file
         cluster = {**cluster, "threads": study.threads}
-    running.run_and_print(study, fmt, cluster, run)
+    running.run_and_print(study, fmt, cluster, {**run, "reuse": reuse or []})
     if detect is not None:
         output.note(running.seeds_to_detect(study, run, detect, spread, alpha), fmt)
 

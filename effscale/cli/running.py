@@ -116,11 +116,32 @@ def prepare(study, fmt, cluster: dict, run: dict, out: str | None = None):
     out = out or run["out"] or f"runs/{study.name}"
     io.writable_dir(out, create=False)  # before estimating: a bad --out is said at once
     runner = executor_for(study, out, run["device"], cluster)
-    plan = estimate(study, out, run["device"], runner)
+    covered = reuse_points(study, out, run, fmt)
+    plan = estimate(study, out, run["device"], runner, covered=covered)
     if run["dry_run"]:
         print_plan(plan, fmt)
         return None
     return out, runner, plan
+
+
+def reuse_points(study, out: str, run: dict, fmt) -> set[str] | None:
+    """Take the points ``run["reuse"]``'s run directories hold finished (a dry run only
+    counts them): the keys the estimate takes as done, or None (its default) without any."""
+    from effscale.rundir import FINISHED, StudyDir
+    from effscale.study.reuse import reusable, take
+
+    if not run.get("reuse"):
+        return None
+    found = reusable(study, out, run["reuse"])
+    if run["dry_run"]:
+        output.note(f"{len(found)} finished points to take from {', '.join(run['reuse'])}", fmt)
+    elif found:
+        StudyDir(io.writable_dir(out)).save_study(study, force=run["force"])  # its own first
+        taken = take(found, out)
+        output.note(f"took {len(taken)} finished points from {', '.join(run['reuse'])}", fmt)
+    here = StudyDir(out) if Path(out).is_dir() else None
+    done = {p.key for p in study.points if here and here.state(p.key) in FINISHED}
+    return done | set(found)
 
 
 def run_and_print(study, fmt, cluster: dict, run: dict) -> None:

@@ -28,14 +28,21 @@
     role = "compound"                     # optional: inferred from what is scaled
 
     [[transfer]]                          # paper Table 5: pre-train, then fine-tune
-    pretrain = "embedded"                 # dataset specs, as data; --data changes neither
+    pretrain = "embedded"                 # optional: default, the study's data (--data)
     finetune = "cifar100"                 # effscale run --finetune-data replaces it
-    w = 1.4                               # optional: the variant (d, w, r), as [[variant]]
+    w = 1.4                               # optional: the variant (d, w, r), as [[variant]],
+    phi = [2]                             # or variants as [[compound]] plans them (phi,
+    match_single = true                   # match_single, alpha, beta, gamma, table)
     finetune_samples = 50000              # optional: default, the recipe's samples
+    pretrain_seeds = 1                    # optional: pre-train fewer seeds than fine-tune
+    scratch = true                        # optional: also train each variant on finetune
+                                          # from random weights (what pre-training adds)
 
-A [[transfer]] plans, per seed, a "pretrain" point and a "transfer" point that starts from
-its checkpoint (a fresh classifier when the class counts differ), at the study's base
-resolution; the report shows both accuracies.
+A [[transfer]] plans, per variant and seed, a "pretrain" point and a "transfer" point that
+starts from its checkpoint (a fresh classifier when the class counts differ), at the
+variant's resolution: the fine-tune images are resized to the pre-training resolution. With
+pretrain_seeds = 1 every fine-tune seed starts from the one pre-trained checkpoint. The
+report shows both accuracies, the from-scratch one and the gain.
 
 An unknown key, or a value of the wrong type, is refused with the file, the key and its line;
 so is a dataset that is not at hand (a path that does not exist, a download that fails), before
@@ -86,15 +93,6 @@ TOP = {
 SAMPLES = (int, list, str)
 SWEEP = {"dim": str, "values": (list, str), "model": str, "samples": SAMPLES}
 VARIANT = {"model": str, "d": NUMBER, "w": NUMBER, "r": NUMBER, "role": str, "samples": SAMPLES}
-TRANSFER = {
-    "pretrain": str,
-    "finetune": str,
-    "model": str,
-    "d": NUMBER,
-    "w": NUMBER,
-    "r": NUMBER,
-    "finetune_samples": int,
-}
 COMPOUND = {
     "phi": (list, str, int, float),
     "alpha": NUMBER,
@@ -105,13 +103,24 @@ COMPOUND = {
     "model": str,
     "samples": SAMPLES,
 }
+TRANSFER = {
+    "pretrain": str,
+    "finetune": str,
+    "model": str,
+    "d": NUMBER,
+    "w": NUMBER,
+    "r": NUMBER,
+    **{k: v for k, v in COMPOUND.items() if k not in ("model", "samples")},
+    "finetune_samples": int,
+    "pretrain_seeds": int,
+    "scratch": bool,
+}
 RECIPE = {f.name: NUMBER if f.type is float else f.type for f in fields(Recipe)}
 
 
-REQUIRED = {"sweep": ("dim",), "compound": (), "variant": (), "transfer": ("pretrain", "finetune")}
+REQUIRED = {"sweep": ("dim",), "compound": (), "variant": (), "transfer": ("finetune",)}
 EXAMPLE = {
     "dim": 'write e.g. dim = "width" (depth, width or resolution)',
-    "pretrain": 'write e.g. pretrain = "embedded" and finetune = "cifar100"',
     "finetune": 'write e.g. pretrain = "embedded" and finetune = "cifar100"',
 }
 
@@ -225,18 +234,38 @@ def load_study(
         for r in recipes(entry):
             study.add_all(_variant(entry, base_for(entry), seed_list, r, data))
     for entry in spec.get("transfer", []):
+        pretrain = entry.get("pretrain", data)
+        sources = (_compound if "phi" in entry else _variant)(
+            entry,
+            base_for(entry),
+            _pretrain_seeds(path, text, entry, seed_list),
+            at_budgets(recipe, top_budgets)[0],
+            pretrain,
+            *([dataset(pretrain).num_classes] if "phi" in entry else []),
+        )
         study.add_all(
             plan_transfer(
-                base_for(entry),
+                sources,
                 seed_list,
-                at_budgets(recipe, top_budgets)[0],
-                pretrain=entry["pretrain"],
-                finetune=entry["finetune"],
-                **{k: float(entry[k]) for k in ("d", "w", "r") if k in entry},
+                entry["finetune"],
                 finetune_samples=entry.get("finetune_samples"),
+                scratch=entry.get("scratch", False),
             )
         )
     return study
+
+
+def _pretrain_seeds(path: Path, text: str, entry: dict, seeds: list[int]) -> list[int]:
+    """The seeds a [[transfer]] pre-trains: the study's first pretrain_seeds (all of them
+    unless it says)."""
+    n = entry.get("pretrain_seeds", len(seeds))
+    if not 1 <= n <= len(seeds):
+        line = _line_of(text, "pretrain_seeds", "[transfer]") or "?"
+        raise EffscaleError(
+            f"{path}:{line}: pretrain_seeds = {n}: give 1 to {len(seeds)} (the study's seeds)",
+            "pretrain_seeds = 1 fine-tunes every seed from one pre-trained checkpoint",
+        )
+    return seeds[:n]
 
 
 def _read(path: Path) -> tuple[str, dict]:
@@ -294,7 +323,8 @@ def _named_data(spec: dict) -> list[tuple[str, str]]:
     its pretrain and finetune data."""
     named = [(spec.get("data", "embedded"), "data")]
     for entry in spec.get("transfer", []):
-        named += [(entry["pretrain"], "pretrain"), (entry["finetune"], "finetune")]
+        named += [(entry["pretrain"], "pretrain")] if "pretrain" in entry else []
+        named += [(entry["finetune"], "finetune")]
     return named
 
 

@@ -271,35 +271,46 @@ def plan_compound(
 
 
 def plan_transfer(
-    base: Base,
+    sources: list[Point],
     seeds: list[int],
-    recipe: Recipe,
-    *,
-    pretrain: str,
     finetune: str,
-    d: float = 1.0,
-    w: float = 1.0,
-    r: float = 1.0,
+    *,
     finetune_samples: int | None = None,
+    scratch: bool = False,
 ) -> list[Point]:
-    """Pre-train a variant on one dataset, then fine-tune it on another (paper Table 5).
+    """Pre-train variants on one dataset, then fine-tune them on another (paper Table 5).
 
-    Per seed, a "pretrain" point on ``pretrain`` and a "transfer" point on ``finetune`` that
-    starts from its checkpoint (a fresh classifier when the class counts differ); the engine
-    runs a fine-tune only after its pre-training has finished.
+    ``sources``: the pre-training points, one or more seeds per variant. Per variant and
+    fine-tune seed, a "transfer" point on ``finetune`` starts from that variant's pre-training
+    at the same seed, or at its first seed when fewer were pre-trained (three fine-tunes of
+    one pre-trained checkpoint measure the fine-tune's noise, not the pre-training's); a
+    fresh classifier when the class counts differ. ``scratch``: beside each, a "scratch"
+    point, the same network trained on ``finetune`` from random weights at the same budget,
+    which says what pre-training adds. The engine runs a fine-tune only after its
+    pre-training has finished.
     """
-    if pretrain == finetune:
-        raise EffscaleError(
-            f"transfer pre-trains and fine-tunes on the same data ({pretrain!r})",
-            "name two datasets, e.g. pretrain = 'embedded', finetune = 'cifar100'",
-        )
     if finetune_samples is not None and finetune_samples < 1:
         raise EffscaleError(f"finetune_samples must be at least 1, got {finetune_samples}")
-    variant = base.variant(d, w, r)
-    tune = replace(recipe, samples=finetune_samples) if finetune_samples else recipe
+    for source in sources:
+        if source.data == finetune:
+            raise EffscaleError(
+                f"transfer pre-trains and fine-tunes on the same data ({finetune!r})",
+                "name two datasets, e.g. pretrain = 'embedded', finetune = 'cifar100'",
+            )
+    by_variant: dict[Variant, dict[int, Point]] = {}
+    for source in sources:
+        by_variant.setdefault(source.variant, {})[source.seed] = replace(
+            source, roles=("pretrain",), phi=None, scaling=None, also=()
+        )
     points = []
-    for seed in seeds:
-        source = Point(variant, seed, recipe, pretrain, ("pretrain",))
-        target = Point(variant, seed, tune, finetune, ("transfer",), init_from=source.key)
-        points += [source, target]
+    for variant, pretrained in by_variant.items():
+        points += pretrained.values()
+        for seed in seeds:
+            source = pretrained.get(seed) or next(iter(pretrained.values()))
+            tune = replace(source.recipe, samples=finetune_samples or source.recipe.samples)
+            points.append(
+                Point(variant, seed, tune, finetune, ("transfer",), init_from=source.key)
+            )
+            if scratch:
+                points.append(Point(variant, seed, tune, finetune, ("scratch",)))
     return points
