@@ -308,9 +308,7 @@ def plan_transfer(
         for seed in seeds:
             source = pretrained.get(seed) or next(iter(pretrained.values()))
             tune = replace(source.recipe, samples=finetune_samples or source.recipe.samples)
-            points.append(
-                Point(variant, seed, tune, finetune, ("transfer",), init_from=source.key)
-            )
+            points.append(Point(variant, seed, tune, finetune, ("transfer",), init_from=source.key))
             if scratch:
                 points.append(Point(variant, seed, tune, finetune, ("scratch",)))
     return points
