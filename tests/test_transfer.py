@@ -156,3 +156,126 @@ def test_a_study_data_path_that_does_not_exist_names_its_key_and_line(tmp_path):
     assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1, r.output
     assert f"{f}:15 (pretrain): dataset no/such/folder does not exist" in r.stderr
     assert 'pretrain = "PATH" in the study file' in r.stderr
+
+
+# Table 5 as issue 28 asks: the Figure-7 set pre-trained once, fine-tuned with 3 seeds, and
+# each network trained on the target from scratch too.
+FIGURE7_TRANSFER = (
+    '[[transfer]]\nfinetune = "synthetic:8"\nphi = [1]\nmatch_single = true\n'
+    "pretrain_seeds = 1\nscratch = true\nfinetune_samples = 128\n"
+)
+COMPOUND_SET = '[[compound]]\nphi = [1]\nmatch_single = true\n'
+
+
+def test_a_transfer_of_the_figure7_set_pretrains_once_and_trains_from_scratch_beside(tmp_path):
+    f = tmp_path / "t.toml"
+    f.write_text(study_toml(FIGURE7_TRANSFER, seeds=3))
+    study = load_study(f)
+    pre = [p for p in study.points if p.roles == ("pretrain",)]
+    tune = [p for p in study.points if p.roles == ("transfer",)]
+    scratch = [p for p in study.points if p.roles == ("scratch",)]
+    assert len(pre) == 5 and len(tune) == len(scratch) == 15  # base, compound, 3 alone
+    assert {p.seed for p in pre} == {0} and {p.data for p in pre} == {"synthetic"}
+    by_key = {p.key: p for p in pre}
+    for p in tune:
+        assert by_key[p.init_from].variant == p.variant  # every seed from the one checkpoint
+    assert {(p.variant, p.seed, p.recipe) for p in tune} == {
+        (p.variant, p.seed, p.recipe) for p in scratch
+    }
+    assert all(p.init_from is None and p.data == "synthetic:8" for p in scratch)
+    # the pre-training points are the compound study's points: a run of it is reused
+    g = tmp_path / "c.toml"
+    g.write_text(study_toml(COMPOUND_SET, seeds=1))
+    assert {p.key for p in pre} == {p.key for p in load_study(g).points}
+
+
+def test_pretrain_seeds_beyond_the_study_seeds_is_refused_in_one_line(tmp_path):
+    text = study_toml(FIGURE7_TRANSFER.replace("pretrain_seeds = 1", "pretrain_seeds = 4"))
+    f, r = run_study_file(runner, app, tmp_path, text)
+    assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1, r.output
+    assert f"{f}:18: pretrain_seeds = 4: give 1 to 2" in r.stderr
+
+
+def test_a_transfer_point_reuses_a_finished_pretraining_instead_of_retraining_it(
+    tmp_path, monkeypatch
+):
+    import effscale.train
+
+    single = TRANSFER.replace("finetune_samples = 128", "finetune_samples = 128\npretrain_seeds = 1")
+    f = tmp_path / "t.toml"
+    f.write_text(study_toml(single, seeds=2, name="transfer"))
+    first, second = tmp_path / "first", tmp_path / "second"
+    r = runner.invoke(app, ["run", str(f), "--out", str(first), "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    (pre,) = [p for p in load_study(f).points if p.roles == ("pretrain",)]
+    trained = []
+    real_train = effscale.train.train
+
+    def counting(*args, **kwargs):
+        trained.append(Path(args[3]).name)
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(effscale.train, "train", counting)
+    r = runner.invoke(
+        app, ["run", str(f), "--out", str(second), "--device", "cpu", "--reuse", str(first)]
+    )
+    assert r.exit_code == 0, r.output
+    assert "took 1 finished points from" in r.output
+    assert pre.key not in trained and len(trained) == 2  # the two fine-tunes only
+    for name in ("result.json", "checkpoint.pt"):
+        a, b = first / "points" / pre.key / name, second / "points" / pre.key / name
+        assert a.read_bytes() == b.read_bytes()
+    config = json.loads((second / "points" / trained[0] / "config.json").read_text())
+    assert config["identity"]["init_from"] == str(second / "points" / pre.key / "checkpoint.pt")
+
+
+def test_reuse_takes_no_point_whose_config_is_another_run(tmp_path):
+    f = tmp_path / "t.toml"
+    f.write_text(study_toml(TRANSFER, seeds=1, name="transfer"))
+    first = tmp_path / "first"
+    r = runner.invoke(app, ["run", str(f), "--out", str(first), "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    (pre,) = [p for p in load_study(f).points if p.roles == ("pretrain",)]
+    config_file = first / "points" / pre.key / "config.json"
+    config = json.loads(config_file.read_text())
+    config["identity"]["seed"] = 7  # a different run filed under the key
+    config_file.write_text(json.dumps(config))
+    r = runner.invoke(
+        app, ["run", str(f), "--dry-run", "--out", str(tmp_path / "x"), "--reuse", str(first)]
+    )
+    assert r.exit_code == 0, r.output
+    assert "0 finished points to take" in r.output
+    r = runner.invoke(app, ["run", str(f), "--dry-run", "--reuse", str(tmp_path / "nowhere")])
+    assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1, r.output
+    assert "not a run directory" in r.stderr
+
+
+def test_the_transfer_table_has_scratch_and_gain_and_the_compound_question(tmp_path):
+    from effscale.report.transfer import compound_transfers_better, transfer_table
+    from effscale.scaling import DIMENSIONS
+
+    f = tmp_path / "t.toml"
+    f.write_text(study_toml(FIGURE7_TRANSFER, seeds=3))
+    points = load_study(f).points
+    # fine-tuned top-1 by kind: compound 80 + seed, each dimension lower by a known margin
+    margin = {"base": 20.0, "compound": 0.0, "depth": 3.0, "width": 1.0, "resolution": 2.0}
+    from effscale.report.transfer import variant_kind
+
+    rows = []
+    for p in points:
+        kind = variant_kind(p.variant)
+        top1 = {"pretrain": 70.0, "transfer": 80.0 - margin[kind] + p.seed * 0.5,
+                "scratch": 60.0 + p.seed * (p.seed - 1)}[p.roles[0]]  # fmt: skip
+        rows.append({"key": p.key, "top1": top1, "status": "done", "flops": 1e6, "params": 1e3})
+    df = pd.DataFrame(rows)
+    table = {r["variant"]: r for r in transfer_table(df, points)}
+    assert set(table) == {"base", "compound", *DIMENSIONS}
+    c = table["compound"]
+    assert c["finetune_top1"] == pytest.approx(80.5) and c["scratch_top1"] == pytest.approx(60 + 2 / 3)
+    assert c["gain"] == pytest.approx(80.5 - (60 + 2 / 3))  # paired by seed
+    assert (c["pretrain_seeds"], c["finetune_seeds"], c["scratch_seeds"]) == (1, 3, 3)
+    question = {r["against"]: r for r in compound_transfers_better(df, points)}
+    assert set(question) == set(DIMENSIONS)
+    assert question["width"]["compound_minus"] == pytest.approx(1.0)
+    assert question["depth"]["std"] == 0 and question["depth"]["verdict"] == "supported"
+    assert "one pre-training per variant" in question["depth"]["scope"]

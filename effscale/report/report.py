@@ -15,6 +15,11 @@ from effscale.report import plots
 from effscale.report.lawsection import law_section
 from effscale.report.pooling import pooled_compound_vs_single
 from effscale.report.stats import ALPHA
+from effscale.report.transfer import (
+    compound_transfers_better,
+    transfer_section,
+    transfer_table,
+)
 from effscale.report.verdicts import (
     IMPROVING,
     compound_vs_single,
@@ -22,7 +27,6 @@ from effscale.report.verdicts import (
     figure8_per_seed,
     mixed_environments,
     summarise,
-    transfer_table,
     trend_by_budget,
     trend_group,
 )
@@ -200,8 +204,9 @@ def write_report(run_dir: str | Path, alpha: float = ALPHA) -> dict:
     lines += _pooled_section(pooled)
     trend = trend_by_budget(compound)
     lines += _budget_section(trend)
-    transfer = transfer_table(df, study.points)
-    lines += _transfer_section(transfer, study)
+    transfer = transfer_table(df, study.points, alpha)
+    transfer_question = compound_transfers_better(df, study.points, alpha)
+    lines += transfer_section(transfer, transfer_question, study, _fmt_rows)
     timing_lines, timing = _timing(store, study)
     lines += timing_lines
     fitted_law = law_section(store.path, lines)  # the study's own law, or why there is none
@@ -226,6 +231,7 @@ def write_report(run_dir: str | Path, alpha: float = ALPHA) -> dict:
         "alpha": alpha,
         "budget_trend": trend,
         "transfer": transfer,
+        "transfer_compound_vs_single": transfer_question,
         "timing": timing,
         "fitted_law": fitted_law,
         "status": status,
@@ -359,20 +365,6 @@ def _pooled_section(pooled: list[dict]) -> list[str]:
         "",
         text.to_markdown(_fmt_rows(pooled)),
         "",
-    ]
-
-
-def _transfer_section(transfer: list[dict], study) -> list[str]:
-    if not any(p.init_from for p in study.points):
-        return []
-    return [
-        "## Transfer: pre-train, then fine-tune (paper Table 5)",
-        "",
-        "Top-1 on the pre-training data, and on the target data after fine-tuning from "
-        "that checkpoint (a fresh classifier when the classes differ), mean ± std over "
-        "seeds.\n\n" + text.to_markdown(_fmt_rows(transfer))
-        if transfer
-        else "No pre-training point has finished yet.\n",
     ]
 
 

@@ -341,50 +341,6 @@ def trend_by_budget(compound: list[dict]) -> list[dict]:
     ]
 
 
-def transfer_table(df: pd.DataFrame, points) -> list[dict]:
-    """Paper Table 5: per transferred variant, top-1 on the pre-training data and top-1 on
-    the target data after fine-tuning from that checkpoint, each mean and std over seeds.
-
-    ``points``: the study's points (a fine-tune names its pre-training point in init_from).
-    A fine-tune not yet finished shows its pre-training accuracy alone.
-    """
-    top1 = finished(df).set_index("key")["top1"].to_dict()
-    by_key = {p.key: p for p in points}
-    pairs = []
-    for p in points:
-        source = by_key.get(p.init_from) if p.init_from else None
-        if source is None or source.key not in top1:
-            continue
-        pairs.append(
-            {
-                **{k: v for k, v in p.variant.to_dict().items() if k in VARIANT},
-                "pretrain_data": source.data,
-                "finetune_data": p.data,
-                "pretrain_top1": top1[source.key],
-                "finetune_top1": top1.get(p.key, float("nan")),
-            }
-        )
-    if not pairs:
-        return []
-    columns = VARIANT + ["pretrain_data", "finetune_data"]
-    out = []
-    for keys, rows in pd.DataFrame(pairs).groupby(columns, sort=False):
-        pre_mean, pre_std, pre_n = mean_std(rows["pretrain_top1"])
-        ft_mean, ft_std, ft_n = mean_std(rows["finetune_top1"].dropna())
-        out.append(
-            {
-                **dict(zip(columns, keys)),
-                "pretrain_seeds": pre_n,
-                "pretrain_top1": pre_mean,
-                "pretrain_std": pre_std,
-                "finetune_seeds": ft_n,
-                "finetune_top1": ft_mean,
-                "finetune_std": ft_std,
-            }
-        )
-    return out
-
-
 def mixed_environments(df: pd.DataFrame) -> list[str]:
     """One warning per verdict whose points were trained in different environments.
 

@@ -35,14 +35,12 @@
     match_single = true                   # match_single, alpha, beta, gamma, table)
     finetune_samples = 50000              # optional: default, the recipe's samples
     pretrain_seeds = 1                    # optional: pre-train fewer seeds than fine-tune
-    scratch = true                        # optional: also train each variant on finetune
-                                          # from random weights (what pre-training adds)
+    scratch = true                        # optional: each also from scratch on finetune
 
 A [[transfer]] plans, per variant and seed, a "pretrain" point and a "transfer" point that
 starts from its checkpoint (a fresh classifier when the class counts differ), at the
-variant's resolution: the fine-tune images are resized to the pre-training resolution. With
-pretrain_seeds = 1 every fine-tune seed starts from the one pre-trained checkpoint. The
-report shows both accuracies, the from-scratch one and the gain.
+variant's resolution (the fine-tune images resized to it); with pretrain_seeds = 1, every
+seed from one checkpoint. The report shows both accuracies, from scratch, and the gain.
 
 An unknown key, or a value of the wrong type, is refused with the file, the key and its line;
 so is a dataset that is not at hand (a path that does not exist, a download that fails), before
@@ -234,30 +232,16 @@ def load_study(
         for r in recipes(entry):
             study.add_all(_variant(entry, base_for(entry), seed_list, r, data))
     for entry in spec.get("transfer", []):
-        pretrain = entry.get("pretrain", data)
-        sources = (_compound if "phi" in entry else _variant)(
-            entry,
-            base_for(entry),
-            _pretrain_seeds(path, text, entry, seed_list),
-            at_budgets(recipe, top_budgets)[0],
-            pretrain,
-            *([dataset(pretrain).num_classes] if "phi" in entry else []),
-        )
-        study.add_all(
-            plan_transfer(
-                sources,
-                seed_list,
-                entry["finetune"],
-                finetune_samples=entry.get("finetune_samples"),
-                scratch=entry.get("scratch", False),
-            )
-        )
+        pre_recipe = at_budgets(recipe, top_budgets)[0]
+        study.add_all(_transfer(path, text, entry, base_for(entry), seed_list, pre_recipe, data))
     return study
 
 
-def _pretrain_seeds(path: Path, text: str, entry: dict, seeds: list[int]) -> list[int]:
-    """The seeds a [[transfer]] pre-trains: the study's first pretrain_seeds (all of them
-    unless it says)."""
+def _transfer(path: Path, text: str, entry: dict, base: Base, seeds, recipe, data) -> list:
+    """A [[transfer]]: its variants pre-trained on its pretrain data (the study's unless it
+    says) with the study's first pretrain_seeds seeds, each fine-tuned with every seed."""
+    from effscale.data.cache import dataset
+
     n = entry.get("pretrain_seeds", len(seeds))
     if not 1 <= n <= len(seeds):
         line = _line_of(text, "pretrain_seeds", "[transfer]") or "?"
@@ -265,7 +249,17 @@ def _pretrain_seeds(path: Path, text: str, entry: dict, seeds: list[int]) -> lis
             f"{path}:{line}: pretrain_seeds = {n}: give 1 to {len(seeds)} (the study's seeds)",
             "pretrain_seeds = 1 fine-tunes every seed from one pre-trained checkpoint",
         )
-    return seeds[:n]
+    pretrain = entry.get("pretrain", data)
+    sources = (
+        _compound(entry, base, seeds[:n], recipe, pretrain, dataset(pretrain).num_classes)
+        if "phi" in entry
+        else _variant(entry, base, seeds[:n], recipe, pretrain)
+    )
+    tune = {
+        "finetune_samples": entry.get("finetune_samples"),
+        "scratch": entry.get("scratch", False),
+    }
+    return plan_transfer(sources, seeds, entry["finetune"], **tune)
 
 
 def _read(path: Path) -> tuple[str, dict]:
