@@ -1,7 +1,7 @@
 """Benchmark: effscale's training throughput against two baselines, measured in one run.
 
 Same variant, batch size, device, optimizer and loss for all three:
-  (a) effscale.train.train (uint8 images in memory, crop/flip/normalise in batches on the
+  (a) effscale.training.loop.train (uint8 images in memory, crop/flip/normalise in batches on the
       device) over a bare loop on pre-made, already normalised tensors: the data pipeline's
       overhead (target >= 0.95);
   (b) effscale over a conventional pipeline: a torch DataLoader over the JPEG ImageFolder,
@@ -44,7 +44,7 @@ from effscale.data.augment import train_transform
 from effscale.hardware import cpu_name
 from effscale.recipe import budget
 from effscale.scaling import make_variant
-from effscale.train import make_optimizer, train
+from effscale.training.loop import make_optimizer, train
 from effscale.zoo import build_model
 
 

@@ -9,7 +9,7 @@ The main calls, at the top level (as ``timm.create_model`` is)::
     model = effscale.build_model(v, num_classes=10)
 
 Each name loads its module on first use, so ``import effscale`` does not import torch.
-The training call is ``train_variant`` (``effscale.train`` is the training module).
+The training call is ``train_variant`` (``effscale.training.loop`` is the training module).
 """
 
 import importlib
@@ -27,7 +27,7 @@ _API = {
     "list_backbones": ("effscale.zoo", "list_backbones"),
     "load_dataset": ("effscale.data", "load_dataset"),
     "budget": ("effscale.recipe", "budget"),
-    "train_variant": ("effscale.train", "train"),
+    "train_variant": ("effscale.training.loop", "train"),
     "measure_latency": ("effscale.latency", "measure_latency"),
     "Study": ("effscale.study.plan", "Study"),
     "Point": ("effscale.study.plan", "Point"),

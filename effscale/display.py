@@ -60,7 +60,7 @@ def show_count(bar, what: str):
 
 
 def show_run(bar):
-    """An ``on_event`` for effscale.train that draws the run on ``bar``: one task per run,
+    """An ``on_event`` for effscale.training.loop that draws the run on ``bar``: one task per run,
     its messages printed above it, a log line per epoch when the output is a log."""
     task = None
 

@@ -19,11 +19,11 @@ import pandas as pd
 import torch
 
 from effscale import io
-from effscale.device import resolve_device
 from effscale.errors import EffscaleError
 from effscale.hardware import device_name
 from effscale.rundir import LATENCY_FILE, VARIANT_COLUMNS, StudyDir
 from effscale.scaling import Variant
+from effscale.training.device import resolve_device
 from effscale.zoo import build_model
 
 

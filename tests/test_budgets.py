@@ -22,7 +22,7 @@ from effscale.scaling import make_variant
 from effscale.study.engine import run_study, training_order
 from effscale.study.files import load_study
 from effscale.study.plan import Point
-from effscale.train import late_gain, train
+from effscale.training.loop import late_gain, train
 
 runner = CliRunner()
 RESULTS = Path(__file__).parent.parent / "docs" / "results"
@@ -134,7 +134,7 @@ def test_a_study_extended_by_a_budget_trains_only_the_new_points(tmp_path, monke
     run_study(load_study(f), tmp_path / "run", device="cpu")
     first = StudyDir(tmp_path / "run").results()
     trained = []
-    import effscale.train as t
+    import effscale.training.loop as t
 
     real = t.fit
     monkeypatch.setattr(t, "fit", lambda *a, **k: trained.append(1) or real(*a, **k))

@@ -30,7 +30,7 @@ from effscale.data.augment import eval_transform
 from effscale.errors import EffscaleError
 from effscale.recipe import budget
 from effscale.scaling import make_variant
-from effscale.train import train
+from effscale.training.loop import train
 
 runner = CliRunner()
 

@@ -48,4 +48,4 @@ def test_top_level_names_resolve():
 
     for name in effscale.__all__:
         assert getattr(effscale, name) is not None, name
-    assert effscale.train_variant is __import__("effscale.train", fromlist=["train"]).train
+    assert effscale.train_variant is __import__("effscale.training.loop", fromlist=["train"]).train

@@ -172,16 +172,16 @@ def test_a_study_name_that_leaves_runs_is_refused(tmp_path, monkeypatch):
 
 
 def test_a_study_with_failed_points_exits_1_naming_where_the_errors_are(tmp_path, monkeypatch):
-    import effscale.train
+    import effscale.training.loop
 
-    real = effscale.train.train
+    real = effscale.training.loop.train
 
     def train(variant, *a, **k):
         if variant.w != 1.0:
             raise RuntimeError("boom")
         return real(variant, *a, **k)
 
-    monkeypatch.setattr(effscale.train, "train", train)
+    monkeypatch.setattr(effscale.training.loop, "train", train)
     f = tmp_path / "tiny.toml"
     f.write_text(
         'name = "tiny"\nmodel = "resnet18"\ndata = "synthetic"\nbudget = "smoke"\n'

@@ -243,7 +243,9 @@ def test_report_of_a_search_shows_the_ranked_candidates_and_the_plot(searched):
 def test_rerunning_a_finished_search_trains_nothing(searched, monkeypatch):
     out, table = searched
     before = (out / "search.json").read_text()
-    monkeypatch.setattr("effscale.train.make_optimizer", lambda *a: pytest.fail("retrained"))
+    monkeypatch.setattr(
+        "effscale.training.loop.make_optimizer", lambda *a: pytest.fail("retrained")
+    )
     r = runner.invoke(app, [*SEARCH_ARGS, "--out", str(out), "--format", "json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout) == table
@@ -281,15 +283,15 @@ def test_a_partial_search_reports_a_leader_then_trains_only_the_rest(tmp_path, m
     assert r.exit_code == 2 and "not finished" in r.stderr
 
     done_before = {k for k in StudyDir(tmp_path).status()["states"] if StudyDir(tmp_path).result(k)}
-    import effscale.train
+    import effscale.training.loop
 
-    trained, train = [], effscale.train.train
+    trained, train = [], effscale.training.loop.train
 
     def counting(variant, data, recipe, out, **kw):
         trained.append(out.name)
         return train(variant, data, recipe, out, **kw)
 
-    monkeypatch.setattr(effscale.train, "train", counting)
+    monkeypatch.setattr(effscale.training.loop, "train", counting)
     run_search(study, record, tmp_path, device="cpu")
     final = search_report(tmp_path)
     planned = {p.key for p in study.points}

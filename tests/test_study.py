@@ -150,7 +150,9 @@ def test_run_study_writes_a_row_per_point_and_never_retrains(tmp_path, monkeypat
     df = run_study(tiny_study(), tmp_path, device="cpu")
     assert len(df) == 6 and (df["status"] == "done").all()
     assert set(pd.read_csv(tmp_path / "results.csv")["key"]) == set(df["key"])
-    monkeypatch.setattr("effscale.train.make_optimizer", lambda *a: pytest.fail("retrained"))
+    monkeypatch.setattr(
+        "effscale.training.loop.make_optimizer", lambda *a: pytest.fail("retrained")
+    )
     again = run_study(tiny_study(), tmp_path, device="cpu")
     pd.testing.assert_frame_equal(df, again)
 

@@ -17,7 +17,7 @@ from effscale.data.augment import eval_transform, random_crop, train_transform
 from effscale.errors import EffscaleError
 from effscale.recipe import budget
 from effscale.scaling import make_variant
-from effscale.train import get_lr, train
+from effscale.training.loop import get_lr, train
 
 SMALL = make_variant("resnet18", w=0.25, d=0.5, base_resolution=32)
 
@@ -43,7 +43,9 @@ def test_learns_the_synthetic_set_well_above_chance(synthetic, tmp_path):
 
 def test_finished_run_is_not_retrained(synthetic, tmp_path, monkeypatch):
     first = train(SMALL, synthetic, quick(), tmp_path, device="cpu")
-    monkeypatch.setattr("effscale.train.make_optimizer", lambda *a: pytest.fail("retrained"))
+    monkeypatch.setattr(
+        "effscale.training.loop.make_optimizer", lambda *a: pytest.fail("retrained")
+    )
     assert train(SMALL, synthetic, quick(), tmp_path, device="cpu") == first
 
 
@@ -58,7 +60,7 @@ def test_resume_continues_where_it_stopped_and_matches(synthetic, tmp_path, monk
     recipe = quick(samples=4 * len(synthetic.train_labels))
     whole = train(SMALL, synthetic, recipe, tmp_path / "whole", device="cpu")
 
-    import effscale.train as t
+    import effscale.training.loop as t
 
     real_evaluate, calls = t.evaluate, []
 
@@ -212,7 +214,7 @@ def test_augmentation_is_batched_seeded_and_shape_preserving():
 
 def test_cuda_out_of_memory_halves_the_batch_and_says_so(synthetic, tmp_path, monkeypatch):
     """Simulated: a model that runs out of memory above 32 images per batch."""
-    import effscale.train as t
+    import effscale.training.loop as t
 
     real_build = t.build_model
 
@@ -304,7 +306,7 @@ def test_evaluation_fits_the_weights_at_every_epoch_on_large_images(tmp_path):
     (Imagenette: chance-level top-1 for three epochs). The top-1 a run reports at an
     intermediate epoch must be that of its evaluated weights with BN statistics recomputed
     on training images (images stored at 96 px, trained at 40 px, EMA on)."""
-    from effscale.train import Preprocess, build_for_training, evaluate
+    from effscale.training.loop import Preprocess, build_for_training, evaluate
 
     data = load_dataset("synthetic:60", storage_size=96)
     variant = make_variant("efficientnet-b0", base_width=0.25, base_resolution=40)
@@ -347,7 +349,7 @@ def test_compiled_training_matches_eager(synthetic):
     within a few percent after some steps (float-order differences grow as SGD goes)."""
     import torch.nn.functional as F
 
-    from effscale.train import build_for_training, make_optimizer
+    from effscale.training.loop import build_for_training, make_optimizer
 
     recipe = quick()
     x = torch.randn(4, 32, 3, 32, 32, generator=torch.Generator().manual_seed(0))
@@ -390,7 +392,7 @@ def test_a_failing_compile_falls_back_to_eager_and_says_so(synthetic, tmp_path, 
 
 
 def test_compile_is_decided_from_the_device_probe(tmp_path, monkeypatch):
-    from effscale import compiling
+    from effscale.training import compiling
 
     monkeypatch.setenv("EFFSCALE_CACHE", str(tmp_path))
     cpu = torch.device("cpu")
@@ -411,7 +413,7 @@ def test_the_environment_names_the_cpu_model(monkeypatch):
     import builtins
 
     from effscale import hardware
-    from effscale.train import environment
+    from effscale.training.loop import environment
 
     real_open = builtins.open
     cpuinfo = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13 64-Core\n"

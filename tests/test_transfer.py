@@ -164,7 +164,7 @@ FIGURE7_TRANSFER = (
     '[[transfer]]\nfinetune = "synthetic:8"\nphi = [1]\nmatch_single = true\n'
     "pretrain_seeds = 1\nscratch = true\nfinetune_samples = 128\n"
 )
-COMPOUND_SET = '[[compound]]\nphi = [1]\nmatch_single = true\n'
+COMPOUND_SET = "[[compound]]\nphi = [1]\nmatch_single = true\n"
 
 
 def test_a_transfer_of_the_figure7_set_pretrains_once_and_trains_from_scratch_beside(tmp_path):
@@ -199,9 +199,11 @@ def test_pretrain_seeds_beyond_the_study_seeds_is_refused_in_one_line(tmp_path):
 def test_a_transfer_point_reuses_a_finished_pretraining_instead_of_retraining_it(
     tmp_path, monkeypatch
 ):
-    import effscale.train
+    import effscale.training.loop
 
-    single = TRANSFER.replace("finetune_samples = 128", "finetune_samples = 128\npretrain_seeds = 1")
+    single = TRANSFER.replace(
+        "finetune_samples = 128", "finetune_samples = 128\npretrain_seeds = 1"
+    )
     f = tmp_path / "t.toml"
     f.write_text(study_toml(single, seeds=2, name="transfer"))
     first, second = tmp_path / "first", tmp_path / "second"
@@ -209,13 +211,13 @@ def test_a_transfer_point_reuses_a_finished_pretraining_instead_of_retraining_it
     assert r.exit_code == 0, r.output
     (pre,) = [p for p in load_study(f).points if p.roles == ("pretrain",)]
     trained = []
-    real_train = effscale.train.train
+    real_train = effscale.training.loop.train
 
     def counting(*args, **kwargs):
         trained.append(Path(args[3]).name)
         return real_train(*args, **kwargs)
 
-    monkeypatch.setattr(effscale.train, "train", counting)
+    monkeypatch.setattr(effscale.training.loop, "train", counting)
     r = runner.invoke(
         app, ["run", str(f), "--out", str(second), "--device", "cpu", "--reuse", str(first)]
     )
@@ -271,7 +273,9 @@ def test_the_transfer_table_has_scratch_and_gain_and_the_compound_question(tmp_p
     table = {r["variant"]: r for r in transfer_table(df, points)}
     assert set(table) == {"base", "compound", *DIMENSIONS}
     c = table["compound"]
-    assert c["finetune_top1"] == pytest.approx(80.5) and c["scratch_top1"] == pytest.approx(60 + 2 / 3)
+    assert c["finetune_top1"] == pytest.approx(80.5) and c["scratch_top1"] == pytest.approx(
+        60 + 2 / 3
+    )
     assert c["gain"] == pytest.approx(80.5 - (60 + 2 / 3))  # paired by seed
     assert (c["pretrain_seeds"], c["finetune_seeds"], c["scratch_seeds"]) == (1, 3, 3)
     question = {r["against"]: r for r in compound_transfers_better(df, points)}

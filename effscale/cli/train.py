@@ -97,7 +97,7 @@ def train_cmd(
     """
     from effscale.data import load_dataset
     from effscale.recipe import budget, samples_for_epochs
-    from effscale.train import train
+    from effscale.training.loop import train
 
     budgets = running.budgets_of(epochs, samples)
     if budgets and len(budgets) > 1:

@@ -30,7 +30,7 @@ def check_plan(study: Study, device: str = "auto", here: bool = True) -> None:
     that train would refuse (Recipe.validate), a variant too large to build, a negative
     seed, or a device this machine lacks (``here=False``: the points run elsewhere, on
     Slurm or Ray, and only the device's name is checked). The messages are train's."""
-    from effscale.device import resolve_device
+    from effscale.training.device import resolve_device
     from effscale.zoo import resolve_spec
 
     if not study.points:
@@ -141,13 +141,13 @@ def run_study(
 
 # What run_study tells its on_event, besides the points' own events (effscale.study.worker:
 # start, progress, message, epoch, done, failed, each with the point's key):
-# Every kind ``on_event`` hears: a point's own (from its executor and effscale.train, under
+# Every kind ``on_event`` hears: a point's own (from its executor and effscale.training.loop, under
 # its key), then the engine's (key None).
 ENGINE_EVENTS = {
     "start": "a point began; payload its label",
-    "progress": "effscale.train's progress: first description and total, then completed, info",
-    "message": "effscale.train's line of text (resumed, diverged, ...)",
-    "epoch": "effscale.train's metrics of an epoch, once its checkpoint is written",
+    "progress": "the training loop's progress: description and total, then completed, info",
+    "message": "the training loop's line of text (resumed, diverged, ...)",
+    "epoch": "the training loop's metrics of an epoch, once its checkpoint is written",
     "done": "a point ended; payload its result (status finished, diverged, ...)",
     "failed": "a point raised; payload the error's line",
     "study": "after every event: completed, total, seconds_left, points_per_hour, failed",

@@ -90,8 +90,8 @@ def measure_speed(device: str = "auto", threads: int | None = None, fresh: bool 
     """
     import torch
 
-    from effscale.device import resolve_device
     from effscale.hardware import device_name
+    from effscale.training.device import resolve_device
 
     dev = resolve_device(device)
     threads = threads or torch.get_num_threads()
@@ -253,7 +253,7 @@ def data_sizes(spec: str) -> tuple[int, int, int]:
 def point_compute(point: Point, sizes: tuple[int, int, int] | None = None) -> dict:
     """The multiply-adds a point costs: training (3F per sample) and its evaluations (F per
     test image and per image its BN statistics are recomputed on, once an epoch)."""
-    from effscale.train import planned_samples
+    from effscale.training.loop import planned_samples
 
     n_train, n_test, classes = sizes or data_sizes(point.data)
     cost = count_cost(point.variant, classes)

@@ -1,7 +1,7 @@
 """One point of a study, trained where an executor runs it: the leaf every executor calls.
 
 A Task is what crosses to a worker (a process, a Ray task, a Slurm job); run_point takes the
-point's lock and trains it into its directory with effscale.train.
+point's lock and trains it into its directory with effscale.training.loop.
 """
 
 from dataclasses import dataclass
@@ -24,9 +24,9 @@ class Task:
 def run_point(task: Task, emit=None) -> dict:
     """Train one point into its directory, unless another process is already on it.
 
-    ``emit(kind, key, payload)`` receives the run's events (effscale.train) under its key.
+    ``emit(kind, key, payload)`` receives the run's events (effscale.training.loop) under its key.
     """
-    from effscale.train import train
+    from effscale.training.loop import train
 
     store = StudyDir(task.run_dir)
     point = store.point(task.point.key)

@@ -62,9 +62,9 @@ def probe(device, steps: int = 5) -> dict:
     import torch.nn.functional as F
 
     from effscale.cost import count_cost
-    from effscale.optim import make_optimizer
     from effscale.recipe import budget
     from effscale.scaling import make_variant
+    from effscale.training.optim import make_optimizer
     from effscale.zoo import build_model
 
     use_inductor_cache()

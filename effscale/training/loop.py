@@ -2,8 +2,8 @@
 
 Read top to bottom, in nanoGPT's order: setup, batches, then ``train``: the run directory
 (effscale.rundir.PointDir), the model (build_for_training), and ``fit``, one loop with
-evaluation (effscale.evaluation) and an atomic checkpoint (effscale.checkpoint) per epoch;
-the optimizer, schedule and EMA are effscale.optim's. Everything a result depends on
+evaluation (training.evaluation) and an atomic checkpoint (training.checkpoint) per epoch;
+the optimizer, schedule and EMA are training.optim's. Everything a result depends on
 (variant, recipe, data, seed) is in config.json; metrics.jsonl has one line per epoch;
 result.json is written last, so its presence means the run finished (or diverged, which it
 says).
@@ -24,16 +24,19 @@ import torch
 import torch.nn.functional as F
 
 from effscale import io
-from effscale.checkpoint import Progress, load_checkpoint, load_weights, save_checkpoint
-from effscale.compiling import CompiledOrEager
-from effscale.compiling import decide as decide_compile
-from effscale.compiling import mode_for as compile_mode
 from effscale.cost import count_cost
 from effscale.data.augment import train_transform
 from effscale.data.dataset import ImageDataset
-from effscale.device import environment, resolve_device
 from effscale.errors import EffscaleError, Interrupted
-from effscale.evaluation import (
+from effscale.recipe import DROP_PATH, Recipe, paper_dropout
+from effscale.rundir import PointDir
+from effscale.scaling import Variant
+from effscale.training.checkpoint import Progress, load_checkpoint, load_weights, save_checkpoint
+from effscale.training.compiling import CompiledOrEager
+from effscale.training.compiling import decide as decide_compile
+from effscale.training.compiling import mode_for as compile_mode
+from effscale.training.device import environment, resolve_device
+from effscale.training.evaluation import (
     Preprocess,
     autocast,
     bn_batches,
@@ -41,10 +44,7 @@ from effscale.evaluation import (
     prepared_test_set,
     recompute_bn,
 )
-from effscale.optim import get_lr, make_optimizer, update_ema
-from effscale.recipe import DROP_PATH, Recipe, paper_dropout
-from effscale.rundir import PointDir
-from effscale.scaling import Variant
+from effscale.training.optim import get_lr, make_optimizer, update_ema
 from effscale.zoo import build_model, resolve_spec
 
 # ---------------------------------------------------------------------------------------
@@ -158,7 +158,7 @@ def train(
     """Train one variant briefly and return its final metrics (also in out/result.json).
 
     ``compile``: torch.compile the training step (True), not (False), or decide from what was
-    measured on this device (None: effscale.compiling.decide).
+    measured on this device (None: effscale.training.compiling.decide).
     """
     recipe = recipe.validate()
     device = resolve_device(device)

@@ -1,5 +1,5 @@
 """The optimizer, its learning-rate schedule and the EMA of the weights (a run's and the
-compile probe's: effscale.train, effscale.compiling)."""
+compile probe's: effscale.training.loop, effscale.training.compiling)."""
 
 import math
 
