@@ -371,3 +371,14 @@ def test_streaming_replaces_unreadable_images_or_fails(tmp_path, cache, monkeypa
     failing = StreamingImages(ds.train_images.files, ds.train_labels, 16, on_bad_image="fail")
     with pytest.raises(EffscaleError, match="1b.png"):
         collect(stream_batches(failing, 7, workers=0))
+
+
+def test_a_process_keeps_one_dataset_in_memory():
+    """Loading a second dataset lets the first go (a transfer study's process would hold its
+    pre-training set while it fine-tunes on another)."""
+    from effscale.data import cache
+
+    first = cache.dataset("synthetic")
+    assert cache.dataset("synthetic") is first  # loaded once
+    cache.dataset("synthetic:8")
+    assert list(cache._datasets) == ["synthetic:8"]
