@@ -94,7 +94,7 @@ def test_studies_say_which_need_a_download_or_a_path():
 
 def test_a_study_is_found_by_name_here_or_in_the_package(tmp_path, monkeypatch):
     from effscale.errors import EffscaleError
-    from effscale.study.files import find_study, packaged_studies
+    from effscale.study.packaged import find_study, packaged_studies
 
     monkeypatch.chdir(tmp_path)
     assert find_study("quick") == packaged_studies()["quick"]

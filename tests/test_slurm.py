@@ -140,3 +140,67 @@ def test_local_submitit_study_completes_with_a_preempted_point_requeued(tmp_path
     st = json.loads(runner.invoke(app, ["status", str(out), "--format", "json"]).stdout)
     assert st["done"] == 2
     assert {s["slurm_state"] for s in st["slurm"].values()} == {"COMPLETED"}
+
+
+SLURM_OPTIONS = ["--account", "lab", "--qos", "high", "--mem", "16G", "--cpus-per-point", "6"]
+SLURM_OPTIONS += ["--constraint", "a100", "--setup", "module load cuda"]
+SLURM_OPTIONS += ["--setup", "conda activate effscale", "--sbatch", "reservation=r1"]
+
+
+def test_the_submission_carries_every_slurm_option(tmp_path, fake_slurm):
+    pytest.importorskip("submitit")
+    args = ["run", str(_study_file(tmp_path)), "--executor", "slurm", "--out"]
+    r = runner.invoke(app, [*args, str(tmp_path / "run"), *SLURM_OPTIONS])
+    assert r.exit_code == 0, r.output
+    script = (fake_slurm / "submitted.sh").read_text()
+    for line in (
+        "#SBATCH --account=lab",
+        "#SBATCH --qos=high",
+        "#SBATCH --mem=16G",
+        "#SBATCH --cpus-per-task=6",
+        "#SBATCH --constraint=a100",
+        "#SBATCH --reservation=r1",
+    ):
+        assert line in script
+    assert script.index("module load cuda") < script.index("conda activate effscale")
+    assert script.index("conda activate effscale") < script.index("srun")
+
+
+def test_a_study_files_slurm_table_is_used_and_the_options_win(tmp_path, fake_slurm):
+    pytest.importorskip("submitit")
+    f = tmp_path / "tiny.toml"
+    table = '[slurm]\naccount = "fromfile"\npartition = "p1"\nsetup = ["module load x"]\n'
+    table += 'sbatch = { reservation = "r9" }\ntime_min = 45\n'
+    f.write_text(STUDY_TOML.format(samples=512).replace("[recipe]", table + "\n[recipe]"))
+    out = tmp_path / "run"
+    r = runner.invoke(app, ["run", str(f), "--executor", "slurm", "--out", str(out), "--account",
+                            "fromcli"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    script = (fake_slurm / "submitted.sh").read_text()
+    for line in ("#SBATCH --account=fromcli", "#SBATCH --partition=p1", "#SBATCH --time=45",
+                 "#SBATCH --reservation=r9", "module load x"):  # fmt: skip
+        assert line in script
+    r = runner.invoke(app, ["run", str(f), "--out", str(tmp_path / "local"), "--dry-run"])
+    assert r.exit_code == 0, r.output  # a local run leaves the [slurm] table alone
+
+
+def test_a_slurm_dry_run_needs_no_sbatch(tmp_path, monkeypatch):
+    pytest.importorskip("submitit")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch there
+    args = ["run", str(_study_file(tmp_path)), "--executor", "slurm", "--dry-run", "--out"]
+    r = runner.invoke(app, [*args, str(tmp_path / "run"), *SLURM_OPTIONS])
+    assert r.exit_code == 0, r.output
+    assert "Dry run, nothing trained" in r.output and not (tmp_path / "run" / "slurm").exists()
+
+
+@pytest.mark.parametrize(
+    "option, says",
+    [(["--mem", "lots"], "not a Slurm memory size"), (["--sbatch", "r1"], "not NAME=VALUE"),
+     (["--cpus-per-point", "0"], "at least 1")],
+)  # fmt: skip
+def test_bad_slurm_options_are_refused_in_one_line(tmp_path, option, says):
+    pytest.importorskip("submitit")
+    args = ["run", str(_study_file(tmp_path)), "--executor", "slurm", "--dry-run", *option]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2, r.output
+    assert says in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -21,6 +21,10 @@ class Bundle:
     def __init__(self, **options: tuple):
         self.options = options
 
+    def defaults(self) -> dict:
+        """Each option's default value, by name."""
+        return {name: default for name, (_, default) in self.options.items()}
+
     def pick(self, names: str) -> "Bundle":
         """The options named (space-separated), in that order."""
         return Bundle(**{n: self.options[n] for n in names.split()})
@@ -217,6 +221,35 @@ TimeOpt = Annotated[
 MaxParallelOpt = Annotated[
     int | None, typer.Option("--max-parallel", help="Slurm: at most this many points at once.")
 ]
+AccountOpt = Annotated[str | None, typer.Option("--account", help="Slurm account.")]
+QosOpt = Annotated[str | None, typer.Option("--qos", help="Slurm quality of service.")]
+MemOpt = Annotated[
+    str | None, typer.Option("--mem", help="Slurm memory per point, e.g. 16G (default: Slurm's).")
+]
+CpusPerPointOpt = Annotated[
+    int | None,
+    typer.Option("--cpus-per-point", help="Slurm CPUs per point (default 4 with a GPU, else 1)."),
+]
+ConstraintOpt = Annotated[
+    str | None, typer.Option("--constraint", help="Slurm node features, e.g. a100.")
+]
+SetupOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--setup",
+        metavar="COMMAND",
+        help="Slurm: a shell line run before each point (module load ..., conda activate "
+        "...); repeatable, in order.",
+    ),
+]
+SbatchOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--sbatch",
+        metavar="NAME=VALUE",
+        help="Slurm: one more #SBATCH option, e.g. reservation=lab; repeatable.",
+    ),
+]
 LatencyOpt = Annotated[
     bool,
     typer.Option(
@@ -264,6 +297,13 @@ EXECUTOR = Bundle(  # where a study's points run (effscale.study.executors.make_
     gpus_per_point=(GpusPerPointOpt, None),
     time_min=(TimeOpt, 60),
     max_parallel=(MaxParallelOpt, None),
+    account=(AccountOpt, None),
+    qos=(QosOpt, None),
+    mem=(MemOpt, None),
+    cpus_per_point=(CpusPerPointOpt, None),
+    constraint=(ConstraintOpt, None),
+    setup=(SetupOpt, None),
+    sbatch=(SbatchOpt, None),
 )
 RUN = Bundle(  # how a study runs, or is only printed
     latency=(LatencyOpt, False),

@@ -76,14 +76,16 @@ def one_of(cost_only: bool, dry_run: bool) -> None:
         raise EffscaleError("--cost-only and --dry-run both print without training", "give one")
 
 
-def executor_for(study, out: str, device: str, cluster: dict):
+def executor_for(study, out: str, device: str, cluster: dict, plan_only: bool = False):
     """The executor the EXECUTOR options ask for (effscale.study.executors.make_executor),
-    after checking the plan can run there."""
+    after checking the plan can run there; ``plan_only``: for a dry run (Slurm then needs no
+    sbatch here)."""
     from effscale.cli.options import EXECUTOR, flag_of
     from effscale.study.engine import check_plan
     from effscale.study.executors import OPTIONS, make_executor, misplaced
 
-    cluster = dict(cluster)
+    cluster = {**cluster, "setup": cluster.get("setup") or None}
+    cluster["sbatch"] = sbatch_options(cluster.get("sbatch"))
     name = cluster.pop("executor")
     check_plan(study, device, here=name == "local")
     if cluster["workers"] < 1:
@@ -95,7 +97,22 @@ def executor_for(study, out: str, device: str, cluster: dict):
             f"{flag_of(option, EXECUTOR)} does not apply to --executor {name}",
             f"it is for --executor {' or '.join(owners)}",
         )
-    return make_executor(name, device=device, run_dir=out, **cluster)
+    return make_executor(name, device=device, run_dir=out, plan_only=plan_only, **cluster)
+
+
+def sbatch_options(given) -> dict | None:
+    """--sbatch NAME=VALUE options as a dict (a study file's [slurm] sbatch table is one)."""
+    if not given or isinstance(given, dict):
+        return given or None
+    out = {}
+    for item in given:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise EffscaleError(
+                f"--sbatch {item!r}: not NAME=VALUE", "e.g. --sbatch reservation=lab"
+            )
+        out[name.strip().removeprefix("--")] = value.strip()
+    return out
 
 
 def estimate(study, out, device, executor=None, **kw):
@@ -115,7 +132,7 @@ def prepare(study, fmt, cluster: dict, run: dict, out: str | None = None):
 
     out = out or run["out"] or f"runs/{study.name}"
     io.writable_dir(out, create=False)  # before estimating: a bad --out is said at once
-    runner = executor_for(study, out, run["device"], cluster)
+    runner = executor_for(study, out, run["device"], cluster, plan_only=run["dry_run"])
     covered = reuse_points(study, out, run, fmt)
     plan = estimate(study, out, run["device"], runner, covered=covered)
     if run["dry_run"]:

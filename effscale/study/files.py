@@ -10,6 +10,11 @@
     base_width = 0.5                      # the study's base design (optional)
     threads = 1                           # torch threads per point (optional; --threads wins)
 
+    [slurm]                               # for --executor slurm (optional; the CLI's win)
+    account = "lab"                       # also partition, qos, mem, cpus_per_point,
+    setup = ["module load cuda"]          # constraint, time_min, max_parallel,
+    sbatch = { reservation = "r1" }       # gpus_per_point
+
     [recipe]                              # overrides of the budget's fields (optional)
     lr = 0.1
 
@@ -55,6 +60,7 @@ import tomllib
 from effscale.errors import EffscaleError
 from effscale.recipe import Recipe, budget, parse_budgets
 from effscale.scaling import ALPHA, BETA, GAMMA, parse_range
+from effscale.study.packaged import find_study, packaged_studies
 from effscale.study.plan import (
     FIGURE3_VALUES,
     Base,
@@ -82,6 +88,7 @@ TOP = {
     "multiple": int,
     "small_input": bool,
     "threads": int,
+    "slurm": dict,
     "recipe": dict,
     "sweep": list,
     "compound": list,
@@ -112,6 +119,12 @@ TRANSFER = {
     "finetune_samples": int,
     "pretrain_seeds": int,
     "scratch": bool,
+}
+SLURM = {
+    **{k: str for k in ("partition", "account", "qos", "mem", "constraint")},
+    **{k: int for k in ("cpus_per_point", "time_min", "max_parallel", "gpus_per_point")},
+    "setup": list,
+    "sbatch": dict,
 }
 RECIPE = {f.name: NUMBER if f.type is float else f.type for f in fields(Recipe)}
 
@@ -218,7 +231,8 @@ def load_study(
     if threads is not None and threads < 1:
         line = _line_of(text, "threads", None)
         raise EffscaleError(f"{path}:{line}: threads = {threads}: give 1 or more", "threads = 1")
-    study = Study(name, _identity(name, data, recipe, spec), threads=threads)
+    slurm = spec.get("slurm", {})
+    study = Study(name, _identity(name, data, recipe, spec), threads=threads, slurm=slurm)
     for entry in spec.get("sweep", []):
         dim = entry["dim"]
         values = entry.get("values", FIGURE3_VALUES.get(dim, []))
@@ -276,6 +290,7 @@ def _read(path: Path) -> tuple[str, dict]:
         raise EffscaleError(f"{path}: not valid TOML ({e})") from None
     _check(path, text, spec, TOP, None)
     _check(path, text, spec.get("recipe", {}), RECIPE, "recipe")
+    _check(path, text, spec.get("slurm", {}), SLURM, "slurm")
     for kind, schema in (
         ("sweep", SWEEP),
         ("compound", COMPOUND),
@@ -312,7 +327,7 @@ def _fine_tuned_on(path: Path, spec: dict, finetune: str) -> list[dict]:
     return [{**entry, "finetune": finetune} for entry in spec["transfer"]]
 
 
-def _named_data(spec: dict) -> list[tuple[str, str]]:
+def named_data(spec: dict) -> list[tuple[str, str]]:
     """(dataset, key) for every dataset a study file names: its data and, per [[transfer]],
     its pretrain and finetune data."""
     named = [(spec.get("data", "embedded"), "data")]
@@ -330,7 +345,7 @@ def _check_data(path: Path, text: str, spec: dict, data: str | None, finetune: s
 
     flags = {"data": ("--data", data), "finetune": ("--finetune-data", finetune)}
     seen = set()
-    for dataset, key in _named_data({**spec, "data": data or spec.get("data", "embedded")}):
+    for dataset, key in named_data({**spec, "data": data or spec.get("data", "embedded")}):
         why = None if dataset in seen else names.missing(dataset)
         seen.add(dataset)
         if why is None:
@@ -441,39 +456,6 @@ def _budgets(path: Path, table: dict) -> list[int] | None:
         raise EffscaleError(f"{path}: samples: {e.message}", e.hint) from None
 
 
-# --------------------------------------------------------------------------------------
-# The studies that ship with effscale (effscale/studies/*.toml, package data)
-# --------------------------------------------------------------------------------------
-
-
-def packaged_studies() -> dict[str, Path]:
-    """The packaged study files by name (the file's stem): quick, figure3, cifar10 ..."""
-    from importlib.resources import files
-
-    root = Path(str(files("effscale") / "studies"))
-    return {p.stem: p for p in sorted(root.glob("*.toml"))}
-
-
-def find_study(name_or_path: str | Path) -> Path:
-    """A study file: a path that exists, else ``studies/NAME.toml`` in the working directory,
-    else the packaged study of that name (so ``effscale run quick`` works anywhere)."""
-    path = Path(name_or_path)
-    if path.is_file():
-        return path
-    stem = path.name.removesuffix(".toml")
-    local = Path("studies") / f"{stem}.toml"
-    if local.is_file():
-        return local
-    packaged = packaged_studies()
-    if stem in packaged and path.parent in (Path("."), Path("studies")):
-        return packaged[stem]
-    raise EffscaleError(
-        f"no study file at {path}",
-        f"give a path, or the name of a packaged study: {', '.join(packaged)} "
-        "(see `effscale studies`)",
-    )
-
-
 def describe_studies() -> list[dict]:
     """One row per packaged study: name, what it is for, model, data, budget, seeds, what
     its data need (a download, a path to give: effscale.data.names.needs), file."""
@@ -492,7 +474,7 @@ def describe_studies() -> list[dict]:
                 "data": spec.get("data", "embedded"),
                 "budget": spec.get("budget", "short"),
                 "seeds": spec.get("seeds", 1),
-                "needs": names.needs([d for d, _ in _named_data(spec)]),
+                "needs": names.needs([d for d, _ in named_data(spec)]),
                 "file": str(path),
             }
         )

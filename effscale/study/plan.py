@@ -107,6 +107,8 @@ class Study:
     points: list[Point] = field(default_factory=list)
     # Torch threads per point that a study file asks for: how to run it, not its identity.
     threads: int | None = None
+    # Its [slurm] table: Slurm settings for when it runs there (the CLI's options win).
+    slurm: dict = field(default_factory=dict)
 
     def add(self, point: Point) -> None:
         """Add a point; one already planned gains the new roles, or, when it was planned for

@@ -17,6 +17,9 @@ from effscale.errors import EffscaleError
 from effscale.study.executors.events import request_stop, stop_on_sigint, stop_requested
 from effscale.study.executors.local import InProcess, LocalWorkers
 
+# Slurm's settings beyond those other executors share (SlurmExecutor's arguments).
+SLURM_ONLY = ("account", "qos", "mem", "cpus_per_point", "constraint", "setup", "sbatch")
+
 __all__ = [
     "InProcess",
     "LocalWorkers",
@@ -31,10 +34,10 @@ __all__ = [
 OPTIONS = {  # the options each executor takes (beside the device), and their defaults
     "local": ("workers", "threads"),
     "ray": ("address", "gpus_per_point"),
-    "slurm": ("partition", "gpus_per_point", "time_min", "max_parallel"),
+    "slurm": ("partition", "gpus_per_point", "time_min", "max_parallel", *SLURM_ONLY),
 }
 DEFAULTS = dict(workers=1, address=None, partition=None, gpus_per_point=None, time_min=60)
-DEFAULTS |= dict(max_parallel=None, threads=None)
+DEFAULTS |= dict(max_parallel=None, threads=None) | {k: None for k in SLURM_ONLY}
 
 
 def misplaced(name: str, **options) -> list[tuple[str, list[str]]]:
@@ -45,38 +48,26 @@ def misplaced(name: str, **options) -> list[tuple[str, list[str]]]:
 
 
 def make_executor(
-    name: str = "local",
-    workers: int = 1,
-    device: str = "auto",
-    address: str | None = None,
-    partition: str | None = None,
-    gpus_per_point: float | None = None,
-    time_min: int = 60,
-    max_parallel: int | None = None,
-    threads: int | None = None,
-    run_dir=None,
+    name: str = "local", device: str = "auto", run_dir=None, plan_only: bool = False, **options
 ):
     """The executor a study command asks for: local (this process, or ``workers`` worker
     processes), ray (effscale.study.executors.ray) or slurm (effscale.study.executors.slurm).
-    ``threads``: torch threads per point, local only (default: the cores split between the
-    workers; in this process, torch's default). Ray and Slurm give a point its CPUs' threads.
+    ``options``: OPTIONS' (absent ones at DEFAULTS). ``threads``: torch threads per point,
+    local only (default: the cores split between the workers; in this process, torch's
+    default). Ray and Slurm give a point its CPUs' threads. ``plan_only``: the executor is
+    asked for its shape (a dry run), never to run: Slurm then needs no sbatch here.
 
     Options of another executor are refused, so that none is silently ignored.
     """
-    if workers < 1:
-        raise EffscaleError(f"workers must be at least 1, got {workers}")
+    unknown = sorted(set(options) - set(DEFAULTS))
+    if unknown:
+        raise TypeError(f"make_executor got unknown options {unknown}")
+    options = DEFAULTS | options
+    if options["workers"] < 1:
+        raise EffscaleError(f"workers must be at least 1, got {options['workers']}")
     if name not in OPTIONS:
         raise EffscaleError(f"unknown executor {name!r}", "use local, ray or slurm")
-    wrong = misplaced(
-        name,
-        workers=workers,
-        address=address,
-        partition=partition,
-        gpus_per_point=gpus_per_point,
-        time_min=time_min,
-        max_parallel=max_parallel,
-        threads=threads,
-    )
+    wrong = misplaced(name, **options)
     if wrong:
         option, owners = wrong[0]
         raise EffscaleError(
@@ -86,17 +77,13 @@ def make_executor(
     if name == "ray":
         from effscale.study.executors.ray import RayExecutor
 
-        return RayExecutor(address=address, gpus_per_point=gpus_per_point)
+        return RayExecutor(address=options["address"], gpus_per_point=options["gpus_per_point"])
     if name == "slurm":
         from pathlib import Path
 
         from effscale.study.executors.slurm import SlurmExecutor
 
-        return SlurmExecutor(
-            Path(run_dir) / "slurm",
-            partition=partition,
-            gpus_per_point=gpus_per_point or 0,
-            time_min=time_min,
-            max_parallel=max_parallel,
-        )
+        taken = {k: options[k] for k in OPTIONS["slurm"] if options[k] is not None}
+        return SlurmExecutor(Path(run_dir) / "slurm", plan_only=plan_only, **taken)
+    workers, threads = options["workers"], options["threads"]
     return LocalWorkers(workers, device, threads) if workers > 1 else InProcess(threads)

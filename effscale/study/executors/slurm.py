@@ -75,6 +75,30 @@ class PointJob:
         return DelayedSubmission(self, *args, **kwargs)
 
 
+def sbatch_parameters(
+    account: str | None = None,
+    qos: str | None = None,
+    mem: str | None = None,
+    constraint: str | None = None,
+    setup: list[str] | tuple[str, ...] | None = None,
+    sbatch: dict | None = None,
+) -> dict:
+    """submitit's parameters for the #SBATCH lines beyond partition, time, CPUs and GPUs."""
+    if mem is not None and not re.fullmatch(r"[0-9]+[KMGT]?", str(mem)):
+        raise EffscaleError(f"--mem {mem!r}: not a Slurm memory size", "write e.g. 16G or 4000M")
+    extra = dict(sbatch or {})
+    for name in extra:
+        if not re.fullmatch(r"[a-z][a-z0-9-]*", name):
+            raise EffscaleError(f"sbatch option {name!r} is not an option name", "e.g. reservation")
+    given = dict(account=account, qos=qos, mem=mem, constraint=constraint)
+    out = {f"slurm_{k}": v for k, v in given.items() if v is not None}
+    if setup:
+        out["slurm_setup"] = list(setup)
+    if extra:
+        out["slurm_additional_parameters"] = {k.replace("-", "_"): v for k, v in extra.items()}
+    return out
+
+
 class SlurmExecutor:
     """Points as one Slurm job array per study, through submitit.
 
@@ -101,9 +125,14 @@ class SlurmExecutor:
         max_parallel: int | None = None,
         requeue: bool = True,
         cluster: str | None = None,
-        **parameters,
+        plan_only: bool = False,
+        **sbatch,
     ):
-        submitit = import_submitit()
+        """``sbatch``: account, qos, mem ("16G"), constraint, setup (shell lines run before
+        each point: module load, conda activate) and sbatch (more #SBATCH options, as a
+        {name: value} dict); ``plan_only``: only asked for its shape (a dry run), so
+        neither submitit's job folder nor sbatch is needed here."""
+        gpus_per_point = 0 if gpus_per_point is None else gpus_per_point
         if gpus_per_point < 0 or gpus_per_point != int(gpus_per_point):
             raise EffscaleError(
                 f"--gpus-per-point {gpus_per_point:g}: Slurm grants whole GPUs",
@@ -113,21 +142,14 @@ class SlurmExecutor:
             raise EffscaleError(f"--time must be at least 1 minute, got {time_min}")
         if max_parallel is not None and max_parallel < 1:
             raise EffscaleError(f"--max-parallel must be at least 1, got {max_parallel}")
+        if cpus_per_point is not None and cpus_per_point < 1:
+            raise EffscaleError(f"--cpus-per-point must be at least 1, got {cpus_per_point}")
         self.folder = Path(folder)
         self.gpus = int(gpus_per_point)
         self.cpus = cpus_per_point or (4 if self.gpus else 1)
+        self.threads, self.max_parallel = self.cpus, max_parallel  # its shape, for estimates
         self.requeue = requeue
-        if cluster is None and shutil.which("sbatch") is None:
-            raise EffscaleError(
-                "no Slurm on this machine (sbatch not found)",
-                "submit from a Slurm login node, or use --executor local or ray",
-            )
-        self.cluster = cluster or "slurm"  # not submitit's guess, which falls back to local
-        try:
-            self.executor = submitit.AutoExecutor(folder=self.folder, cluster=self.cluster)
-        except RuntimeError as e:  # e.g. no srun beside sbatch
-            raise EffscaleError(f"cannot submit to Slurm here: {e}") from None
-        self.executor.update_parameters(
+        self.parameters = dict(
             name="effscale",
             timeout_min=int(time_min),
             cpus_per_task=self.cpus,
@@ -136,8 +158,23 @@ class SlurmExecutor:
             tasks_per_node=1,
             slurm_partition=partition,
             slurm_array_parallelism=max_parallel,
-            **parameters,
+            **sbatch_parameters(**sbatch),
         )
+        self.cluster = cluster or "slurm"  # not submitit's guess, which falls back to local
+        if plan_only:
+            return
+        submitit = import_submitit()
+        if cluster is None and shutil.which("sbatch") is None:
+            raise EffscaleError(
+                "no Slurm on this machine (sbatch not found)",
+                "submit from a Slurm login node, use --dry-run to plan here, or use "
+                "--executor local or ray",
+            )
+        try:
+            self.executor = submitit.AutoExecutor(folder=self.folder, cluster=self.cluster)
+        except RuntimeError as e:  # e.g. no srun beside sbatch
+            raise EffscaleError(f"cannot submit to Slurm here: {e}") from None
+        self.executor.update_parameters(**self.parameters)
         self.jobs: dict = {}  # point key -> submitit Job, of the last run()
 
     def run(self, tasks, events) -> None:
