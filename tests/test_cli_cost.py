@@ -143,3 +143,23 @@ def test_bad_input_is_one_line_and_exit_code_2(args, says):
     assert says in r.stderr
     assert len(error_lines(r.stderr)) == 1
     assert "Traceback" not in r.output
+
+
+def test_compound_flops_solves_phi_for_a_realised_target():
+    r = runner.invoke(
+        app,
+        ["compound", "--flops", "4x", "--cost-only", "--base-resolution", "224",
+         "--format", "json"],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    (row,) = json.loads(r.stdout)
+    assert row["realised_flops_ratio"] == pytest.approx(4.0, rel=0.02)
+    assert row["target_flops_ratio"] < 3.5  # what Equation 3's phi for 4x would miss by
+    for args, says in (
+        (["--flops", "4x", "--phi", "2"], "--flops and --phi both choose phi"),
+        (["--flops", "four"], "not ratios"),
+        (["--flops", "0.5x"], "give 1x or more"),
+    ):
+        r = runner.invoke(app, ["compound", *args, "--cost-only"])
+        assert r.exit_code == 2 and says in r.stderr, r.output
+        assert len(r.stderr.strip().splitlines()) == 1

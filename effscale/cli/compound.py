@@ -3,6 +3,7 @@
 Examples:
     effscale compound --phi 0..7 --cost-only
     effscale compound --model efficientnet-b0 --phi 1..3 --match-single --seeds 3
+    effscale compound --flops 2x,4x --cost-only --base-resolution 224
 """
 
 from typing import Annotated
@@ -44,6 +45,15 @@ TableOpt = Annotated[
         help="formula: Equation 3; official: the published B0-B7 table.",
     ),
 ]
+FlopsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--flops",
+        metavar="RATIOS",
+        help="Instead of --phi: the phi whose compound network realises the closest counted "
+        "FLOPs to these multiples of the base's, after rounding (e.g. 4x or 2x,4x).",
+    ),
+]
 MatchSingleOpt = Annotated[
     bool,
     typer.Option(
@@ -61,6 +71,7 @@ def compound_cmd(
     phi: Annotated[
         str, typer.Option(metavar="RANGE", help="Range of phi: 1..7, 0..2:0.5 or 1,2,3.")
     ] = "1..7",
+    flops: FlopsOpt = None,
     coefficients: dict = VARIANT.pick("alpha beta gamma"),
     from_search: FromSearchOpt = None,
     table_: TableOpt = "formula",
@@ -89,12 +100,15 @@ def compound_cmd(
         else f"Equation 3 with alpha={alpha:g}, beta={beta:g}, gamma={gamma:g}"
         + (f" (chosen by the search in {from_search})" if from_search else "")
     )
-    phis = parse_range(phi)
     running.one_of(run["cost_only"], run["dry_run"])
     scaling = {"alpha": alpha, "beta": beta, "gamma": gamma, "table": table_}
+    if flops is not None:
+        _only_flops(ctx, table_)
+    phis = parse_range(phi) if flops is None else None
     if run["cost_only"]:
         b, classes, where = running.cost_base(model, study["data"], base)
         with output.planning("counting"):
+            phis = phis or _phis_for(flops, b, classes, scaling)
             rows = compound_costs(b, phis, classes, **scaling)
         output.rows(rows, fmt, title=f"Compound scaling of {model}", screen=COST_SCREEN)
         output.note(
@@ -104,6 +118,10 @@ def compound_cmd(
         )
         return
     s, seeds = running.setting(model, study, base)
+    if phis is None:
+        with output.planning("solving phi for the FLOPs targets"):
+            phis = _phis_for(flops, s.base, s.dataset.num_classes, scaling)
+        output.note(f"phi for {flops}: {', '.join(f'{p:g}' for p in phis)}", fmt)
     planned = compound_study(
         s, phis, seeds, **scaling, match_single=match_single, planning=output.planning
     )
@@ -120,3 +138,23 @@ def _from_search(ctx: typer.Context, run_dir: str, table_: str) -> tuple[float, 
         other = f"--{given[0]}" if given else "--table official"
         raise EffscaleError(f"--from-search and {other} both set the scaling", "give one")
     return chosen_coefficients(run_dir)
+
+
+def _only_flops(ctx: typer.Context, table_: str) -> None:
+    """--flops chooses phi: not beside --phi, nor with the official table (whole phis)."""
+    if ctx.get_parameter_source("phi").name != "DEFAULT":
+        raise EffscaleError("--flops and --phi both choose phi", "give one of them")
+    if table_ == "official":
+        raise EffscaleError("--flops solves phi for Equation 3", "drop --table official")
+
+
+def _phis_for(ratios: str, base, num_classes: int, scaling: dict) -> list[float]:
+    """--flops RATIOS ("4x", "2x,4x") as the phi realising each (kinds.phi_for_flops)."""
+    from effscale.study.kinds import phi_for_flops
+
+    try:
+        targets = [float(r.strip().removesuffix("x")) for r in ratios.split(",")]
+    except ValueError:
+        raise EffscaleError(f"--flops {ratios!r}: not ratios", "write e.g. 4x or 2x,4x") from None
+    rule = {k: scaling[k] for k in ("alpha", "beta", "gamma")}
+    return [phi_for_flops(base, t, num_classes, **rule) for t in targets]

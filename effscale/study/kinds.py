@@ -168,3 +168,46 @@ def compound_costs(base: Base, phis: list[float], num_classes: int, **rule) -> l
 
     kw = {"base_resolution": base.base_resolution, "num_classes": num_classes, **base.design}
     return compound_costs(base.model, phis, **kw, **rule)
+
+
+def phi_for_flops(
+    base: Base, ratio: float, num_classes: int, *, alpha: float, beta: float, gamma: float
+) -> float:
+    """The phi whose compound network's counted FLOPs come closest to ``ratio`` times the
+    base's, after rounding (compound --flops 4x), as match_flops does for one dimension.
+
+    Equation 3 targets (alpha * beta^2 * gamma^2)^phi, but whole blocks, channel multiples
+    and whole pixels realise more or less (phi = 2.12 targets 3.99x and realised 5.03x on
+    one base). Counted FLOPs grow with phi in steps, so a bisection finds the smallest phi
+    reaching the target; the step just below is the other candidate."""
+    import math
+
+    from effscale.cost import count_cost
+    from effscale.errors import EffscaleError
+
+    if not ratio >= 1:
+        raise EffscaleError(f"a FLOPs target of {ratio:g}x the base", "give 1x or more, e.g. 4x")
+    target = ratio * count_cost(base.variant(), num_classes).flops
+    counted: dict[float, int] = {}
+
+    def flops(phi: float) -> int:
+        if phi not in counted:
+            ((_, variant),) = base.compound([phi], alpha=alpha, beta=beta, gamma=gamma)
+            counted[phi] = count_cost(variant, num_classes).flops
+        return counted[phi]
+
+    growth = math.log(alpha * beta**2 * gamma**2)
+    if growth <= 0:
+        raise EffscaleError("alpha * beta^2 * gamma^2 is 1: phi does not change the FLOPs")
+    lo, high = 0.0, math.log(ratio) / growth + 0.5
+    while flops(high) < target:
+        lo, high = high, high * 1.5 + 0.5
+        if high > 20:
+            raise EffscaleError(f"no phi up to 20 reaches {ratio:g}x the base's FLOPs")
+    while high - lo > 1e-3:
+        mid = (lo + high) / 2
+        lo, high = (lo, mid) if flops(mid) >= target else (mid, high)
+    tidy = math.ceil(high * 100) / 100  # a two-decimal phi, where it realises the same FLOPs
+    high = tidy if flops(tidy) == flops(high) else round(high, 4)
+    low = math.floor(lo * 100) / 100 if flops(math.floor(lo * 100) / 100) == flops(lo) else lo
+    return min((high, round(low, 4)), key=lambda p: abs(flops(p) - target))
