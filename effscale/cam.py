@@ -35,10 +35,10 @@ from effscale.data.decode import decode_all, own_size  # noqa: E402
 from effscale.data.folder import IMAGE_EXTENSIONS, class_label  # noqa: E402
 from effscale.data.pixels import channel_stats  # noqa: E402
 from effscale.errors import EffscaleError  # noqa: E402
-from effscale.rundir import CHECKPOINT, PointDir, StudyDir, load_file, weights  # noqa: E402
+from effscale.rundir import CHECKPOINT, PointDir  # noqa: E402
 from effscale.scaling import Variant  # noqa: E402
 from effscale.text import fmt_flops  # noqa: E402
-from effscale.zoo import build_model  # noqa: E402
+from effscale.trained import checkpoint_path, load_run  # noqa: E402
 
 FOLDER_PX = 224  # folder images not all of one square size are centre-cropped to this
 
@@ -92,90 +92,6 @@ def class_activation_maps(
 # ---------------------------------------------------------------------------------------
 # Trained runs
 # ---------------------------------------------------------------------------------------
-
-
-def load_trained(
-    path: str | Path, variant: Variant | None = None
-) -> tuple[nn.Module, Variant, list[str]]:
-    """A trained model from a train() run directory, a study point directory or its checkpoint.
-
-    The checkpoint's EMA weights are used when it kept some (they are what was evaluated).
-    ``variant``, when given, must be the checkpoint's variant; a plain state-dict file needs
-    it (and has numbered classes).
-
-    Raises:
-        EffscaleError: no checkpoint there, another variant than the one named, or weights
-            that do not fit the variant.
-    """
-    return _load(path, variant)[:3]
-
-
-def checkpoint_path(path: Path) -> Path:
-    """The checkpoint file a run path names, or an EffscaleError saying what to give."""
-    if path.is_dir():
-        if StudyDir(path).plan.exists():
-            raise EffscaleError(
-                f"{path} is a study's run directory, which holds many trained points",
-                f"give the points you want: {path}/points/<key> (`effscale status {path}` "
-                "lists them)",
-            )
-        path = PointDir(path).checkpoint
-    if not path.is_file():
-        raise EffscaleError(
-            f"no checkpoint at {path}",
-            f"give a train run directory, a study point directory or a {CHECKPOINT}",
-        )
-    return path
-
-
-def _load(path: str | Path, variant: Variant | None = None):
-    """load_trained, plus the checkpoint's normalisation statistics when it kept them."""
-    ckpt = checkpoint_path(Path(path))
-    try:
-        blob = load_file(ckpt)
-    except Exception as e:
-        raise EffscaleError(f"cannot read {ckpt}: {e}") from None
-    if not isinstance(blob, dict):
-        raise EffscaleError(f"{ckpt} holds no state dict")
-    state = weights(blob)
-    saved = blob.get("variant")
-    if saved is not None:
-        saved = Variant.from_dict(saved)
-        if variant is not None and variant != saved:
-            diff = [
-                f"{k} {a} there, {b} named"
-                for (k, a), b in zip(saved.to_dict().items(), variant.to_dict().values())
-                if a != b
-            ]
-            raise EffscaleError(
-                f"{ckpt} holds {saved.label}, not {variant.label} ({'; '.join(diff)})",
-                "name the variant it was trained as, or leave the variant out",
-            )
-        variant = saved
-    elif variant is None:
-        raise EffscaleError(
-            f"{ckpt} is a plain state dict with no variant recorded",
-            "name its variant (--model and the scaling flags)",
-        )
-    if "fc.weight" not in state:
-        raise EffscaleError(
-            f"{ckpt} has no classifier weights (fc.weight)",
-            "give an effscale checkpoint or a state dict of an effscale model",
-        )
-    n_classes = state["fc.weight"].shape[0]
-    classes = list(blob.get("classes") or [str(i) for i in range(n_classes)])
-    model = build_model(variant, n_classes)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:  # size mismatch, missing or unexpected tensors: name the first
-        first = (str(e).split("\n\t")[1:] or [str(e)])[0].strip()
-        first = first if len(first) <= 120 else first[:117] + "..."
-        raise EffscaleError(
-            f"the weights in {ckpt} do not fit {variant.label} ({first})",
-            "name the variant they were trained as",
-        ) from None
-    stats = (blob["mean"], blob["std"]) if "mean" in blob and "std" in blob else None
-    return model.eval(), variant, classes, stats
 
 
 def training_data(path: str | Path) -> str | None:
@@ -285,7 +201,8 @@ class RunMaps:
 def map_run(path, images: Images, label=None, variant=None, notes=None) -> RunMaps:
     """One trained run's maps of ``images`` at its own input resolution, its FLOPs and top-1
     (run_facts); notes on guessed normalisation statistics go to ``notes``."""
-    model, v, classes, saved = _load(path, variant)
+    run = load_run(path, variant)
+    model, v, classes, saved = run.model, run.variant, run.classes, run.stats
     check_cam_head(model, v.label)
     mean, std = _stats(path, saved, images, [] if notes is None else notes)
     cams, pred = class_activation_maps(model, images.pixels, mean, std, v.resolution)

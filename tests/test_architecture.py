@@ -159,7 +159,7 @@ LAYERS = [
     ("cost", ["effscale.cost", "effscale.paper"]),
     ("data", ["effscale.data"]),
     ("rundir", ["effscale.rundir", "effscale.runfiles"]),
-    ("training", ["effscale.training", "effscale.latency", "effscale.cam"]),
+    ("training", ["effscale.training", "effscale.trained", "effscale.latency", "effscale.cam"]),
     ("study", ["effscale.study"]),
     ("law", ["effscale.law"]),
     ("report", ["effscale.report"]),

@@ -18,7 +18,6 @@ from effscale.cam import (
     dataset_images,
     draw_grid,
     folder_images,
-    load_trained,
     map_agreement,
     map_run,
     measure,
@@ -30,6 +29,7 @@ from effscale.data.augment import eval_transform
 from effscale.errors import EffscaleError
 from effscale.recipe import budget
 from effscale.scaling import make_variant
+from effscale.trained import load_run, load_trained
 from effscale.training.loop import train
 
 runner = CliRunner()
@@ -50,7 +50,8 @@ def runs(tmp_path_factory):
 
 
 def test_maps_are_per_image_in_0_1_and_follow_the_prediction(runs):
-    model, variant, classes = load_trained(runs["res"])
+    run = load_run(runs["res"])
+    model, variant, classes = run.model, run.variant, run.classes
     assert variant.resolution == 48 and len(classes) == 10
     images = dataset_images("synthetic", count=5)
     cams, labels = class_activation_maps(model, images.pixels, images.mean, images.std, 48)
@@ -121,11 +122,11 @@ def test_a_checkpoint_of_another_variant_is_refused(runs):
     assert len(error_lines(r.stderr)) == 1
     # the variant it does hold is accepted
     v = make_variant("resnet18", w=0.25, d=0.5, base_resolution=32)
-    assert load_trained(runs["base"], v)[1] == v
+    assert load_run(runs["base"], v).variant == v
 
 
 def test_a_state_dict_that_does_not_fit_is_refused(runs, tmp_path):
-    model, _, _ = load_trained(runs["base"])
+    model = load_trained(runs["base"])
     path = tmp_path / "weights.pt"
     torch.save(model.state_dict(), path)
     with pytest.raises(EffscaleError, match="no variant recorded"):
@@ -134,14 +135,14 @@ def test_a_state_dict_that_does_not_fit_is_refused(runs, tmp_path):
     with pytest.raises(EffscaleError, match="do not fit"):
         load_trained(path, other)
     same = make_variant("resnet18", w=0.25, d=0.5, base_resolution=32)
-    assert load_trained(path, same)[2] == [str(i) for i in range(10)]
+    assert load_run(path, same).classes == [str(i) for i in range(10)]
 
 
 @pytest.mark.parametrize(
     "head", [nn.Identity(), nn.Sequential(nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))]
 )
 def test_a_model_without_a_linear_head_is_refused(runs, head):
-    model, _, _ = load_trained(runs["base"])
+    model = load_trained(runs["base"])
     model.fc = head
     images = dataset_images("synthetic", count=2)
     with pytest.raises(EffscaleError, match="no global-average-pooling \\+ linear head"):
@@ -242,7 +243,8 @@ def test_without_result_json_flops_are_counted_and_top1_left_out(runs, tmp_path)
     bare = _point(tmp_path, "bare", runs["base"] / "checkpoint.pt")
     images = dataset_images("synthetic", count=2)
     column = map_run(bare, images)
-    _, variant, classes = load_trained(bare)
+    run = load_run(bare)
+    variant, classes = run.variant, run.classes
     assert column.flops == count_cost(variant, len(classes)).flops and column.top1 is None
     fig = draw_grid(images, [column])
     assert "top-1" not in _heads(fig)[1] and "FLOPs" in _heads(fig)[1]

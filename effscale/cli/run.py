@@ -102,12 +102,7 @@ def run_cmd(
             samples=budgets,
             finetune=finetune_data,
         )
-    if cluster["threads"] is None and study.threads is not None:  # --threads wins over the file
-        cluster = {**cluster, "threads": study.threads}
-    if cluster["executor"] == "slurm":  # the file's [slurm] settings, where no option is given
-        defaults = EXECUTOR.defaults()
-        given = {k: v for k, v in cluster.items() if v not in (None, [], defaults[k])}
-        cluster = {**cluster, **study.slurm, **given}
+    cluster = running.with_study_settings(cluster, study)
     running.run_and_print(study, fmt, cluster, {**run, "reuse": reuse or []})
     if detect is not None:
         output.note(running.seeds_to_detect(study, run, detect, spread, alpha), fmt)

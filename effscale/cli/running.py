@@ -100,6 +100,20 @@ def executor_for(study, out: str, device: str, cluster: dict, plan_only: bool = 
     return make_executor(name, device=device, run_dir=out, plan_only=plan_only, **cluster)
 
 
+def with_study_settings(cluster: dict, study) -> dict:
+    """The EXECUTOR options completed by a study file's: its threads, and its [slurm] table
+    for a Slurm run; an option given on the command line wins."""
+    from effscale.cli.options import EXECUTOR
+
+    if cluster["threads"] is None and study.threads is not None:
+        cluster = {**cluster, "threads": study.threads}
+    if cluster["executor"] == "slurm":
+        defaults = EXECUTOR.defaults()
+        given = {k: v for k, v in cluster.items() if v not in (None, [], defaults[k])}
+        cluster = {**cluster, **study.slurm, **given}
+    return cluster
+
+
 def sbatch_options(given) -> dict | None:
     """--sbatch NAME=VALUE options as a dict (a study file's [slurm] sbatch table is one)."""
     if not given or isinstance(given, dict):

@@ -2,7 +2,12 @@
 
 Example:
     effscale status runs/figure3
+    effscale status runs/figure3 --points --format csv
 """
+
+from typing import Annotated
+
+import typer
 
 from effscale import output
 from effscale.cli.app import app
@@ -11,13 +16,28 @@ from effscale.output import Format
 
 
 @app.command()
-def status(run_dir: RunDirArg, fmt: FormatOpt = Format.table):
+def status(
+    run_dir: RunDirArg,
+    points: Annotated[
+        bool,
+        typer.Option(
+            "--points",
+            help="One row per point instead: its d, w, r, resolution, seed, budget, roles, "
+            "state, top-1 and directory (to find 'w = 2, seed 0' without results.csv).",
+        ),
+    ] = False,
+    fmt: FormatOpt = Format.table,
+):
     """Points done, running, interrupted, failed, diverged and left in a run directory.
 
-    Example: effscale status runs/figure3
+    Example: effscale status runs/figure3; effscale status runs/figure3 --points --format csv
     """
     from effscale.rundir import StudyDir
     from effscale.study.executors.slurm import job_states
+
+    if points:
+        output.rows(point_rows(StudyDir(run_dir)), fmt, title=f"Points of {run_dir}")
+        return
 
     st = StudyDir(run_dir).status()
     jobs = job_states(run_dir)  # None unless the points were submitted to Slurm
@@ -57,3 +77,29 @@ def status(run_dir: RunDirArg, fmt: FormatOpt = Format.table):
         )
     for problem in st["problems"]:
         output.note(f"damaged: {problem}; that point counts as not finished", fmt)
+
+
+def point_rows(store) -> list[dict]:
+    """Each planned point with what names it for a person, and where it is."""
+    study = store.load_study()
+    rows = []
+    for p in study.points:
+        result = store.finished_result(p.key) or {}
+        v = p.variant
+        rows.append(
+            {
+                "key": p.key,
+                "model": v.backbone,
+                "d": v.d,
+                "w": v.w,
+                "r": v.r,
+                "resolution": v.resolution,
+                "seed": p.seed,
+                "samples": p.recipe.samples,
+                "roles": ",".join(p.roles),
+                "state": store.state(p.key),
+                "top1": result.get("top1"),
+                "path": str(store.point_dir(p.key)),
+            }
+        )
+    return rows
