@@ -97,7 +97,11 @@ def executor_for(study, out: str, device: str, cluster: dict, plan_only: bool = 
             f"{flag_of(option, EXECUTOR)} does not apply to --executor {name}",
             f"it is for --executor {' or '.join(owners)}",
         )
-    return make_executor(name, device=device, run_dir=out, plan_only=plan_only, **cluster)
+    from effscale.study.engine import worker_imports
+
+    executor = make_executor(name, device=device, run_dir=out, plan_only=plan_only, **cluster)
+    worker_imports(study, executor)  # a backbone its workers could not know: said now
+    return executor
 
 
 def with_study_settings(cluster: dict, study) -> dict:

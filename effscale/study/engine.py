@@ -13,6 +13,8 @@ points are recorded (error.json) and raise_if_failed reports them.
 import hashlib
 import json
 import time
+import warnings
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -45,6 +47,28 @@ def check_plan(study: Study, device: str = "auto", here: bool = True) -> None:
         resolve_device(device)
     elif device not in ("auto", "cpu") and not device.startswith("cuda"):
         resolve_device(device)  # an unknown name: train's message
+
+
+def worker_imports(study: Study, executor) -> tuple[str, ...]:
+    """The modules a worker process imports to know the plan's backbones: those registered
+    outside effscale (workers import effscale, not the driver's other modules). A backbone
+    registered in __main__ (a script, a notebook) cannot be imported: refused, unless the
+    points train in this process."""
+    from effscale.zoo.registry import registered_in
+
+    modules = {registered_in(p.variant.backbone) for p in study.points}
+    if getattr(executor, "same_process", False):
+        return ()
+    if "__main__" in modules:
+        name = next(p.variant.backbone for p in study.points
+                    if registered_in(p.variant.backbone) == "__main__")  # fmt: skip
+        raise EffscaleError(
+            f"backbone {name!r} is registered in __main__ (a script or a notebook), which "
+            "worker processes do not run, so they would not know it",
+            "register it in a module they can import (or as an effscale.backbones entry "
+            "point), or train in this process (one worker, the local executor)",
+        )
+    return tuple(sorted(m for m in modules if m != "effscale" and not m.startswith("effscale.")))
 
 
 def raise_if_failed(study: Study, run_dir: str | Path) -> None:
@@ -82,6 +106,10 @@ def run_study(
 ) -> pd.DataFrame:
     """Run every unfinished point of a study and return the results table.
 
+    A point that fails does not stop the others: its error goes to its error.json, to
+    ``on_event`` ("failed") and into the returned table's ``attrs["failures"]`` (key ->
+    error); without ``on_event``, a warning says how many failed.
+
     ``estimates``: an effscale.study.estimate.Estimate of this study, kept in the run
     directory (estimates.json) for the report and used for the study's ETA.
     ``on_event(kind, key, payload)`` hears what happens (ENGINE_EVENTS); nothing is drawn
@@ -94,6 +122,7 @@ def run_study(
 
     executor = executor or InProcess()
     check_plan(study, device, here=getattr(executor, "local", False))
+    imports = worker_imports(study, executor)
     store = StudyDir(io.writable_dir(run_dir))
     store.remove_orphans()
     study = store.save_study(study, force=force)
@@ -111,22 +140,21 @@ def run_study(
 
     with stop_on_sigint():
         try:
-            _run(
-                study,
-                store,
-                executor,
-                todo,
-                finished,
-                failures,
-                clock,
-                emit,
-                device,
-                compile,
-            )
+            # each point's task: where it trains, on what, and what its worker imports
+            task = partial(Task, run_dir=str(store.path), device=device, compile=compile,
+                           imports=imports)  # fmt: skip
+            _run(study, store, executor, todo, finished, failures, clock, emit, task)
             interrupted = stop_requested()
         except KeyboardInterrupt:  # a second Ctrl-C, or one outside the main thread
             interrupted = True
     df = store.write_results(study)
+    if failures:  # the table holds finished points only: the failures travel beside it
+        df.attrs["failures"] = dict(failures)
+        if on_event is None:  # nobody heard them fail: never a short table in silence
+            warnings.warn(
+                f"{len(failures)} of {len(study.points)} points failed (their errors: "
+                f"df.attrs['failures'], {store.path}/points/<key>/error.json)", stacklevel=2
+            )  # fmt: skip
     if interrupted:
         done = sum(store.state(p.key) in FINISHED for p in study.points)
         raise Interrupted(
@@ -160,7 +188,7 @@ def _ignore(kind, key, payload) -> None:
     pass
 
 
-def _run(study, store, executor, todo, finished, failures, clock, emit, device, compile) -> None:
+def _run(study, store, executor, todo, finished, failures, clock, emit, task) -> None:
     """The executor's waves of points; the bookkeeping of each event, then ``emit`` it."""
     from effscale.study.executors import stop_requested
 
@@ -202,10 +230,10 @@ def _run(study, store, executor, todo, finished, failures, clock, emit, device, 
         tell_study()
 
     tell_study()
-    _waves(store, executor, todo, finished, failures, device, compile, events)
+    _waves(store, executor, todo, finished, failures, task, events)
 
 
-def _waves(store, executor, todo, finished, failures, device, compile, events) -> None:
+def _waves(store, executor, todo, finished, failures, task, events) -> None:
     """Points that fine-tune another point's checkpoint wait for it: run in waves."""
     from effscale.study.executors import stop_requested
 
@@ -217,7 +245,7 @@ def _waves(store, executor, todo, finished, failures, device, compile, events) -
         wave = [p for p in todo if not p.init_from or p.init_from in finished]
         if not wave:
             break  # their sources failed; they stay pending and status shows why
-        executor.run([Task(p, str(store.path), device, compile) for p in wave], events)
+        executor.run([task(p) for p in wave], events)
         todo = [
             p for p in todo if p.key not in finished and p.key not in failures and p not in wave
         ]

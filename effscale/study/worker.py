@@ -19,6 +19,7 @@ class Task:
     run_dir: str
     device: str = "auto"
     compile: bool | None = None  # torch.compile: forced on or off, or decided (None)
+    imports: tuple[str, ...] = ()  # modules that register the plan's backbones (a lab's own)
 
 
 def run_point(task: Task, emit=None) -> dict:
@@ -26,8 +27,12 @@ def run_point(task: Task, emit=None) -> dict:
 
     ``emit(kind, key, payload)`` receives the run's events (effscale.training.loop) under its key.
     """
+    import importlib
+
     from effscale.training.loop import train
 
+    for module in task.imports:  # a backbone registered outside effscale: known here too
+        importlib.import_module(module)
     store = StudyDir(task.run_dir)
     point = store.point(task.point.key)
     # `effscale status` takes a point's lock for an instant to see whether it is held: wait a

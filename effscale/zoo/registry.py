@@ -45,6 +45,13 @@ def _load_entry_points() -> None:
             )
 
 
+def registered_in(name: str) -> str:
+    """The module whose code registered backbone ``name`` ("__main__" for a script or a
+    notebook): a worker process must import it to know the backbone."""
+    get_spec(name)  # an unknown name: its message
+    return _BACKBONES[name].__module__
+
+
 def list_backbones(pattern: str = "*") -> list[str]:
     """Registered names matching a shell-style wildcard, e.g. ``resnet*``."""
     _load_entry_points()

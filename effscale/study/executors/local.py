@@ -28,6 +28,7 @@ class InProcess:
     torch threads (None: torch's own default, every core)."""
 
     local = True  # trains on this machine: the device is checked here (engine.check_plan)
+    same_process = True  # knows every backbone this process registered (worker_imports)
 
     def __init__(self, threads: int | None = None):
         if threads is not None and threads < 1:
