@@ -67,20 +67,22 @@ def scale_spec(spec: BackboneSpec, d: float = 1.0, w: float = 1.0) -> BackboneSp
     """Scale every stage's repeats by d and every channel count (stem and head too) by w."""
     if d == 1.0 and w == 1.0:
         return spec
+    div = spec.channel_divisor
     stages = tuple(
         replace(
             s,
             repeats=round_repeats(s.repeats, d),
-            channels=round_filters(s.channels, w),
-            mid=round_filters(s.mid, w) if s.mid else 0,
+            channels=round_filters(s.channels, w, div),
+            # a grouped conv needs its width divisible by its groups at every w
+            mid=round_filters(s.mid, w, math.lcm(div, s.groups)) if s.mid else 0,
         )
         for s in spec.stages
     )
     return replace(
         spec,
         stages=stages,
-        stem_channels=round_filters(spec.stem_channels, w),
-        head_channels=round_filters(spec.head_channels, w) if spec.head_channels else 0,
+        stem_channels=round_filters(spec.stem_channels, w, div),
+        head_channels=round_filters(spec.head_channels, w, div) if spec.head_channels else 0,
     )
 
 

@@ -20,6 +20,7 @@ class StageSpec:
     expand: float = 1.0  # mbconv: inner width = block input width x expand
     mid: int = 0  # bottleneck / basic: inner width (scaled like any channel count)
     se_ratio: float = 0.0  # squeeze-excite width = block input width x se_ratio; 0: none
+    groups: int = 1  # bottleneck: groups of its 3x3 conv (ResNeXt: 32); mid stays divisible
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ class BackboneSpec:
     resolution: int = 224  # native input resolution, the base of r
     small_input: bool = False  # stem adapted for small images (see adapt_small_input)
     reference: str = ""  # the paper or code this spec follows
+    channel_divisor: int = 8  # scaled channel counts snap to multiples of this (timm's
+    #                           round_chs_fn); a stage's mid also to multiples of its groups
 
     @property
     def depth(self) -> int:

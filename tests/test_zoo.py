@@ -116,3 +116,50 @@ def test_any_class_count():
     assert model(torch.randn(1, 3, 32, 32)).shape == (1, 7)
     model.reset_classifier(3)
     assert model(torch.randn(1, 3, 32, 32)).shape == (1, 3)
+
+
+def _resnext50_32x4d():
+    """ResNeXt-50 (32x4d) as a spec: ResNet-50's bottlenecks, twice as wide inside, with
+    32 groups in the 3x3 conv (Xie et al. 2017; torchvision resnext50_32x4d)."""
+    from dataclasses import replace
+
+    from effscale.zoo import get_spec
+
+    r50 = get_spec("resnet50")
+    stages = tuple(replace(s, mid=s.mid * 2, groups=32) for s in r50.stages)
+    return replace(r50, name="resnext50-32x4d", stages=stages)
+
+
+def test_a_grouped_bottleneck_stays_valid_at_every_width(monkeypatch):
+    """The ResNeXt case: widths snap to multiples of 8, so w = 1.1 made 128 -> 144 inner
+    channels for 32 groups, and the conv refused; now mid snaps to multiples of its groups."""
+    import torch
+
+    from effscale.cost import count_cost
+    from effscale.scaling import make_variant
+    from effscale.zoo import build_model, registry
+
+    monkeypatch.setattr(registry, "_BACKBONES", dict(registry._BACKBONES))
+    spec = _resnext50_32x4d()
+    registry._BACKBONES["resnext50-32x4d"] = lambda: spec
+    base = build_model(make_variant("resnext50-32x4d", base_resolution=64), 1000)
+    # torchvision's resnext50_32x4d has 25,028,904 parameters
+    assert sum(p.numel() for p in base.parameters()) == 25_028_904
+    for w in (1.1, 1.25, 1.37, 0.6):
+        v = make_variant("resnext50-32x4d", w=w, base_resolution=32)
+        model = build_model(v, 10).eval()
+        with torch.no_grad():
+            assert model(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
+        assert count_cost(v, 10).flops > 0
+
+
+def test_a_backbones_channel_divisor_sets_the_width_rounding():
+    from dataclasses import replace
+
+    from effscale.scaling import scale_spec
+    from effscale.zoo import get_spec
+
+    spec = replace(get_spec("resnet18"), channel_divisor=16)
+    scaled = scale_spec(spec, 1.0, 1.1)
+    assert all(s.channels % 16 == 0 and s.mid % 16 == 0 for s in scaled.stages)
+    assert scaled.stem_channels % 16 == 0

@@ -143,7 +143,7 @@ class Bottleneck(_Residual):
         super().__init__(w_in, w_out, stride, act, drop_path_rate)
         self.branch = nn.Sequential(
             conv_bn_act(w_in, stage.mid, 1, act=act),
-            conv_bn_act(stage.mid, stage.mid, stage.kernel, stride, act=act),
+            conv_bn_act(stage.mid, stage.mid, stage.kernel, stride, groups=stage.groups, act=act),
             conv_bn_act(stage.mid, w_out, 1, act=None),
         )
 
@@ -157,7 +157,15 @@ BLOCKS: dict[str, type[nn.Module]] = {
 
 
 def register_block(kind: str):
-    """Make a block class usable as ``StageSpec(block=kind)`` in any spec."""
+    """Make a block class usable as ``StageSpec(block=kind)`` in any spec.
+
+    The block protocol: ``cls(w_in, w_out, stride, stage, act, drop_path_rate)`` builds one
+    block taking ``w_in`` channels to ``w_out``, ``stride`` on the first block of a stage
+    (1 after it); ``stage`` is its StageSpec, from which it reads what else it needs
+    (kernel, expand, mid, se_ratio, groups: scaled by effscale, with mid a multiple of
+    groups), ``act`` the spec's activation name (zoo.layers.activation) and
+    ``drop_path_rate`` its stochastic-depth rate (zoo.layers.drop_path). Its forward takes
+    and returns an [N, C, H, W] tensor."""
 
     def add(cls):
         BLOCKS[kind] = cls
