@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from effscale import io
 from effscale.errors import EffscaleError
 from effscale.scaling import Variant
-from effscale.zoo import resolve_spec
+from effscale.zoo import check_classes, resolve_spec
 
 if TYPE_CHECKING:
     import torch
@@ -228,6 +228,7 @@ def counting(callback):
 
 def count_cost(variant: Variant, num_classes: int = 1000, cache: bool = True) -> Cost:
     """The cost of a variant, from the on-disk cache when it was counted before."""
+    check_classes(num_classes)
     spec = resolve_spec(variant)
     key = cost_key(variant, num_classes)
     if cache and key in shipped_costs():

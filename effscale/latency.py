@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from effscale import io
+from effscale import io, limits
 from effscale.errors import EffscaleError
 from effscale.hardware import device_name
 from effscale.rundir import LATENCY_FILE, VARIANT_COLUMNS, StudyDir
@@ -104,6 +104,7 @@ def measure_latency(
     """
     if batch < 1:
         raise EffscaleError(f"batch must be at least 1, got {batch}")
+    limits.at_most("batch", batch, 4096, "latency is timed on small batches: e.g. --batch 1")
     if repeats < 1:
         raise EffscaleError(f"repeats must be at least 1, got {repeats}")
     if warmup < 0:

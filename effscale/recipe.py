@@ -8,6 +8,7 @@ this project's 2-core CPU for a small seed spread (see README, "Training").
 import math
 from dataclasses import dataclass, fields, replace
 
+from effscale import limits
 from effscale.errors import EffscaleError
 
 
@@ -58,7 +59,12 @@ class Recipe:
     def validate(self) -> "Recipe":
         checks = [
             (self.samples >= 1, f"samples must be at least 1, got {self.samples}"),
+            (self.samples <= limits.MAX_SAMPLES, f"samples {self.samples:,} is beyond reason"),
             (self.batch_size >= 1, f"batch size must be at least 1, got {self.batch_size}"),
+            (
+                self.batch_size <= limits.MAX_BATCH and self.eval_batch_size <= limits.MAX_BATCH,
+                f"batch sizes are at most {limits.MAX_BATCH:,}",
+            ),
             (self.lr > 0 and math.isfinite(self.lr), f"lr must be positive, got {self.lr}"),
             (self.optimizer in ("sgd", "rmsprop"), f"unknown optimizer {self.optimizer!r}"),
             (
@@ -149,6 +155,7 @@ def samples_for_epochs(epochs: float, per_epoch: int) -> int:
         raise EffscaleError(
             f"--epochs must be a positive number, got {epochs:g}", "write e.g. --epochs 3"
         )
+    limits.at_most("--epochs", epochs, limits.MAX_EPOCHS)
     return max(1, int(epochs * per_epoch))
 
 
@@ -185,6 +192,7 @@ def parse_budgets(text: str | int | list) -> list[int]:
                 f"budget {part!r} is not a positive whole number of samples",
                 "a budget is a count of samples such as 100000, 100k or 1.5M; several: 100k,200k",
             )
+        limits.at_most("budget", value, limits.MAX_SAMPLES, "a budget counts samples")
         out.append(int(value))
     if not out or (isinstance(text, str) and not text.strip()):
         raise EffscaleError("no training budget given", "write e.g. 100k, or 100k,200k for two")

@@ -12,6 +12,7 @@ import math
 import re
 from dataclasses import dataclass, replace
 
+from effscale import limits
 from effscale.errors import EffscaleError
 from effscale.spec import BackboneSpec
 
@@ -233,8 +234,12 @@ def make_variant(
                 f"{name} must be a positive number, got {value:g}",
                 "multipliers are relative to the base design, 1 = unscaled",
             )
+        limits.at_most(name, value, limits.MAX_MULTIPLIER)
     if base_resolution < 1:
         raise EffscaleError(f"base resolution must be positive, got {base_resolution}")
+    limits.at_most("base resolution", base_resolution, limits.MAX_RESOLUTION)
+    if resolution is not None:
+        limits.at_most("resolution", resolution, limits.MAX_RESOLUTION)
     if multiple < 1:
         raise EffscaleError(f"resolution multiple must be at least 1, got {multiple}")
     if resolution is None:
@@ -277,7 +282,10 @@ def parse_range(text: str) -> list[float]:
         step = float(m.group(3)) if m.group(3) else 1.0
         if step <= 0:
             raise EffscaleError(f"range step must be positive in {text!r}", "write 0..2:0.5")
-        n = int(math.floor((stop - start) / step + 1e-9)) + 1
+        if not all(math.isfinite(v) for v in (start, stop, step)):
+            raise EffscaleError(f"range {text!r} holds a value that is not a finite number")
+        n = math.floor((stop - start) / step + 1e-9) + 1
+        limits.count_at_most(f"range {text!r}", n)
         values = [round(start + i * step, 10) for i in range(max(n, 0))]
         if not values:
             raise EffscaleError(
@@ -293,6 +301,7 @@ def parse_range(text: str) -> list[float]:
         ) from None
     if not values:
         raise EffscaleError(f"range {text!r} is empty", "write 1..7, 0..2:0.5 or 1,1.4,2")
+    limits.count_at_most("the list", len(values))
     if not all(math.isfinite(v) for v in values):
         raise EffscaleError(f"range {text!r} holds a value that is not a finite number")
     return values

@@ -70,7 +70,12 @@ ResMultOpt = Annotated[
 ]
 ResolutionOpt = Annotated[
     int | None,
-    typer.Option("--resolution", help="Input resolution in pixels (instead of --res-mult)."),
+    typer.Option(
+        "--resolution",
+        min=1,
+        max=16_384,
+        help="Input resolution in pixels (instead of --res-mult).",
+    ),
 ]
 PhiOpt = Annotated[
     float | None,
@@ -82,7 +87,10 @@ GammaOpt = Annotated[float, typer.Option(help="Resolution base gamma of Equation
 BaseResOpt = Annotated[
     int | None,
     typer.Option(
-        "--base-resolution", help="Resolution at r=1 (default: the backbone's native one)."
+        "--base-resolution",
+        min=1,
+        max=16_384,
+        help="Resolution at r=1 (default: the backbone's native one).",
     ),
 ]
 MultipleOpt = Annotated[

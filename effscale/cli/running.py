@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from effscale import display, io, output
+from effscale import display, io, limits, output
 from effscale.errors import EffscaleError
 
 
@@ -17,6 +17,7 @@ def seeds_of(n: int) -> list[int]:
     """Seeds 0 .. n-1 for ``--seeds n``."""
     if n < 1:
         raise EffscaleError(f"--seeds must be at least 1, got {n}", "write e.g. --seeds 3")
+    limits.count_at_most(f"--seeds {n}", n)
     return list(range(n))
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from effscale import limits
 from effscale.data import cifar, folder
 from effscale.data.dataset import ImageDataset
 from effscale.data.pixels import channel_stats, resize_images
@@ -133,6 +134,7 @@ def _count(spec: str) -> int:
         raise EffscaleError(
             f"bad dataset {spec!r}", hint="synthetic:N takes N >= 1 images per class"
         )
+    limits.at_most(f"{spec}: images per class", int(n), limits.MAX_SYNTHETIC_PER_CLASS)
     return int(n)
 
 

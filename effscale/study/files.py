@@ -57,6 +57,7 @@ from pathlib import Path
 
 import tomllib
 
+from effscale import limits
 from effscale.errors import EffscaleError
 from effscale.recipe import Recipe, budget, parse_budgets
 from effscale.scaling import ALPHA, BETA, GAMMA, parse_range
@@ -362,6 +363,8 @@ def _check_data(path: Path, text: str, spec: dict, data: str | None, finetune: s
 def _seeds(path: Path, spec: dict, seeds: int | None) -> list[int]:
     """The seeds: ``seeds`` (a count) when given, else the file's count or list."""
     n_seeds = seeds if seeds is not None else spec.get("seeds", 1)
+    count = n_seeds if isinstance(n_seeds, int) else len(n_seeds)
+    limits.count_at_most(f"{path}: seeds", count)  # before a billion seeds are listed
     seed_list = list(range(n_seeds)) if isinstance(n_seeds, int) else list(n_seeds)
     if not seed_list or not all(isinstance(s, int) and not isinstance(s, bool) for s in seed_list):
         raise EffscaleError(

@@ -29,6 +29,7 @@ import json
 import math
 from pathlib import Path
 
+from effscale import limits
 from effscale.cost import count_cost
 from effscale.errors import EffscaleError
 from effscale.recipe import Recipe
@@ -58,7 +59,9 @@ def grid_values(step: float = 0.05, max_: float = 1.5) -> list[float]:
             f"grid maximum must be at least 1, got {max_:g}",
             "alpha, beta, gamma are >= 1: e.g. --max 1.5",
         )
-    n = int(math.floor((max_ - 1) / step + 1e-9))
+    n = math.floor((max_ - 1) / step + 1e-9)
+    # the search enumerates every triple: 100 values an axis is a million triples already
+    limits.count_at_most(f"the grid from 1 to {max_:g} by {step:g} (a side)", n + 1, 100)
     return [round(1 + i * step, 10) for i in range(n + 1)]
 
 

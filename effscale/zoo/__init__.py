@@ -7,6 +7,7 @@ use, so answering from the cost cache never imports torch (which alone takes ~2 
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from effscale import limits
 from effscale.errors import EffscaleError
 from effscale.scaling import ALPHA, BETA, GAMMA, Variant, compound, make_variant, scale_spec
 from effscale.spec import BackboneSpec, StageSpec, adapt_small_input
@@ -64,12 +65,18 @@ def resolve_spec(variant: Variant) -> BackboneSpec:
     return spec
 
 
+def check_classes(num_classes: int) -> None:
+    """A classifier's class count: 1 to limits.MAX_CLASSES."""
+    if num_classes < 1:
+        raise EffscaleError(f"num_classes must be at least 1, got {num_classes}")
+    limits.at_most("num_classes", num_classes, limits.MAX_CLASSES)
+
+
 def build_model(variant: Variant, num_classes: int = 1000, **overrides) -> "Net":
     """Build a variant; ``overrides`` replace spec fields such as dropout or drop_path."""
     from effscale.zoo.net import Net
 
-    if num_classes < 1:
-        raise EffscaleError(f"num_classes must be at least 1, got {num_classes}")
+    check_classes(num_classes)
     spec = resolve_spec(variant)
     overrides = {k: v for k, v in overrides.items() if v is not None}
     return Net(replace(spec, **overrides) if overrides else spec, num_classes)
