@@ -224,7 +224,7 @@ def latency_for_results(
         batch=batch, device=dev
     )
     with store.lock():  # another process may have measured meanwhile
-        old = pd.read_csv(path) if path.exists() else new.iloc[:0]
+        old = _read_table(path)
         merged = pd.concat([old, new]).drop_duplicates(
             VARIANT_COLUMNS + ["batch", "device"], keep="last"
         )
@@ -234,8 +234,23 @@ def latency_for_results(
 
 def _stored(path: Path, batch: int, device: str) -> dict[Variant, float]:
     """Latencies already in a run directory's latency.csv for this batch and device."""
-    if not path.exists():
-        return {}
-    table = pd.read_csv(path)
+    table = _read_table(path)
     table = table[(table["batch"] == batch) & (table["device"] == device)]
-    return {Variant.from_row(r): r["latency_ms"] for r in table.to_dict("records")}
+    out = {}
+    for r in table.to_dict("records"):
+        try:
+            out[Variant.from_row(r)] = float(r["latency_ms"])
+        except (EffscaleError, KeyError, TypeError, ValueError):
+            continue  # a damaged row: that variant is measured again
+    return out
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    """latency.csv's rows; an absent, unreadable or damaged file (wrong columns, garbage)
+    gives none, so its figures are measured again and the file rewritten."""
+    columns = VARIANT_COLUMNS + ["latency_ms", "batch", "device"]
+    try:
+        table = pd.read_csv(path)
+    except (OSError, ValueError, UnicodeDecodeError, pd.errors.ParserError):
+        return pd.DataFrame(columns=columns)  # EmptyDataError is a ValueError
+    return table if set(columns) <= set(table.columns) else pd.DataFrame(columns=columns)

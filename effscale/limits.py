@@ -11,8 +11,9 @@ import math
 
 from effscale.errors import EffscaleError
 
-MAX_MULTIPLIER = 1000.0  # d, w, r and the base design's: B7 is d 3.1, w 2.0, r 2.7
-MAX_RESOLUTION = 16_384  # px
+MAX_MULTIPLIER = 1e9  # d, w, r and the base design's (B7: d 3.1); the footprint check
+#                      refuses far smaller ones with the memory they would need
+MAX_RESOLUTION = 10**7  # px; the footprint check refuses far smaller ones too
 MAX_CLASSES = 1_000_000  # ImageNet-21k has 21,841
 MAX_BATCH = 65_536
 MAX_SAMPLES = 10**12  # a training budget: 780,000 ImageNet epochs

@@ -168,7 +168,7 @@ class PointDir:
     def metrics_lines(self) -> list[str]:
         """metrics.jsonl's lines, unparsed (a reader decides what a damaged line means);
         raises OSError when it cannot be read."""
-        return self.metrics_file.read_text().splitlines()
+        return self.metrics_file.read_text(errors="replace").splitlines()  # garbage: damaged lines
 
     def epochs(self) -> list[dict]:
         """metrics.jsonl's epochs as far as they can be read: damaged lines are skipped, an

@@ -18,6 +18,7 @@ from effscale import io
 from effscale.errors import EffscaleError
 from effscale.rundir import CHECKPOINT, PointDir, StudyDir, load_file, weights
 from effscale.scaling import Variant
+from effscale.training.checkpoint import unloadable
 from effscale.zoo import build_model
 
 FORMATS = ("state_dict", "torchscript", "onnx")
@@ -74,19 +75,25 @@ def load_run(path: str | Path, variant: Variant | None = None) -> TrainedRun:
     ckpt = checkpoint_path(Path(path))
     try:
         blob = load_file(ckpt)
-    except Exception as e:
-        raise EffscaleError(f"cannot read {ckpt}: {e}") from None
+    except Exception as e:  # a file torch cannot read, or one weights_only refuses: one line
+        raise EffscaleError(f"cannot read {ckpt}: {unloadable(e, ckpt)}") from None
     if not isinstance(blob, dict):
         raise EffscaleError(f"{ckpt} holds no state dict")
     state = weights(blob)
-    variant = _recorded_variant(ckpt, blob.get("variant"), variant)
-    if "fc.weight" not in state:
+    if not isinstance(state.get("fc.weight") if isinstance(state, dict) else None, torch.Tensor):
         raise EffscaleError(
             f"{ckpt} has no classifier weights (fc.weight)",
             "give an effscale checkpoint or a state dict of an effscale model",
         )
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise EffscaleError(f"{ckpt} is damaged: its weights are not all tensors")
+    variant = _recorded_variant(ckpt, blob.get("variant"), variant)
     n_classes = state["fc.weight"].shape[0]
-    classes = list(blob.get("classes") or [str(i) for i in range(n_classes)])
+    classes = blob.get("classes") or [str(i) for i in range(n_classes)]
+    if not (isinstance(classes, list | tuple) and len(classes) == n_classes
+            and all(isinstance(c, str) for c in classes)):  # fmt: skip
+        raise EffscaleError(f"{ckpt} is damaged: its class names do not match its classifier")
+    classes = list(classes)
     model = build_model(variant, n_classes)
     try:
         model.load_state_dict(state)
@@ -97,8 +104,17 @@ def load_run(path: str | Path, variant: Variant | None = None) -> TrainedRun:
             f"the weights in {ckpt} do not fit {variant.label} ({first})",
             "name the variant they were trained as",
         ) from None
-    stats = (blob["mean"], blob["std"]) if "mean" in blob and "std" in blob else None
+    stats = (blob.get("mean"), blob.get("std"))
+    stats = stats if all(_three_numbers(x) for x in stats) else None  # damaged: not recorded
     return TrainedRun(model.eval(), variant, classes, stats, _eval_crop(ckpt))
+
+
+def _three_numbers(x) -> bool:
+    return (
+        isinstance(x, list | tuple)
+        and len(x) == 3
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in x)
+    )
 
 
 def _recorded_variant(ckpt: Path, saved: dict | None, named: Variant | None) -> Variant:
@@ -110,7 +126,16 @@ def _recorded_variant(ckpt: Path, saved: dict | None, named: Variant | None) -> 
                 "name its variant (--model and the scaling flags)",
             )
         return named
-    saved = Variant.from_dict(saved)
+    try:
+        saved = Variant.from_dict(saved)
+        numbers = (saved.d, saved.w, saved.r, saved.base_depth, saved.base_width,
+                   saved.resolution, saved.base_resolution)  # fmt: skip
+        if not isinstance(saved.backbone, str) or not all(
+            isinstance(x, int | float) and not isinstance(x, bool) for x in numbers
+        ):
+            raise TypeError("wrong types")
+    except (AttributeError, KeyError, TypeError, ValueError, EffscaleError):
+        raise EffscaleError(f"{ckpt} is damaged: the variant it records cannot be read") from None
     if named is not None and named != saved:
         diff = [
             f"{k} {a} there, {b} named"

@@ -164,9 +164,9 @@ CASES = {
     "report FILE": (lambda t: ["report", str(a_file(t))], "not a study run directory"),
     "report read-only": (lambda t: ["report", str(run_dir_read_only(t))], "is not writable"),
     # 3. overflowing or absurd phi, variants too large to build: refused with the size
-    "compound --phi 1..100000": (
+    "compound --phi 1..100000": (  # a range of 100,000 values: refused before it is listed
         lambda t: ["compound", "--phi", "1..100000", "--cost-only"],
-        "overflows",
+        "100,000 values",
     ),
     "cost --phi 10000": (lambda t: ["cost", "resnet50", "--phi", "10000"], "phi=10000 overflows"),
     "compound --phi 1..60": (
@@ -237,6 +237,139 @@ CASES = {
         "it is not a file torch.save wrote",
     ),
 }
+
+
+def loop_folder(t: Path) -> str:
+    """An ImageFolder whose class folder holds a link back to its split: os.walk looped."""
+    from PIL import Image
+
+    for split in ("train", "val"):
+        (t / "loop" / split / "cat").mkdir(parents=True)
+        Image.new("RGB", (32, 32)).save(t / "loop" / split / "cat" / "a.jpg")
+    (t / "loop" / "train" / "cat" / "back").symlink_to("..")
+    return str(t / "loop")
+
+
+def search_dir(t: Path, chosen) -> str:
+    import json
+
+    (t / "search").mkdir()
+    (t / "search" / "search.json").write_text(json.dumps({"chosen": chosen}))
+    return str(t / "search")
+
+
+def checkpoint_dir(t: Path, change: dict) -> str:
+    """A trained point's directory whose checkpoint has ``change`` applied."""
+    run = t / "run"
+    r = runner.invoke(app, [*TRAIN, "--samples", "32", "--out", str(run)])
+    assert r.exit_code == 0, r.output
+    blob = torch.load(run / "checkpoint.pt", weights_only=True)
+    blob.update(change)
+    if "fc.weight" in change:
+        blob["ema"], blob["model"] = None, {**blob["model"], "fc.weight": change["fc.weight"]}
+    torch.save(blob, run / "checkpoint.pt")
+    return str(run)
+
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+# Issue 33, second pass: huge numbers, hangs, damaged files, refused checkpoints.
+CASES |= {
+    **{
+        " ".join(args): (lambda t, args=args: list(args), says)
+        for args, says in (
+            (["cost", "efficientnet-b0", "--width", "1e308"], "width 1e+308 is beyond"),
+            (["cost", "efficientnet-b0", "--depth", "inf"], "depth must be a positive number"),
+            (["cost", "efficientnet-b0", "--num-classes", "1000000000"], "num_classes 1,000,"),
+            (["cost", "efficientnet-b0", "--num-classes", "0"], "num_classes must be at least 1"),
+            (["cost", "efficientnet-b0", "--base-resolution", "0"], "--base-resolution"),
+            (["train", *TINY_TRAIN, "--epochs", "1e308", "--dry-run"], "--epochs 1e+308 is beyond"),
+            (["train", *TINY_TRAIN, "--samples", "1e308", "--dry-run"], "budget 1e+308 is beyond"),
+            (["train", "resnet18", "--data", "synthetic:100000000", "--dry-run"], "100,000,000"),
+            ([*SWEEP, "--values", "1e308", "--dry-run"], "width 1e+308 is beyond"),
+            ([*SWEEP, "--seeds", "1000000000", "--dry-run"], "1,000,000,000 values"),
+            ([*COMPOUND, "--beta", "1e308", "--dry-run"], "width 1e+308 is beyond"),
+            (["latency", "mobilenet-v2", "--batch", "1000000000"], "at most 4,096"),
+        )
+    },
+    # hangs: each refused before anything is enumerated or walked
+    "sweep --values 0..1000000000": (
+        lambda t: [*SWEEP, "--values", "0..1000000000", "--dry-run", *OUT(t)],
+        "1,000,000,001 values",
+    ),
+    "compound --phi 0..100000000 --cost-only": (
+        lambda t: ["compound", "--phi", "0..100000000", "--cost-only"],
+        "100,000,001 values",
+    ),
+    "study file with a billion seeds": (
+        lambda t: [
+            "run",
+            study_file(t, 'name = "bad"', 'name = "bad"\nseeds = 1000000000'),
+            "--dry-run",
+            *OUT(t),
+        ],  # fmt: skip
+        "1,000,000,000 values",
+    ),
+    "search --max 1e9": (
+        lambda t: ["search", *TINY, "--max", "1e9", "--dry-run", *OUT(t)],
+        "more than effscale",
+    ),
+    "search --step 1e-9": (
+        lambda t: ["search", *TINY, "--step", "1e-9", "--dry-run", *OUT(t)],
+        "more than effscale",
+    ),
+    "--data on a folder with a symlink loop": (
+        lambda t: ["train", "resnet18", "--data", loop_folder(t), "--dry-run", *OUT(t)],
+        "a symbolic link to a folder already listed",
+    ),
+    # damaged files
+    **{
+        f"compound --from-search, chosen {chosen!r}": (
+            lambda t, chosen=chosen: [
+                "compound",
+                "--from-search",
+                search_dir(t, chosen),
+                "--phi",
+                "1",
+                "--cost-only",
+            ],  # fmt: skip
+            says,
+        )
+        for chosen, says in (
+            ("yes", "chosen coefficients are damaged"),
+            ({"alpha": "x", "beta": 1.1, "gamma": 1.15}, "chosen coefficients are damaged"),
+            ({"alpha": 1.2}, "chosen coefficients are damaged"),
+        )
+    },
+    **{
+        f"cam on a checkpoint with {what}": (
+            lambda t, change=change: [
+                "cam",
+                checkpoint_dir(t, change),
+                "--data",
+                "synthetic",
+                "--count",
+                "2",
+                "--out",
+                str(t / "cam.png"),
+            ],  # fmt: skip
+            says,
+        )
+        for what, change, says in (
+            ("classes 5", {"classes": 5}, "class names do not match"),
+            ("a string classifier", {"fc.weight": "w"}, "no classifier weights"),
+            ("a damaged variant", {"variant": {"model": 3}}, "variant it records cannot be read"),
+        )
+    },
+    "cam on a checkpoint weights_only refuses": (
+        lambda t: ["cam", weights(t, {"model": Evil()}), "--data", "synthetic"],
+        "anything else is refused: unpickling it could run code",
+    ),
+}
+
 NEEDS = {  # cases that cannot be staged everywhere
     "compound --out read-only": (ROOT, "root writes into read-only directories"),
     "report read-only": (ROOT, "root writes into read-only directories"),

@@ -73,7 +73,6 @@ ResolutionOpt = Annotated[
     typer.Option(
         "--resolution",
         min=1,
-        max=16_384,
         help="Input resolution in pixels (instead of --res-mult).",
     ),
 ]
@@ -89,7 +88,6 @@ BaseResOpt = Annotated[
     typer.Option(
         "--base-resolution",
         min=1,
-        max=16_384,
         help="Resolution at r=1 (default: the backbone's native one).",
     ),
 ]

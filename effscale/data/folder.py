@@ -156,9 +156,21 @@ def _tree(name, source, found, fingerprint, test, zip_path=None) -> Tree:
 
 
 def _images_under(folder: Path) -> list[str]:
-    """Image files below ``folder`` (any depth, hidden files skipped) in a stable order."""
-    out = []
+    """Image files below ``folder`` (any depth, hidden files skipped) in a stable order.
+
+    Symbolic links to folders are followed (a dataset assembled from links), each real
+    folder once: walking top-down, a folder met again is a link back up the tree (a loop,
+    which os.walk would descend forever) or the same images twice, refused in one line."""
+    out, seen = [], set()
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            raise EffscaleError(
+                f"{dirpath} is {real} again: a symbolic link to a folder already listed "
+                "(a loop, or the same images twice)",
+                "remove that link from the dataset folder",
+            )
+        seen.add(real)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         out += [os.path.join(dirpath, f) for f in sorted(filenames) if _is_image(f)]
     return out

@@ -379,9 +379,13 @@ def load_estimates(run_dir: str | Path) -> dict[str, dict]:
 
 def measured_seconds(point: PointDir) -> float | None:
     """Training plus evaluation time of a finished run, from its metrics.jsonl."""
-    total = sum(
-        float(m.get("seconds") or 0) + float(m.get("eval_seconds") or 0) for m in point.epochs()
-    )
+
+    def seconds(m: dict, key: str) -> float:  # a damaged line's wrong type counts nothing
+        value = m.get(key)
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return float(value) if ok and math.isfinite(value) and value >= 0 else 0.0
+
+    total = sum(seconds(m, "seconds") + seconds(m, "eval_seconds") for m in point.epochs())
     return total or None
 
 

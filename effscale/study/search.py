@@ -318,10 +318,19 @@ def chosen_coefficients(run_dir: str | Path) -> tuple[float, float, float]:
     record = read_search(run_dir)
     chosen = record.get("chosen")
     if not chosen:
-        points = record.get("points") or {}
+        points = record.get("points")
+        points = points if isinstance(points, dict) else {}
         raise EffscaleError(
             f"the search in {run_dir} is not finished "
             f"({points.get('finished', 0)} of {points.get('planned', '?')} points done)",
             "rerun the same `effscale search` command with --out pointing there to finish it",
         )
-    return chosen["alpha"], chosen["beta"], chosen["gamma"]
+    names = ("alpha", "beta", "gamma")
+    values = [chosen.get(n) for n in names] if isinstance(chosen, dict) else [None]
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        raise EffscaleError(
+            f"{run_dir}: the search's chosen coefficients are damaged (alpha, beta and gamma "
+            "must be numbers)",
+            "rerun the same `effscale search` command to rank its points again",
+        )
+    return tuple(float(v) for v in values)
