@@ -321,6 +321,15 @@ CASES |= {
         lambda t: ["search", *TINY, "--step", "1e-9", "--dry-run", *OUT(t)],
         "more than effscale",
     ),
+    "study file base_resolution = 0": (
+        lambda t: [
+            "run",
+            study_file(t, 'name = "bad"', 'name = "bad"\nbase_resolution = 0'),
+            "--dry-run",
+            *OUT(t),
+        ],  # fmt: skip
+        "base resolution must be positive, got 0",
+    ),
     "--data on a folder with a symlink loop": (
         lambda t: ["train", "resnet18", "--data", loop_folder(t), "--dry-run", *OUT(t)],
         "a symbolic link to a folder already listed",

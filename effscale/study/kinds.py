@@ -44,13 +44,23 @@ def study_base(
     """The base a study on ``data`` starts from (at the data's resolution unless
     ``base_resolution``), and the dataset."""
     from effscale.data.cache import dataset
+    from effscale.errors import EffscaleError
+    from effscale.scaling import make_variant
     from effscale.zoo import get_spec
 
     get_spec(model)  # an unknown model fails here, before any data is loaded
+    if base_resolution is not None and base_resolution < 1:  # 0 is not "the data's"
+        raise EffscaleError(f"base resolution must be positive, got {base_resolution}")
     ds = dataset(data)
     base = Base(
-        model, base_resolution or ds.resolution, base_width, base_depth, multiple, small_input
+        model,
+        ds.resolution if base_resolution is None else base_resolution,
+        base_width,
+        base_depth,
+        multiple,
+        small_input,
     )
+    make_variant(model, base_resolution=base.base_resolution, **base.design)  # checked now
     return base, ds
 
 
