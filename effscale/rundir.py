@@ -35,7 +35,7 @@ from effscale import io
 from effscale.cost import describe
 from effscale.errors import EffscaleError
 from effscale.runfiles import read_config, read_result
-from effscale.study.plan import Point, Study
+from effscale.study.plan import Point, Study, extends
 
 # A point's files (PointDir).
 CONFIG = "config.json"  # what the run is (its identity), written first
@@ -363,8 +363,9 @@ class StudyDir:
         return study
 
     def save_study(self, study: Study, force: bool = False) -> Study:
-        """Write the plan; a directory of the same study is extended, another is refused.
-        A damaged study.json is replaced by this plan (its points are found again by key)."""
+        """Write the plan; a directory of the same study, or one it extends (plan.extends),
+        takes its points; another is refused. A damaged study.json is replaced by this plan
+        (its points are found again by key)."""
         with self.lock():
             old = None
             if self.plan.exists():
@@ -373,17 +374,16 @@ class StudyDir:
                 except EffscaleError as e:
                     self.problems.append(f"{e.message}: replaced by this plan")
             if old is not None:
-                if old.identity != study.identity and not force:
+                same = old.identity == study.identity or extends(old.identity, study.identity)
+                if not same and not force:
                     raise EffscaleError(
                         f"{self.path} holds a different study "
-                        f"({_diff(old.identity, study.identity)})",
+                        f"({identity_difference(old.identity, study.identity)})",
                         "use another --out, or --force to replace its plan (finished points "
                         "are kept and reused)",
                     )
-                if old.identity == study.identity:
-                    for p in study.points:  # extend: old points stay in the plan
-                        old.add(p)
-                    study = Study(study.name, study.identity, old.points)
+                if same:  # extend: old points stay in the plan, under its name
+                    study = Study(old.name, old.identity, old.add_all(study.points).points)
             io.write_json(self.plan, study.to_dict())
         return study
 
@@ -495,6 +495,6 @@ class StudyDir:
         }
 
 
-def _diff(old: dict, new: dict) -> str:
+def identity_difference(old: dict, new: dict) -> str:
     keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
     return ", ".join(f"{k}: {old.get(k)!r} here, {new.get(k)!r} asked" for k in keys[:3])

@@ -12,12 +12,25 @@ import typer
 from effscale import output
 from effscale.cli.app import app
 from effscale.cli.options import DeviceOpt, FormatOpt, LatencyOpt, RunDirArg
+from effscale.errors import EffscaleError
 from effscale.output import Format
 
 
 @app.command()
 def report(
-    run_dir: RunDirArg,
+    run_dirs: Annotated[
+        list[str],
+        typer.Argument(
+            metavar="RUN_DIR...",
+            help="A run directory; or several, whose points were trained alike (the same "
+            "study on two machines, a sweep and a compound scaling), reported together "
+            "into --out.",
+        ),
+    ],
+    out: Annotated[
+        str | None,
+        typer.Option(metavar="DIR", help="With several run directories: where to combine them."),
+    ] = None,
     latency: LatencyOpt = False,
     device: DeviceOpt = "auto",
     alpha: Annotated[
@@ -34,10 +47,20 @@ def report(
     """Tables, plots and the paper's verdicts (with p-values and intervals) from a run
     directory.
 
-    Re-runnable on partial results. Example: effscale report runs/figure3 --alpha 0.05
+    Re-runnable on partial results. Example: effscale report runs/figure3 --alpha 0.05;
+    effscale report runs/width runs/compound --out runs/both
     """
     from effscale.report import write_report
     from effscale.report.report import trend_sentences
+    from effscale.study.combine import combine_runs
+
+    run_dir = run_dirs[0]
+    if len(run_dirs) > 1 or out is not None:
+        if out is None:
+            raise EffscaleError(
+                "several run directories are reported together into one", "give --out DIR"
+            )
+        run_dir = str(combine_runs(run_dirs, out))
 
     if latency:
         from effscale.cli.running import measure_latency

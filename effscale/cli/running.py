@@ -134,6 +134,37 @@ def sbatch_options(given) -> dict | None:
     return out
 
 
+def say_what_it_adds(study, out: str, force: bool, fmt) -> None:
+    """Before estimating: a run directory of another study is refused now (not after the
+    estimate), one this study extends (effscale.study.plan.extends) is said."""
+    from effscale.rundir import StudyDir, identity_difference
+    from effscale.study.plan import extends
+
+    store = StudyDir(out)
+    if not store.plan.exists():
+        return
+    try:
+        old = store.load_study()
+    except EffscaleError:
+        return  # damaged: the run replaces its plan and says so
+    if old.identity == study.identity or force:
+        return
+    if not extends(old.identity, study.identity):
+        raise EffscaleError(
+            f"{out} holds a different study ({identity_difference(old.identity, study.identity)})",
+            "use another --out, or --force to replace its plan (finished points are kept "
+            "and reused)",
+        )
+    known = {p.key for p in old.points}
+    new = sum(p.key not in known for p in study.points)
+    output.note(
+        f"{out} holds the study {old.name}: this {study.identity['kind']} adds {new} "
+        f"point{'s' * (new != 1)} to it (same model, data, recipe and base; one report "
+        "covers both)",
+        fmt,
+    )
+
+
 def estimate(study, out, device, executor=None, **kw):
     """The study's plan and estimate (effscale.study.estimate.estimate_study, ``kw`` its
     options); the speed probe (seconds, once per device and thread count) says so."""
@@ -151,6 +182,7 @@ def prepare(study, fmt, cluster: dict, run: dict, out: str | None = None):
 
     out = out or run["out"] or f"runs/{study.name}"
     io.writable_dir(out, create=False)  # before estimating: a bad --out is said at once
+    say_what_it_adds(study, out, run["force"], fmt)
     runner = executor_for(study, out, run["device"], cluster, plan_only=run["dry_run"])
     covered = reuse_points(study, out, run, fmt)
     plan = estimate(study, out, run["device"], runner, covered=covered)

@@ -156,6 +156,23 @@ class Study:
         }
 
 
+# What makes points comparable: the same backbone, data, recipe (protocol) and base design.
+TRAINED_ON = ("model", "data", "recipe", "base")
+
+
+def extends(old: dict, new: dict) -> bool:
+    """Whether a sweep or compound study (identity ``new``) may add its points to a run
+    directory holding another (``old``): a depth sweep into a width sweep's directory, a
+    compound scaling beside them. They must be trained alike (TRAINED_ON); a grid search's
+    or a study file's directory holds only its own kind."""
+    kinds = ("sweep", "compound")
+    return (
+        old.get("kind") in kinds
+        and new.get("kind") in kinds
+        and all(old.get(k) == new.get(k) for k in TRAINED_ON)
+    )
+
+
 @dataclass(frozen=True)
 class Base:
     """Where a study starts: the backbone, its derived base design and the base resolution."""
