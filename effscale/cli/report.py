@@ -52,15 +52,8 @@ def report(
     """
     from effscale.report import write_report
     from effscale.report.report import trend_sentences
-    from effscale.study.combine import combine_runs
 
-    run_dir = run_dirs[0]
-    if len(run_dirs) > 1 or out is not None:
-        if out is None:
-            raise EffscaleError(
-                "several run directories are reported together into one", "give --out DIR"
-            )
-        run_dir = str(combine_runs(run_dirs, out))
+    run_dir = _one_run_dir(run_dirs, out)
 
     if latency:
         from effscale.cli.running import measure_latency
@@ -166,3 +159,16 @@ def plot(run_dir: RunDirArg, fmt: FormatOpt = Format.table):
 
     paths = redraw(run_dir)
     output.rows([{"figure": str(p)} for p in paths], fmt, title="Figures")
+
+
+def _one_run_dir(run_dirs: list[str], out: str | None) -> str:
+    """The run directory to report: the one given, or several combined into --out."""
+    from effscale.study.combine import combine_runs
+
+    if len(run_dirs) == 1 and out is None:
+        return run_dirs[0]
+    if out is None:
+        raise EffscaleError(
+            "several run directories are reported together into one", "give --out DIR"
+        )
+    return str(combine_runs(run_dirs, out))
