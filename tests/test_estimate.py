@@ -189,14 +189,24 @@ def test_the_estimate_is_printed_before_a_run(tmp_path, fixed_speed):
     ],
 )
 def test_cost_only_counts_at_the_resolution_training_would_use(args):
-    r = runner.invoke(app, args)
+    """With --data, at what training on it would use; without, as `cost` counts (issue 32:
+    `compound --phi 0..7 --cost-only` counted at the embedded data's 32 px and 10 classes)."""
+    r = runner.invoke(app, [*args, "--data", "embedded"])
     assert r.exit_code == 0, r.output
     rows = json.loads(r.stdout)
     assert {row["base_resolution"] for row in rows} == {32}  # the embedded data's 32 px
     assert all(row["small_input"] for row in rows)
     assert "32 px base (the data's) and 10 classes" in r.stderr
-    native = runner.invoke(app, [*args, "--base-resolution", "224"])
-    assert {row["base_resolution"] for row in json.loads(native.stdout)} == {224}
+    native = runner.invoke(app, args)
+    assert native.exit_code == 0, native.output
+    rows = json.loads(native.stdout)
+    assert {row["base_resolution"] for row in rows} == {224}
+    assert not any(row["small_input"] for row in rows)
+    assert "224 px base (the backbone's native size) and 1000 classes" in native.stderr
+    cost = json.loads(runner.invoke(app, ["cost", "resnet18", "--format", "json"]).stdout)
+    for row in rows:  # the sweep's base row is the same count as `cost`
+        if row["w"] == row["d"] == row["r"] == 1:
+            assert row["flops"] == cost["flops"]
 
 
 @pytest.fixture

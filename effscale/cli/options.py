@@ -88,7 +88,8 @@ BaseResOpt = Annotated[
     typer.Option(
         "--base-resolution",
         min=1,
-        help="Resolution at r=1 (default: the backbone's native one).",
+        help="Resolution at r=1 (default: the data's image size when training, the "
+        "backbone's native one in cost, models and --cost-only without --data).",
     ),
 ]
 MultipleOpt = Annotated[
@@ -124,6 +125,17 @@ DataOpt = Annotated[
         metavar="DATA",
         help="embedded (default, ships with effscale), synthetic, cifar10, cifar100, "
         "or a path: an ImageFolder tree (train/ and test/ or val/) or a CIFAR python directory.",
+    ),
+]
+StudyDataOpt = Annotated[  # a study's: None is "embedded", or for --cost-only, no data
+    str | None,
+    typer.Option(
+        "--data",
+        metavar="DATA",
+        help="embedded (default, ships with effscale), synthetic, cifar10, cifar100, "
+        "or a path: an ImageFolder tree (train/ and test/ or val/) or a CIFAR python directory. "
+        "--cost-only counts at the data's resolution and classes when --data is given, else at "
+        "the backbone's native resolution and 1000 classes.",
     ),
 ]
 BUDGET_CHOICES = "[smoke|short|paper]"
@@ -286,7 +298,7 @@ VARIANT = Bundle(  # a variant of a backbone; commands pick the ones they take
 )
 BASE = VARIANT.pick("base_resolution base_width base_depth multiple small_input")  # a study's
 STUDY = Bundle(  # what a study trains on, and how long
-    data=(DataOpt, "embedded"),
+    data=(StudyDataOpt, None),
     budget_=(BudgetOpt, "short"),
     epochs=(EpochsOpt, None),
     samples=(SamplesOpt, None),

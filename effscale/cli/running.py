@@ -44,7 +44,7 @@ def setting(model: str, study: dict, base: dict):
     budgets = budgets_of(study["epochs"], study["samples"])
     s = study_setting(
         model,
-        study["data"],
+        study["data"] or "embedded",
         study["budget_"],
         budgets=budgets,
         epochs=study["epochs"],
@@ -55,12 +55,26 @@ def setting(model: str, study: dict, base: dict):
     return s, seeds
 
 
-def cost_base(model: str, data: str, base: dict):
-    """The base costs are counted at (--cost-only): the resolution and class count training
-    on ``data`` would use, and the note that says so."""
+def cost_base(model: str, data: str | None, base: dict):
+    """The base costs are counted at (--cost-only), its class count and the note that says
+    so: the resolution and classes training on ``data`` would use; without data, as `cost`
+    and `models` count, the backbone's native resolution (or --base-resolution) and 1000."""
     from effscale.study.kinds import study_base
+    from effscale.study.plan import Base
     from effscale.zoo import get_spec
 
+    if data is None:
+        resolution = base["base_resolution"] or get_spec(model).resolution
+        b = Base(model, resolution, **{k: v for k, v in base.items() if k != "base_resolution"})
+        where = "as given" if base["base_resolution"] else "the backbone's native size"
+        return (
+            b,
+            1000,
+            (
+                f"Costs at a {resolution} px base ({where}) and 1000 classes, as `cost` counts; "
+                "--data DATA counts at what training on DATA would use"
+            ),
+        )
     b, ds = study_base(model, data, **base)
     where = "the data's" if base["base_resolution"] is None else "as given"
     note = (
