@@ -40,7 +40,7 @@ from effscale.study.plan import Point, Study, extends
 # A point's files (PointDir).
 CONFIG = "config.json"  # what the run is (its identity), written first
 METRICS = "metrics.jsonl"  # one line per epoch
-CHECKPOINT = "checkpoint.pt"  # the last finished epoch, to resume from
+CHECKPOINT = "checkpoint.pt"  # where the run stood (each epoch's end, every few minutes)
 RESULT = "result.json"  # how the run ended, written last
 ERROR = "error.json"  # why a study's point failed
 LOCK = ".lock"  # held while the point trains

@@ -14,7 +14,7 @@ from conftest import TINY_TRAIN
 from effscale import io
 from effscale.data import load_dataset
 from effscale.data.augment import eval_transform, random_crop, train_transform
-from effscale.errors import EffscaleError
+from effscale.errors import EffscaleError, Interrupted
 from effscale.recipe import budget
 from effscale.scaling import make_variant
 from effscale.training.loop import get_lr, train
@@ -467,3 +467,35 @@ def test_training_still_computes_what_the_stored_points_were_trained_with(tmp_pa
         for (loss, top1), (want_loss, want_top1) in zip(got, RECORDED[name]):
             assert loss == pytest.approx(want_loss, rel=1e-3), name
             assert top1 == pytest.approx(want_top1, abs=2.5), name  # 3 of 120 test images
+
+
+def test_a_run_killed_inside_an_epoch_resumes_inside_it_and_matches(
+    synthetic, tmp_path, monkeypatch
+):
+    """Issue 32: checkpoints were written at epoch ends only, so a kill in the first epoch
+    lost everything. Now one is written every CHECKPOINT_SECONDS (here: every step), and a
+    run resumed from one continues the epoch: the same result as a run never stopped."""
+    import effscale.training.loop as t
+
+    recipe = quick(samples=2 * len(synthetic.train_labels))
+    whole = train(SMALL, synthetic, recipe, tmp_path / "whole", device="cpu")
+    monkeypatch.setattr(t, "CHECKPOINT_SECONDS", 0.0)
+    steps = len(synthetic.train_labels) // recipe.batch_size
+    assert steps >= 4
+
+    def stop_mid_epoch(kind, payload):
+        if kind == "progress" and payload.get("completed") == (steps + 3) * recipe.batch_size:
+            raise KeyboardInterrupt  # in epoch 2, after its third step
+
+    with pytest.raises(Interrupted, match=f"holds its first {(steps + 2) * recipe.batch_size:,}"):
+        train(SMALL, synthetic, recipe, tmp_path / "cut", device="cpu", on_event=stop_mid_epoch)
+    heard = []
+    resumed = train(SMALL, synthetic, recipe, tmp_path / "cut", device="cpu", resume=True,
+                    on_event=lambda kind, p: heard.append((kind, p)))  # fmt: skip
+    said = [p for kind, p in heard if kind == "message" and "resuming" in str(p)]
+    assert said and f"epoch 2, sample {(steps + 2) * recipe.batch_size:,}" in said[0]
+    epochs = [json.loads(x)["epoch"] for x in (tmp_path / "cut/metrics.jsonl").open()]
+    assert epochs == [1, 2]
+    assert resumed["top1"] == pytest.approx(whole["top1"], abs=1e-6)
+    assert resumed["loss"] == pytest.approx(whole["loss"], rel=1e-4)
+    assert resumed["samples"] == whole["samples"]

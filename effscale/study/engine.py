@@ -159,7 +159,7 @@ def run_study(
         done = sum(store.state(p.key) in FINISHED for p in study.points)
         raise Interrupted(
             f"{done} of {len(study.points)} points finished ({done - already} in this run); "
-            "the points that were running stopped, each keeping its last epoch's checkpoint "
+            "the points that were running stopped, each keeping its last checkpoint "
             f"in {store.path}/points",
             "rerun the same command to resume: finished points are kept, interrupted ones "
             "continue from their checkpoints",

@@ -67,6 +67,12 @@ class Progress:
     seconds: float = 0.0  # training time so far, epochs restarted after an OOM included
     metrics: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    # Inside an epoch (a checkpoint written before its end): the steps done, the epoch's
+    # running figures (Epoch's fields) and the augmentation generator's state, so a resumed
+    # run draws the batches and crops the uninterrupted one would have drawn.
+    epoch_steps: int = 0
+    epoch_partial: dict = field(default_factory=dict)
+    aug_state: torch.Tensor | None = None
 
 
 def save_checkpoint(point: PointDir, model, optimizer, ema, at: Progress, variant, data, prep):
@@ -80,6 +86,9 @@ def save_checkpoint(point: PointDir, model, optimizer, ema, at: Progress, varian
         "seconds": at.seconds,
         "metrics": at.metrics,
         "notes": at.notes,
+        "epoch_steps": at.epoch_steps,
+        "epoch_partial": at.epoch_partial,
+        "aug_state": at.aug_state,
         "variant": variant.to_dict(),
         "classes": data.classes,
         "mean": data.mean,  # the preprocessing the weights expect (CAM, inference)
@@ -102,6 +111,14 @@ def load_checkpoint(point: PointDir, model, optimizer, ema, device) -> Progress:
             ema.load_state_dict(state["ema"])
         at = Progress(state["batch_size"], state["epoch"], state["samples"], state["seconds"])
         at.metrics, at.notes = list(state["metrics"]), list(state["notes"])
+        # a checkpoint written at an epoch's end (or before mid-epoch ones existed) has none
+        at.epoch_steps = int(state.get("epoch_steps", 0))
+        partial = state.get("epoch_partial") or {}
+        at.epoch_partial = {  # only the running figures an Epoch holds, as numbers
+            k: v for k, v in partial.items()
+            if k in ("seen", "loss_sum", "loss_n", "lr", "seconds") and isinstance(v, int | float)
+        }  # fmt: skip
+        at.aug_state = state.get("aug_state")
         torch.set_rng_state(state["rng"].cpu())
         if state["cuda_rng"] is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])

@@ -70,19 +70,24 @@ def run_identity(
 # ---------------------------------------------------------------------------------------
 
 
-def train_batches(data: ImageDataset, epoch: int, batch_size: int, seed: int, device):
-    """This epoch's shuffled uint8 batches (full batches only), the same order on resume."""
+def train_batches(
+    data: ImageDataset, epoch: int, batch_size: int, seed: int, device, start: int = 0
+):
+    """This epoch's shuffled uint8 batches (full batches only), the same order on resume;
+    ``start``: batches already trained (a checkpoint written inside the epoch)."""
     order = torch.Generator().manual_seed(seed * 100_003 + epoch)
     if data.streaming:
         from effscale.data import stream_batches
 
-        for x, y in stream_batches(
+        batches = stream_batches(
             data.train_images, batch_size, shuffle=True, seed=seed * 100_003 + epoch, drop_last=True
-        ):
-            yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        )
+        for i, (x, y) in enumerate(batches):
+            if i >= start:
+                yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         return
     perm = torch.randperm(len(data.train_labels), generator=order).to(device)
-    for i in range(steps_per_epoch(data, batch_size)):  # one short batch if the set is tiny
+    for i in range(start, steps_per_epoch(data, batch_size)):  # one short batch if tiny
         idx = perm[i * batch_size : (i + 1) * batch_size]
         yield data.train_images[idx], data.train_labels[idx]
 
@@ -178,16 +183,19 @@ def train(
     at = Progress(recipe.batch_size, notes=notes)
     if resume and point.checkpoint.exists():
         at = load_checkpoint(point, model, optimizer, ema, device)
+        emit("message", f"resuming {variant.label} at epoch {at.epoch + 1}, sample "
+                        f"{at.samples:,} of {recipe.samples:,}")  # fmt: skip
     data = _to_device(data, device)
     compiled, why = decide_compile(device, 6 * cost.flops * recipe.samples, compile, emit)
     if not any(n.startswith("torch.compile") for n in at.notes):
         at.notes.append(f"torch.compile {'on' if compiled else 'off'}: {why}")
     step_model = CompiledOrEager(model, emit, compile_mode(device)) if compiled else model
-    saved = [at.epoch]  # epochs in checkpoint.pt: fit says "epoch" once one is written
+    saved = [at.samples if point.checkpoint.exists() else 0]  # samples in checkpoint.pt
 
     def on_epoch(kind, payload):
-        if kind == "epoch":
-            saved[0] = payload["epoch"]
+        if kind == "saved":  # a checkpoint was written (at an epoch's end or inside one)
+            saved[0] = payload
+            return
         emit(kind, payload)
 
     try:
@@ -237,9 +245,9 @@ def _interrupted(variant, at: Progress, recipe: Recipe, point: PointDir, saved: 
     return Interrupted(
         f"{variant.label} stopped after {at.samples:,} of {recipe.samples:,} samples; "
         + (
-            f"{point.checkpoint} holds its first {saved} epoch(s)"
+            f"{point.checkpoint} holds its first {saved:,} samples"
             if saved
-            else "no epoch had finished, so there is no checkpoint yet"
+            else "no checkpoint had been written yet"
         ),
         "rerun with --resume to continue" if saved else "rerun to start again",
     )
@@ -269,9 +277,15 @@ def fit(
         head = {id(model.fc.weight), id(model.fc.bias)}
         for p in model.parameters():  # frozen backbone for the first epochs of a fine-tune
             p.requires_grad_(at.epoch >= freeze_epochs or id(p) in head)
+
+        def save():  # a checkpoint inside the epoch: at holds where it stands
+            save_checkpoint(point, model, optimizer, ema, at, variant, data, prep)
+            emit("saved", at.samples)
+
         epoch = _epoch(model, ema, optimizer, scaler, at, variant, data, recipe, prep, seed,
-                       device, total, step_model, emit)  # fmt: skip
-        at.seconds += epoch.seconds
+                       device, total, step_model, emit, save)  # fmt: skip
+        at.seconds += epoch.seconds  # this epoch's, over every session that trained it
+        at.epoch_steps, at.epoch_partial, at.aug_state = 0, {}, None  # the epoch is over
         if epoch.status == "oom":
             continue  # the epoch restarts at the smaller batch; samples seen still count
         if epoch.status == "diverged":
@@ -300,6 +314,7 @@ def fit(
         )
         point.write_metrics(at.metrics)
         save_checkpoint(point, model, optimizer, ema, at, variant, data, prep)
+        emit("saved", at.samples)
         emit("epoch", at.metrics[-1])
     return "done"
 
@@ -318,13 +333,19 @@ class Epoch:
 
 def _epoch(
     model, ema, optimizer, scaler, at: Progress, variant, data, recipe, prep, seed, device,
-    total, step_model, emit,
+    total, step_model, emit, save,
 ) -> Epoch:  # fmt: skip
-    """One epoch of steps (until the budget's end): lr schedule, augmentation, step, EMA."""
+    """One epoch of steps (until the budget's end): lr schedule, augmentation, step, EMA;
+    ``save()`` writes a checkpoint every CHECKPOINT_SECONDS inside it, and a run resumed
+    from one continues the epoch where it stood (its batches, crops and running figures)."""
     ema_halflife = recipe.ema * total  # in samples, so a halved batch keeps it
     aug = torch.Generator(device).manual_seed(seed * 7_919 + at.epoch)
-    t0, e = time.perf_counter(), Epoch()
-    for x, y in train_batches(data, at.epoch, at.batch_size, seed, device):
+    e = Epoch(**at.epoch_partial)  # the figures of the part trained before a resume
+    if at.aug_state is not None:
+        aug.set_state(at.aug_state)
+    start, t0, session = at.epoch_steps, time.perf_counter(), 0
+    last_save = t0
+    for x, y in train_batches(data, at.epoch, at.batch_size, seed, device, start):
         if at.samples >= total:
             break
         done = at.samples / total
@@ -348,11 +369,24 @@ def _epoch(
             e.status = "diverged"
             break
         e.loss_sum, e.loss_n = e.loss_sum + loss_value, e.loss_n + 1
-        rate = e.seen / (time.perf_counter() - t0)
+        now, session = time.perf_counter(), session + len(y)
+        at.epoch_steps += 1
+        rate = session / (now - t0)  # this session's samples only
         info = f"epoch {at.epoch + 1} · {rate:,.0f} img/s · loss {e.loss_sum / e.loss_n:.3f}"
         emit("progress", {"completed": at.samples, "info": info})
-    e.seconds = time.perf_counter() - t0
+        if now - last_save >= CHECKPOINT_SECONDS and at.samples < total:
+            at.epoch_partial = {**e.__dict__, "seconds": e.seconds + now - t0}
+            at.aug_state = aug.get_state()
+            save()
+            last_save = time.perf_counter()
+    e.seconds += time.perf_counter() - t0
     return e
+
+
+# A checkpoint is also written inside an epoch once this many seconds have passed since the
+# last one: an ImageNet epoch takes hours, and a kill in it lost them all (a few MB written
+# every few minutes costs well under 1 % of the time).
+CHECKPOINT_SECONDS = 300.0
 
 
 def _step(step_model, optimizer, scaler, x, y, recipe, device):

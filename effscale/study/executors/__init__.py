@@ -8,7 +8,7 @@ effscale.study.worker and is what every executor calls.
 
 Ctrl-C: while a study runs (stop_on_sigint), the first SIGINT asks for a clean stop. No new
 point starts, and each running point stops at the end of its current training step, which
-leaves its checkpoint (the last finished epoch) as it was: files are only ever replaced
+leaves its checkpoint (the last one written) as it was: files are only ever replaced
 whole (effscale.io). A second SIGINT stops at once. Worker processes ignore SIGINT (a
 terminal sends it to them too) and stop when the driver tells them to.
 """

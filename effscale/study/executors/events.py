@@ -3,7 +3,7 @@ and a failure's record.
 
 Ctrl-C: while a study runs (stop_on_sigint), the first SIGINT asks for a clean stop. No new
 point starts, and each running point stops at the end of its current training step, which
-leaves its checkpoint (the last finished epoch) as it was: files are only ever replaced
+leaves its checkpoint (the last one written) as it was: files are only ever replaced
 whole (effscale.io). A second SIGINT stops at once.
 """
 
