@@ -15,6 +15,7 @@ from effscale.report import plots
 from effscale.report.lawsection import law_section
 from effscale.report.pooling import pooled_compound_vs_single
 from effscale.report.stats import ALPHA
+from effscale.report.summary import summary_lines
 from effscale.report.transfer import (
     compound_transfers_better,
     transfer_section,
@@ -198,6 +199,7 @@ def write_report(run_dir: str | Path, alpha: float = ALPHA) -> dict:
     ]
 
     lines = _header(store, study, df, status, env)
+    summary_at = len(lines)  # the summary goes here once every verdict is known
     lines += _warnings_section(warnings)
     per_seed = figure8_per_seed(cells)
     lines += _verdict_sections(dims, compound, per_seed, alpha)
@@ -207,6 +209,7 @@ def write_report(run_dir: str | Path, alpha: float = ALPHA) -> dict:
     transfer = transfer_table(df, study.points, alpha)
     transfer_question = compound_transfers_better(df, study.points, alpha)
     lines += transfer_section(transfer, transfer_question, study, _fmt_rows)
+    lines[summary_at:summary_at] = summary_lines(dims, compound, pooled, transfer_question, study)
     timing_lines, timing = _timing(store, study)
     lines += timing_lines
     fitted_law = law_section(store.path, lines)  # the study's own law, or why there is none
