@@ -209,6 +209,13 @@ def cost_key(variant: Variant, num_classes: int) -> str:
     spec_dict = resolve_spec(variant).to_dict()
     for key in ("name", "reference", "dropout", "drop_path"):  # no effect on eval cost
         spec_dict.pop(key)
+    # Fields added later are left out at their defaults, so that the keys of the shipped
+    # and cached costs stay what they were: the divisor acts through the channel counts
+    # (already in the spec), and ungrouped stages cost what they always did.
+    spec_dict.pop("channel_divisor")
+    for stage in spec_dict["stages"]:
+        if stage.get("groups") == 1:
+            stage.pop("groups")
     return _cache_key(spec_dict, variant.resolution, num_classes)
 
 
