@@ -80,3 +80,38 @@ def test_a_damaged_file_never_crashes_status_report_or_a_rerun(finished, tmp_pat
                 crashes.append(f"{what}: effscale {args[0]}: {crash}")
     assert not crashes, "\n".join(crashes)
     assert set(os.listdir(tmp_path)) - outside_before <= {"run"}
+
+
+@pytest.mark.slow
+def test_a_damaged_cache_entry_never_crashes_a_run_or_a_dry_run(tmp_path, monkeypatch):
+    """The caches (counted costs, decoded folders, the speed probe) damaged entry by entry:
+    each is recounted, worked out again or measured again, never a traceback."""
+    from PIL import Image
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("EFFSCALE_CACHE", str(cache))
+    data = tmp_path / "folder"
+    for split in ("train", "val"):
+        for c in ("cat", "dog"):
+            (data / split / c).mkdir(parents=True)
+            for i in range(4):
+                Image.new("RGB", (32, 32), (i * 40, 0, 0)).save(data / split / c / f"{i}.jpg")
+    f = tmp_path / "tiny.toml"
+    f.write_text(study_toml(seeds=1, samples=64, batch_size=8).replace('"synthetic"', f'"{data}"'))
+    args = ["run", str(f), "--out", str(tmp_path / "run")]
+    assert runner.invoke(app, args).exit_code == 0
+    entries = [p for p in cache.rglob("*") if p.is_file()]
+    assert {p.relative_to(cache).parts[0] for p in entries} >= {"cost", "folders", "speed"}
+    crashes = []
+    for damage in sorted(DAMAGES):
+        rng = random.Random(damage)
+        for entry in entries:
+            saved = entry.read_bytes()
+            entry.write_bytes(DAMAGES[damage](rng))
+            for extra in (["--dry-run"], []):
+                r = runner.invoke(app, [*args, "--out", str(tmp_path / "again"), *extra])
+                if crash := _crash(r):
+                    crashes.append(f"{damage} in {entry.relative_to(cache)} {extra}: {crash}")
+            entry.write_bytes(saved)
+            shutil.rmtree(tmp_path / "again", ignore_errors=True)
+    assert not crashes, "\n".join(crashes)
