@@ -367,3 +367,25 @@ def test_an_explicit_variant_is_named_by_the_dimensions_it_scales():
     assert roles[("resnet50", 1.0, 1.0, 2.0)] == "resolution"
     assert roles[("resnet50", 1.4, 1.2, 1.3)] == "compound"
     assert study.points[-1].variant.scaled_dimensions == ("depth", "width", "resolution")
+
+
+@pytest.mark.parametrize("match", ["params", "activations"])
+def test_figure8_matches_by_params_or_activations(match):
+    """Issue 31: runtime follows activations more than FLOPs; --match chooses what each
+    dimension alone is matched to the compound point by (resolution adds no params)."""
+    from effscale.study.plan import MATCH_BY
+
+    points = plan_compound(BASE, [1.0], [0], RECIPE, "synthetic", alpha=1.2, beta=1.1,
+                           gamma=1.15, match_single=True, match=match)  # fmt: skip
+    (comp,) = [p for p in points if p.roles == ("compound",)]
+    target = getattr(count_cost(comp.variant, 10), match)
+    matched = {p.roles[0]: p for p in points if p.roles[0].startswith("match-")}
+    assert set(matched) == {f"match-{d}" for d in MATCH_BY[match]}
+    for p in matched.values():
+        got = getattr(count_cost(p.variant, 10), match)
+        assert abs(got - target) / target < 0.35, (p.roles, got, target)
+        assert p.scaling.endswith(f"matched by {match}")  # its own Figure-8 cell
+    by_flops = {p.roles[0]: p.variant for p in plan_compound(
+        BASE, [1.0], [0], RECIPE, "synthetic", alpha=1.2, beta=1.1, gamma=1.15,
+        match_single=True) if p.roles[0].startswith("match-")}  # fmt: skip
+    assert any(by_flops[r] != p.variant for r, p in matched.items())  # another match

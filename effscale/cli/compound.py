@@ -45,6 +45,16 @@ TableOpt = Annotated[
         help="formula: Equation 3; official: the published B0-B7 table.",
     ),
 ]
+MatchOpt = Annotated[
+    str,
+    typer.Option(
+        "--match",
+        metavar="[flops|params|activations]",
+        help="With --match-single: what each dimension alone is matched to the compound point "
+        "by (activations predict GPU time better than FLOPs; at equal params resolution is "
+        "no match, since it adds none).",
+    ),
+]
 FlopsOpt = Annotated[
     str | None,
     typer.Option(
@@ -76,6 +86,7 @@ def compound_cmd(
     from_search: FromSearchOpt = None,
     table_: TableOpt = "formula",
     match_single: MatchSingleOpt = False,
+    match: MatchOpt = "flops",
     study: dict = STUDY,
     cluster: dict = EXECUTOR,
     run: dict = RUN,
@@ -123,7 +134,13 @@ def compound_cmd(
             phis = _phis_for(flops, s.base, s.dataset.num_classes, scaling)
         output.note(f"phi for {flops}: {', '.join(f'{p:g}' for p in phis)}", fmt)
     planned = compound_study(
-        s, phis, seeds, **scaling, match_single=match_single, planning=output.planning
+        s,
+        phis,
+        seeds,
+        **scaling,
+        match_single=match_single,
+        planning=output.planning,
+        match=match,
     )
     output.note(f"Scaling rule: {rule}", fmt)
     running.run_and_print(planned, fmt, cluster, run)

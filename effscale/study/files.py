@@ -25,6 +25,7 @@
     [[compound]]                          # Equation 3 (or table = "official")
     phi = [1, 2, 3]                       # or "1..3"
     match_single = true                   # Figure 8: each dimension at the same FLOPs
+    match = "flops"                       # (or params, activations: the same of those)
 
     [[variant]]                           # one explicit variant (paper Tables 3 and 7)
     d = 1.4
@@ -106,6 +107,7 @@ COMPOUND = {
     "gamma": NUMBER,
     "table": str,
     "match_single": bool,
+    "match": str,
     "model": str,
     "samples": SAMPLES,
 }
@@ -403,6 +405,7 @@ def _compound(entry: dict, base: Base, seeds, recipe, data, num_classes) -> list
         table=entry.get("table", "formula"),
         match_single=entry.get("match_single", False),
         num_classes=num_classes,
+        match=entry.get("match", "flops"),
     )
 
 

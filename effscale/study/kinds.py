@@ -117,9 +117,12 @@ def compound_study(
     table: str = "formula",
     match_single: bool = False,
     planning=nullcontext,
+    match: str = "flops",
 ) -> Study:
     """Compound scaling along phi at each budget (effscale.study.plan.plan_compound)."""
     rule = {"alpha": alpha, "beta": beta, "gamma": gamma, "table": table}
+    if match != "flops":  # studies matched by FLOPs keep the identity they always had
+        rule["match"] = match
     identity = _identity("compound", s, recipe_identity(s.recipe)) | rule
     study = Study(f"compound-{s.base.model}", identity)
     with planning(f"planning {study.name}"):

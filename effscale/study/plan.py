@@ -156,6 +156,11 @@ class Study:
         }
 
 
+# What Figure 8's single-dimension points can be matched to the compound point by, and the
+# dimensions that can match it: resolution adds no parameters, so it cannot match those.
+MATCH_BY = {"flops": DIMENSIONS, "params": ("depth", "width"), "activations": DIMENSIONS}
+
+
 # What makes points comparable: the same backbone, data, recipe (protocol) and base design.
 TRAINED_ON = ("model", "data", "recipe", "base")
 
@@ -255,9 +260,14 @@ def plan_compound(
     table: str = "formula",
     match_single: bool = False,
     num_classes: int = 10,
+    match: str = "flops",
 ) -> list[Point]:
     """Compound points along phi (Equation 3 or the official table), with the base, and, for
-    Figure 8, each dimension alone scaled to the compound point's counted FLOPs."""
+    Figure 8, each dimension alone scaled to the compound point's counted FLOPs (``match``:
+    or its parameters, or its activations, which predict GPU time better than FLOPs; at
+    equal parameters resolution is no match, since it adds none)."""
+    if match not in MATCH_BY:
+        raise EffscaleError(f"unknown match {match!r}", f"use one of {', '.join(MATCH_BY)}")
     variants = base.compound(phis, alpha=alpha, beta=beta, gamma=gamma, table=table)
     for _, variant in variants:  # each buildable here, before any is counted
         resolve_spec(variant)
@@ -265,13 +275,15 @@ def plan_compound(
     rule = "official B0-B7 table" if table == "official" else (
         f"alpha={alpha:g} beta={beta:g} gamma={gamma:g}"
     )  # fmt: skip
+    if match != "flops":  # another cell than the FLOPs-matched one, and named so
+        rule += f", matched by {match}"
     for phi, variant in variants:
         role = "base" if phi == 0 else "compound"
         for seed in seeds:
             points.append(Point(variant, seed, recipe, data, (role,), phi=phi, scaling=rule))
         if match_single and phi != 0:
-            target = count_cost(variant, num_classes).flops
-            for dim in DIMENSIONS:
+            target = getattr(count_cost(variant, num_classes), match)
+            for dim in MATCH_BY[match]:
                 # A rule that scales one dimension alone (a Step 1 that chose width alone)
                 # makes the compound network that dimension's match, at exactly the target:
                 # train it once rather than again at a multiplier one rounding step away.
@@ -279,7 +291,7 @@ def plan_compound(
                     base.variant(),
                     dim,
                     target,
-                    lambda v: count_cost(v, num_classes).flops,
+                    lambda v: getattr(count_cost(v, num_classes), match),
                     base.multiple,
                 )  # fmt: skip
                 for seed in seeds:
