@@ -4,8 +4,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH ?= torch==2.13.0
-# The development set-up includes the optional executors so their tests run (ray, submitit).
-EXTRAS ?= dev,ray,slurm
+# The development set-up includes the optional executors and trackers so their tests run
+# (ray, submitit, tensorboard, mlflow).
+EXTRAS ?= dev,ray,slurm,track
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 

@@ -13,7 +13,7 @@ Examples:
 
 from effscale.cli import cost, train, sweep, compound, run, speed, status, report  # noqa: F401, I001  (registers, in help order)
 from effscale.cli import search, latency, cam, export  # noqa: F401, I001
-from effscale.cli import fit, predict, recommend, verify  # noqa: F401, I001
+from effscale.cli import fit, predict, recommend, verify, metrics  # noqa: F401, I001
 from effscale.cli.app import app
 
 __all__ = ["app", "main"]

@@ -323,8 +323,18 @@ EXECUTOR = Bundle(  # where a study's points run (effscale.study.executors.make_
     setup=(SetupOpt, None),
     sbatch=(SbatchOpt, None),
 )
+LogOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--log",
+        metavar="[tensorboard|mlflow|wandb]",
+        help="Also log each point's parameters and per-epoch metrics to this tracker "
+        "(repeatable; effscale[track] installs TensorBoard and MLflow, effscale[wandb] W&B).",
+    ),
+]
 RUN = Bundle(  # how a study runs, or is only printed
     latency=(LatencyOpt, False),
+    log=(LogOpt, None),
     compile_=(CompileOpt, None),
     device=(DeviceOpt, "auto"),
     out=(OutOpt, None),

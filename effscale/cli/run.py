@@ -57,7 +57,7 @@ def run_cmd(
     seeds: Annotated[int | None, typer.Option(help="Override the number of seeds.")] = None,
     samples: SamplesOpt = None,
     cluster: dict = EXECUTOR,
-    run: dict = RUN.pick("latency compile_ device out force dry_run yes"),
+    run: dict = RUN.pick("latency log compile_ device out force dry_run yes"),
     detect: Annotated[
         float | None,
         typer.Option(
@@ -103,6 +103,7 @@ def run_cmd(
             finetune=finetune_data,
         )
     cluster = running.with_study_settings(cluster, study)
+    run = {**run, "log": run["log"] or study.log}  # --log wins over the file's
     running.run_and_print(study, fmt, cluster, {**run, "reuse": reuse or []})
     if detect is not None:
         output.note(running.seeds_to_detect(study, run, detect, spread, alpha), fmt)

@@ -193,9 +193,11 @@ def prepare(study, fmt, cluster: dict, run: dict, out: str | None = None):
     """The run directory, executor and estimate of a study about to run; None for a dry
     run, whose plan is printed instead."""
     from effscale.cli.results import print_plan
+    from effscale.tracking import check_trackers
 
     out = out or run["out"] or f"runs/{study.name}"
     io.writable_dir(out, create=False)  # before estimating: a bad --out is said at once
+    check_trackers(run.get("log"))  # a tracker that is not installed: said now
     say_what_it_adds(study, out, run["force"], fmt)
     runner = executor_for(study, out, run["device"], cluster, plan_only=run["dry_run"])
     covered = reuse_points(study, out, run, fmt)
@@ -244,6 +246,7 @@ def run_and_print(study, fmt, cluster: dict, run: dict) -> None:
         df = run_study(
             study, out, executor=runner, device=device, force=run["force"], estimates=plan,
             compile=run["compile_"], on_event=display.show_study(bar, study),
+            log=tuple(run.get("log") or ()),
         )  # fmt: skip
     if cluster["executor"] == "slurm":  # submitted, not finished: the executor said how to follow
         return

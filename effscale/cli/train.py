@@ -87,7 +87,7 @@ def train_cmd(
     compile_: CompileOpt = None,
     threads: ThreadsOpt = None,
     base: dict = BASE,
-    run: dict = RUN.pick("dry_run yes"),
+    run: dict = RUN.pick("log dry_run yes"),
     fmt: FormatOpt = Format.table,
 ):
     """Train one variant briefly on a dataset; metrics per epoch, checkpoint, final table.
@@ -97,6 +97,7 @@ def train_cmd(
     """
     from effscale.data import load_dataset
     from effscale.recipe import budget, samples_for_epochs
+    from effscale.tracking import check_trackers
     from effscale.training.loop import train
 
     budgets = running.budgets_of(epochs, samples)
@@ -113,11 +114,9 @@ def train_cmd(
         budgets = [samples_for_epochs(epochs, len(dataset.train_labels))]
     recipe = budget(budget_, samples=budgets[0] if budgets else None, batch_size=batch_size, lr=lr)
     _refuse_before_estimating(recipe, seed, fine_tune["init_from"])
-    out = out or (
-        f"runs/train/{variant.backbone}-d{variant.d:g}-w{variant.w:g}-"
-        f"{variant.resolution}px-seed{seed}"
-    )
+    out = out or _default_out(variant, seed)
     io.writable_dir(out, create=False)  # before estimating: a bad --out is said at once
+    trackers = check_trackers(run["log"])
     plan = _estimate(variant, seed, recipe, data, dataset, out, device)
     if run["dry_run"]:
         print_plan(plan, fmt)
@@ -129,6 +128,7 @@ def train_cmd(
     output.note(plan.sentence(), fmt)
     running.confirm_long_run(plan.wall_seconds, run["yes"], plan.speed.busy)
     with output.progress() as bar:
+        on_event, finish = _tracked(trackers, variant, recipe, seed, data, dataset, out, bar)
         result = train(
             variant,
             dataset,
@@ -139,8 +139,9 @@ def train_cmd(
             resume=resume,
             **fine_tune,
             compile=compile_,
-            on_event=display.show_run(bar),
+            on_event=on_event,
         )
+        finish(result)
     row = {"model": variant.label, "data": dataset.name, "seed": seed, **result, "out": out}
     output.record(row, fmt, title="Result")
     if result["status"] == "diverged":
@@ -149,6 +150,11 @@ def train_cmd(
             f"in {PointDir(out).metrics_file}",
             "lower --lr",
         )
+
+
+def _default_out(variant, seed: int) -> str:
+    v = variant
+    return f"runs/train/{v.backbone}-d{v.d:g}-w{v.w:g}-{v.resolution}px-seed{seed}"
 
 
 def _refuse_before_estimating(recipe, seed: int, init_from: str | None) -> None:
@@ -175,3 +181,16 @@ def _estimate(variant, seed, recipe, data, dataset, out, device):
         sizes={data: sizes},
         covered={point.key} if PointDir(out).result_file.exists() else set(),
     )
+
+
+def _tracked(trackers, variant, recipe, seed: int, data: str, dataset, out: str, bar):
+    """The run's events for the progress bar and the trackers --log names."""
+    from effscale.cost import count_cost
+    from effscale.tracking import point_params, tracked
+
+    show = display.show_run(bar)
+    if not trackers:
+        return show, lambda result: None
+    params = point_params(variant, recipe, seed, data, count_cost(variant, dataset.num_classes))
+    name = Path(out).name or "train"
+    return tracked(trackers, out, "effscale-train", name, params, show)

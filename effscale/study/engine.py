@@ -103,8 +103,11 @@ def run_study(
     on_event=None,
     compile: bool | None = None,
     estimates=None,
+    log: tuple[str, ...] = (),
 ) -> pd.DataFrame:
     """Run every unfinished point of a study and return the results table.
+
+    ``log``: trackers each point also logs to (effscale.tracking: tensorboard, mlflow, wandb).
 
     A point that fails does not stop the others: its error goes to its error.json, to
     ``on_event`` ("failed") and into the returned table's ``attrs["failures"]`` (key ->
@@ -142,7 +145,7 @@ def run_study(
         try:
             # each point's task: where it trains, on what, and what its worker imports
             task = partial(Task, run_dir=str(store.path), device=device, compile=compile,
-                           imports=imports)  # fmt: skip
+                           imports=imports, log=log, study=study.name)  # fmt: skip
             _run(study, store, executor, todo, finished, failures, clock, emit, task)
             interrupted = stop_requested()
         except KeyboardInterrupt:  # a second Ctrl-C, or one outside the main thread

@@ -9,6 +9,7 @@
     seeds = 3                             # seeds 0 .. n-1 (or a list: [0, 5, 7])
     base_width = 0.5                      # the study's base design (optional)
     threads = 1                           # torch threads per point (optional; --threads wins)
+    log = ["tensorboard"]                 # trackers (optional; --log wins): mlflow, wandb
 
     [slurm]                               # for --executor slurm (optional; the CLI's win)
     account = "lab"                       # also partition, qos, mem, cpus_per_point,
@@ -91,6 +92,7 @@ TOP = {
     "small_input": bool,
     "threads": int,
     "slurm": dict,
+    "log": list,
     "recipe": dict,
     "sweep": list,
     "compound": list,
@@ -235,7 +237,8 @@ def load_study(
         line = _line_of(text, "threads", None)
         raise EffscaleError(f"{path}:{line}: threads = {threads}: give 1 or more", "threads = 1")
     slurm = spec.get("slurm", {})
-    study = Study(name, _identity(name, data, recipe, spec), threads=threads, slurm=slurm)
+    log = tuple(str(t) for t in spec.get("log", []))  # trackers: checked before anything runs
+    study = Study(name, _identity(name, data, recipe, spec), threads=threads, slurm=slurm, log=log)
     for entry in spec.get("sweep", []):
         dim = entry["dim"]
         values = entry.get("values", FIGURE3_VALUES.get(dim, []))

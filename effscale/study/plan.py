@@ -109,6 +109,7 @@ class Study:
     threads: int | None = None
     # Its [slurm] table: Slurm settings for when it runs there (the CLI's options win).
     slurm: dict = field(default_factory=dict)
+    log: tuple[str, ...] = ()  # trackers its points also log to (effscale.tracking)
 
     def add(self, point: Point) -> None:
         """Add a point; one already planned gains the new roles, or, when it was planned for

@@ -4,6 +4,7 @@ A Task is what crosses to a worker (a process, a Ray task, a Slurm job); run_poi
 point's lock and trains it into its directory with effscale.training.loop.
 """
 
+import re
 from dataclasses import dataclass
 
 from effscale.data.cache import dataset
@@ -20,6 +21,8 @@ class Task:
     device: str = "auto"
     compile: bool | None = None  # torch.compile: forced on or off, or decided (None)
     imports: tuple[str, ...] = ()  # modules that register the plan's backbones (a lab's own)
+    log: tuple[str, ...] = ()  # trackers the point also logs to (effscale.tracking)
+    study: str = "effscale"  # the study's name: the trackers group its points by it
 
 
 def run_point(task: Task, emit=None) -> dict:
@@ -45,9 +48,12 @@ def run_point(task: Task, emit=None) -> dict:
         init_from = None
         if task.point.init_from:
             init_from = store.point(task.point.init_from).checkpoint
-        return train(
+        data = dataset(task.point.data, task.point.variant.resolution)
+        on_event = (lambda kind, payload: emit(kind, task.point.key, payload)) if emit else None
+        on_event, finish = _tracked(task, data, store, on_event)
+        result = train(
             task.point.variant,
-            dataset(task.point.data, task.point.variant.resolution),
+            data,
             task.point.recipe,
             point.path,
             seed=task.point.seed,
@@ -56,5 +62,23 @@ def run_point(task: Task, emit=None) -> dict:
             init_from=init_from,
             new_head=True,
             compile=task.compile,
-            on_event=(lambda kind, payload: emit(kind, task.point.key, payload)) if emit else None,
+            on_event=on_event,
         )
+        finish(result)
+        return result
+
+
+def _tracked(task: Task, data, store: StudyDir, on_event):
+    """The point's events, also logged to its trackers (effscale.tracking), and the call
+    that ends their runs; without trackers, the events as they are."""
+    if not task.log:
+        return on_event, lambda result: None
+    from effscale.cost import count_cost
+    from effscale.tracking import point_params, tracked
+
+    p = task.point
+    cost = count_cost(p.variant, data.num_classes)
+    params = {"key": p.key, "roles": ",".join(p.roles),
+              **point_params(p.variant, p.recipe, p.seed, p.data, cost)}  # fmt: skip
+    name = re.sub(r"[^A-Za-z0-9.=-]+", "_", f"{p.variant.label}-seed{p.seed}-{p.recipe.samples}")
+    return tracked(task.log, store.path, task.study, f"{name}-{p.key}", params, on_event)
