@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from effscale import io
 from effscale.errors import EffscaleError
 from effscale.scaling import Variant
-from effscale.zoo import check_classes, resolve_spec
+from effscale.zoo import MODULE, build_model, check_classes, resolve_spec
 
 if TYPE_CHECKING:
     import torch
@@ -207,6 +207,10 @@ def shipped_costs() -> dict:
 def cost_key(variant: Variant, num_classes: int) -> str:
     """What a cost is cached under: the resolved spec (what is built), resolution, classes."""
     spec_dict = resolve_spec(variant).to_dict()
+    if spec_dict["family"] == MODULE:  # its factory scales it: the multipliers name the net
+        multipliers = (variant.d * variant.base_depth, variant.w * variant.base_width)
+        return _cache_key({**spec_dict, "multipliers": multipliers}, variant.resolution,
+                          num_classes)  # fmt: skip
     for key in ("name", "reference", "dropout", "drop_path"):  # no effect on eval cost
         spec_dict.pop(key)
     # Fields added later are left out at their defaults, so that the keys of the shipped
@@ -245,7 +249,14 @@ def count_cost(variant: Variant, num_classes: int = 1000, cache: bool = True) ->
         return cached
     if _on_count.get() is not None:
         _on_count.get()(variant)
-    cost = count_spec(spec, num_classes, variant.resolution)  # imports torch: a miss only
+    if spec.family == MODULE:  # any nn.Module: built by its factory, traced whole
+        import torch
+
+        with torch.random.fork_rng(devices=[]):
+            model = build_model(variant, num_classes)
+        cost = count_model(model, variant.resolution)
+    else:
+        cost = count_spec(spec, num_classes, variant.resolution)  # imports torch: a miss only
     if cache:
         _write_cached(path, cost)
     return cost

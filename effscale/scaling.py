@@ -249,7 +249,10 @@ def make_variant(
             raise EffscaleError(f"resolution must be positive, got {resolution} px")
         r = resolution / base_resolution
     if small_input is None:
-        small_input = base_resolution < SMALL_INPUT_BELOW
+        from effscale.zoo.registry import module_factory
+
+        # a register_module network has no stem effscale adapts: it takes any input as is
+        small_input = base_resolution < SMALL_INPUT_BELOW and module_factory(backbone) is None
     return Variant(
         backbone,
         float(d),

@@ -83,3 +83,74 @@ def test_failed_points_travel_beside_the_table_and_are_not_silent(tmp_path, monk
     assert len(df.attrs["failures"]) == 2
     assert "out of memory (simulated)" in next(iter(df.attrs["failures"].values()))
     assert any("2 of 2 points failed" in str(w.message) for w in caught)
+
+
+LAB_CNN = textwrap.dedent("""
+    import torch.nn as nn
+    from effscale.zoo import register_module
+
+    @register_module(resolution=32)
+    def lab_cnn(depth_mult, width_mult, num_classes):
+        widths = [max(8, round(16 * width_mult)), max(8, round(32 * width_mult))]
+        repeats = max(1, round(2 * depth_mult))
+        layers, c_in = [], 3
+        for c in widths:
+            for j in range(repeats):
+                layers += [nn.Conv2d(c_in, c, 3, 2 if j == 0 else 1, 1, bias=False),
+                           nn.BatchNorm2d(c), nn.ReLU()]
+                c_in = c
+        return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                             nn.Linear(c_in, num_classes))
+""")
+
+
+@pytest.fixture
+def lab_cnn(tmp_path, monkeypatch):
+    """Any nn.Module as a backbone: a factory of (depth_mult, width_mult, num_classes)."""
+    import importlib
+    import sys
+
+    (tmp_path / "labcnn.py").write_text(LAB_CNN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "_BACKBONES", dict(registry._BACKBONES))
+    monkeypatch.setattr(registry, "_FACTORIES", dict(registry._FACTORIES))
+    importlib.import_module("labcnn")
+    yield "lab-cnn"
+    sys.modules.pop("labcnn", None)
+
+
+def test_any_module_is_scaled_counted_and_trained_as_a_backbone(lab_cnn, tmp_path):
+    from effscale.cost import count_cost, count_model
+    from effscale.scaling import make_variant
+    from effscale.zoo import build_model
+
+    base, wide = make_variant(lab_cnn), make_variant(lab_cnn, w=2.0)
+    assert base.resolution == 32  # its native resolution, as registered
+    model = build_model(wide, 10)
+    assert model[0].out_channels == 32  # the factory applied the width
+    assert count_cost(wide, 10) == count_model(model, 32)  # fvcore on the built module
+    assert count_cost(wide, 10).flops > 3 * count_cost(base, 10).flops
+    # a study of it, in worker processes that import the module that registered it
+    df = run_study(_study_of(lab_cnn), tmp_path, executor=LocalWorkers(2, "cpu", 1), device="cpu")
+    assert len(df) == 2 and (df["status"] == "done").all()
+    assert sorted(df["w"]) == [1.0, 1.5]
+
+
+def _study_of(model: str) -> Study:
+    base = Base(model, 32)
+    return Study("own", {"kind": "test"}).add_all(
+        plan_sweep(base, "width", [1.5], [0], RECIPE, "synthetic")
+    )
+
+
+def test_cam_on_a_module_without_an_fc_head_is_one_line(lab_cnn, tmp_path):
+    from typer.testing import CliRunner
+
+    from effscale.cli import app
+
+    run_study(_study_of(lab_cnn), tmp_path, executor=InProcess(1), device="cpu")
+    point = next((tmp_path / "points").iterdir())
+    r = CliRunner().invoke(app, ["cam", str(point), "--data", "synthetic", "--count", "2",
+                                 "--out", str(tmp_path / "cam.png")])  # fmt: skip
+    assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1, r.output
+    assert "fc" in r.stderr

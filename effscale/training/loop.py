@@ -274,7 +274,8 @@ def fit(
     )
     while at.samples < total:
         model.train()
-        head = {id(model.fc.weight), id(model.fc.bias)}
+        fc = getattr(model, "fc", None)  # a register_module network may name it otherwise
+        head = {id(p) for p in fc.parameters()} if isinstance(fc, torch.nn.Module) else set()
         for p in model.parameters():  # frozen backbone for the first epochs of a fine-tune
             p.requires_grad_(at.epoch >= freeze_epochs or id(p) in head)
 

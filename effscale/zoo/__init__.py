@@ -13,7 +13,14 @@ from effscale.scaling import ALPHA, BETA, GAMMA, Variant, compound, make_variant
 from effscale.spec import BackboneSpec, StageSpec, adapt_small_input
 from effscale.zoo import efficientnet, mobilenet, resnet  # noqa: F401  (registers them)
 from effscale.zoo.footprint import check_footprint
-from effscale.zoo.registry import get_spec, list_backbones, register_backbone
+from effscale.zoo.registry import (
+    MODULE,
+    get_spec,
+    list_backbones,
+    module_factory,
+    register_backbone,
+    register_module,
+)
 
 if TYPE_CHECKING:
     from effscale.zoo.net import Net
@@ -23,6 +30,7 @@ __all__ = [
     "StageSpec",
     "Net",
     "register_backbone",
+    "register_module",
     "register_block",
     "list_backbones",
     "get_spec",
@@ -51,6 +59,8 @@ def resolve_spec(variant: Variant) -> BackboneSpec:
     A variant too small for the backbone's strides, or too large to build on this machine
     (zoo.footprint), is refused here, before anything is allocated."""
     spec = get_spec(variant.backbone)
+    if spec.family == MODULE:  # any nn.Module: its factory scales it (build_model)
+        return spec
     spec = scale_spec(spec, d=variant.base_depth, w=variant.base_width)
     spec = scale_spec(spec, d=variant.d, w=variant.w)
     if variant.small_input:
@@ -72,12 +82,37 @@ def check_classes(num_classes: int) -> None:
     limits.at_most("num_classes", num_classes, limits.MAX_CLASSES)
 
 
+def build_module(variant: Variant, num_classes: int):
+    """A register_module backbone built by its factory at the variant's depth and width
+    (the base design's multipliers times the variant's)."""
+    import torch.nn as nn
+
+    factory = module_factory(variant.backbone)
+    d, w = variant.d * variant.base_depth, variant.w * variant.base_width
+    try:
+        model = factory(depth_mult=d, width_mult=w, num_classes=num_classes)
+    except Exception as e:  # the user's code: its error, in one line, with where it came from
+        raise EffscaleError(
+            f"backbone {variant.backbone!r} failed to build at d={d:g}, w={w:g}: "
+            f"{type(e).__name__}: {str(e)[:200]}",
+            "its factory takes depth_mult, width_mult and num_classes",
+        ) from None
+    if not isinstance(model, nn.Module):
+        raise EffscaleError(
+            f"backbone {variant.backbone!r} returned a {type(model).__name__}, not an nn.Module"
+        )
+    model.num_classes = num_classes  # what fine-tuning reads to replace a head
+    return model
+
+
 def build_model(variant: Variant, num_classes: int = 1000, **overrides) -> "Net":
     """Build a variant; ``overrides`` replace spec fields such as dropout or drop_path."""
     from effscale.zoo.net import Net
 
     check_classes(num_classes)
     spec = resolve_spec(variant)
+    if spec.family == MODULE:
+        return build_module(variant, num_classes)
     overrides = {k: v for k, v in overrides.items() if v is not None}
     return Net(replace(spec, **overrides) if overrides else spec, num_classes)
 

@@ -19,6 +19,9 @@ ENTRY_POINT_GROUP = "effscale.backbones"
 
 _BACKBONES: dict[str, Callable[[], BackboneSpec]] = {}
 _entry_points_loaded = False
+# Backbones that are any nn.Module: name -> f(depth_mult, width_mult, num_classes) -> module.
+_FACTORIES: dict[str, Callable] = {}
+MODULE = "module"  # the family of such a backbone's spec: no stages, a factory builds it
 
 
 def register_backbone(fn: Callable[[], BackboneSpec]) -> Callable[[], BackboneSpec]:
@@ -36,7 +39,9 @@ def _load_entry_points() -> None:
         if ep.name in _BACKBONES:
             continue  # in-tree names win; a plugin cannot silently replace resnet50
         try:
-            _BACKBONES[ep.name] = ep.load()
+            loaded = ep.load()
+            if ep.name not in _BACKBONES:  # importing it may have registered it already
+                _BACKBONES[ep.name] = loaded  # (register_module, or register_backbone)
         except Exception as e:  # a broken plugin must not take the whole tool down
             import warnings
 
@@ -45,11 +50,38 @@ def _load_entry_points() -> None:
             )
 
 
+def register_module(name: str | None = None, *, resolution: int = 224):
+    """Register any network as a backbone: ``f(depth_mult, width_mult, num_classes)``
+    returning an ``nn.Module`` (the decorated function's name, ``_`` read as ``-``, unless
+    ``name``). effscale passes the depth and width multipliers for the factory to apply as
+    it sees fit (repeats, channels); the resolution stays effscale's (``resolution`` is the
+    native one, r = 1), so the module must take any input size (end in adaptive pooling).
+    Costs are counted by fvcore on the built module, as for every backbone; CAM and export
+    need its classifier to be a Linear named ``fc`` after pooling (they say so otherwise)."""
+
+    def add(fn: Callable) -> Callable:
+        key = name or fn.__name__.replace("_", "-")
+        reference = f"{fn.__module__}.{fn.__qualname__}"
+        _FACTORIES[key] = fn
+        _BACKBONES[key] = lambda: BackboneSpec(
+            name=key, family=MODULE, stages=(), stem_channels=0, stem_stride=1,
+            resolution=resolution, reference=reference,
+        )  # fmt: skip
+        return fn
+
+    return add
+
+
+def module_factory(name: str) -> Callable | None:
+    """The factory of a backbone registered with register_module (None for a spec's)."""
+    return _FACTORIES.get(name)
+
+
 def registered_in(name: str) -> str:
     """The module whose code registered backbone ``name`` ("__main__" for a script or a
     notebook): a worker process must import it to know the backbone."""
     get_spec(name)  # an unknown name: its message
-    return _BACKBONES[name].__module__
+    return (_FACTORIES.get(name) or _BACKBONES[name]).__module__
 
 
 def list_backbones(pattern: str = "*") -> list[str]:
