@@ -389,3 +389,30 @@ def test_figure8_matches_by_params_or_activations(match):
         BASE, [1.0], [0], RECIPE, "synthetic", alpha=1.2, beta=1.1, gamma=1.15,
         match_single=True) if p.roles[0].startswith("match-")}  # fmt: skip
     assert any(by_flops[r] != p.variant for r, p in matched.items())  # another match
+
+
+def test_figure8_matches_by_measured_latency(monkeypatch):
+    """--match latency bisects on measured latency (here a stand-in proportional to the
+    counted FLOPs, so it must find the FLOPs matches) and names its cell."""
+    import effscale.latency
+
+    timed = []
+
+    def fake(variant, **kw):
+        timed.append((variant, kw["device"], kw["threads"]))
+        return {"median_s": count_cost(variant, 10).flops * 1e-9}
+
+    monkeypatch.setattr(effscale.latency, "measure_latency", fake)
+    by = {}
+    for match in ("flops", "latency"):
+        pts = plan_compound(BASE, [1.0], [0], RECIPE, "synthetic", alpha=1.2, beta=1.1,
+                            gamma=1.15, match_single=True, match=match)  # fmt: skip
+        by[match] = {p.roles[0]: p for p in pts if p.roles[0].startswith("match-")}
+    assert {r: p.variant for r, p in by["latency"].items()} == {
+        r: p.variant for r, p in by["flops"].items()
+    }
+    assert all(
+        p.scaling.endswith("matched by latency (cpu, batch 1)") for p in by["latency"].values()
+    )
+    assert timed and {(d, t) for _, d, t in timed} == {("cpu", 1)}
+    assert len(timed) == len({v for v, _, _ in timed})  # each network timed once

@@ -49,10 +49,10 @@ MatchOpt = Annotated[
     str,
     typer.Option(
         "--match",
-        metavar="[flops|params|activations]",
+        metavar="[flops|params|activations|latency]",
         help="With --match-single: what each dimension alone is matched to the compound point "
-        "by (activations predict GPU time better than FLOPs; at equal params resolution is "
-        "no match, since it adds none).",
+        "by (activations predict GPU time better than FLOPs; latency is measured at batch 1 "
+        "on --device; at equal params resolution is no match, since it adds none).",
     ),
 ]
 FlopsOpt = Annotated[
@@ -141,6 +141,7 @@ def compound_cmd(
         match_single=match_single,
         planning=output.planning,
         match=match,
+        **_where_timed(match, run["device"]),
     )
     output.note(f"Scaling rule: {rule}", fmt)
     running.run_and_print(planned, fmt, cluster, run)
@@ -175,3 +176,12 @@ def _phis_for(ratios: str, base, num_classes: int, scaling: dict) -> list[float]
         raise EffscaleError(f"--flops {ratios!r}: not ratios", "write e.g. 4x or 2x,4x") from None
     rule = {k: scaling[k] for k in ("alpha", "beta", "gamma")}
     return [phi_for_flops(base, t, num_classes, **rule) for t in targets]
+
+
+def _where_timed(match: str, device: str) -> dict:
+    """The device a latency match is measured on (the run's), named as torch names it."""
+    if match != "latency":
+        return {}
+    from effscale.training.device import resolve_device
+
+    return {"device": str(resolve_device(device))}

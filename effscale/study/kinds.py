@@ -118,11 +118,14 @@ def compound_study(
     match_single: bool = False,
     planning=nullcontext,
     match: str = "flops",
+    device: str = "cpu",
 ) -> Study:
     """Compound scaling along phi at each budget (effscale.study.plan.plan_compound)."""
     rule = {"alpha": alpha, "beta": beta, "gamma": gamma, "table": table}
     if match != "flops":  # studies matched by FLOPs keep the identity they always had
         rule["match"] = match
+    if match == "latency":  # measured where the study says, not counted
+        rule["device"] = device
     identity = _identity("compound", s, recipe_identity(s.recipe)) | rule
     study = Study(f"compound-{s.base.model}", identity)
     with planning(f"planning {study.name}"):

@@ -159,7 +159,28 @@ class Study:
 
 # What Figure 8's single-dimension points can be matched to the compound point by, and the
 # dimensions that can match it: resolution adds no parameters, so it cannot match those.
-MATCH_BY = {"flops": DIMENSIONS, "params": ("depth", "width"), "activations": DIMENSIONS}
+MATCH_BY = {"flops": DIMENSIONS, "params": ("depth", "width"), "activations": DIMENSIONS,
+            "latency": DIMENSIONS}  # fmt: skip
+LATENCY_REPEATS = 30  # timed passes per network matched by latency (after 10 untimed)
+
+
+def match_metric(match: str, num_classes: int, device: str = "cpu"):
+    """``variant -> number`` that Figure-8 matching bisects on: a counted cost, or the median
+    latency at batch 1 (one thread on a CPU, as Table 4), measured once per network here."""
+    if match != "latency":
+        return lambda v: getattr(count_cost(v, num_classes), match)
+    from effscale.latency import measure_latency
+
+    measured: dict = {}
+
+    def latency(v) -> float:
+        if v not in measured:
+            measured[v] = measure_latency(
+                v, num_classes=num_classes, device=device, threads=1, repeats=LATENCY_REPEATS
+            )["median_s"]
+        return measured[v]
+
+    return latency
 
 
 # What makes points comparable: the same backbone, data, recipe (protocol) and base design.
@@ -262,11 +283,14 @@ def plan_compound(
     match_single: bool = False,
     num_classes: int = 10,
     match: str = "flops",
+    device: str = "cpu",
 ) -> list[Point]:
     """Compound points along phi (Equation 3 or the official table), with the base, and, for
     Figure 8, each dimension alone scaled to the compound point's counted FLOPs (``match``:
-    or its parameters, or its activations, which predict GPU time better than FLOPs; at
-    equal parameters resolution is no match, since it adds none)."""
+    or its parameters, or its activations, which predict GPU time better than FLOPs, or its
+    latency on ``device``, measured; at equal parameters resolution is no match, since it
+    adds none). A latency match is as exact as the timing: its noise, a few per cent of the
+    median on a quiet machine, is the match's tolerance."""
     if match not in MATCH_BY:
         raise EffscaleError(f"unknown match {match!r}", f"use one of {', '.join(MATCH_BY)}")
     variants = base.compound(phis, alpha=alpha, beta=beta, gamma=gamma, table=table)
@@ -277,13 +301,14 @@ def plan_compound(
         f"alpha={alpha:g} beta={beta:g} gamma={gamma:g}"
     )  # fmt: skip
     if match != "flops":  # another cell than the FLOPs-matched one, and named so
-        rule += f", matched by {match}"
+        rule += f", matched by {match}" + (f" ({device}, batch 1)" if match == "latency" else "")
+    metric = match_metric(match, num_classes, device)
     for phi, variant in variants:
         role = "base" if phi == 0 else "compound"
         for seed in seeds:
             points.append(Point(variant, seed, recipe, data, (role,), phi=phi, scaling=rule))
         if match_single and phi != 0:
-            target = getattr(count_cost(variant, num_classes), match)
+            target = metric(variant)
             for dim in MATCH_BY[match]:
                 # A rule that scales one dimension alone (a Step 1 that chose width alone)
                 # makes the compound network that dimension's match, at exactly the target:
@@ -292,7 +317,7 @@ def plan_compound(
                     base.variant(),
                     dim,
                     target,
-                    lambda v: getattr(count_cost(v, num_classes), match),
+                    metric,
                     base.multiple,
                 )  # fmt: skip
                 for seed in seeds:
