@@ -318,3 +318,18 @@ def test_search_takes_the_executor_options_as_sweep_does(command, tmp_path):
     assert r.exit_code == 2 and "unknown executor 'nowhere'" in r.output
     r = runner.invoke(app, [*args, "--workers", "2", "--dry-run"])
     assert r.exit_code == 0, r.output  # accepted: two local worker processes
+
+
+def test_a_search_that_keeps_few_candidates_says_what_tolerance_keeps_more():
+    """Issue 32: the default 5 % kept 4 of 85 candidates and said nothing of the way out."""
+    import re
+
+    args = ["search", "--model", "efficientnet-b0", "--base-width", "0.25", "--data",
+            "embedded", "--samples", "1000", "--dry-run"]  # fmt: skip
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    m = re.search(r"--flops-tolerance ([0-9.]+) would keep about 5 candidates", r.output)
+    assert m, r.output
+    wider = runner.invoke(app, [*args, "--flops-tolerance", m.group(1)])
+    kept = re.search(r"; (\d+) kept", wider.output)
+    assert kept and int(kept.group(1)) >= 5, wider.output

@@ -245,7 +245,24 @@ def dropped_note(rows: list[dict], flops_tolerance: float) -> str:
         f"{len(rows) - len(kept)} dropped (realised FLOPs "
         f"ratio off {goal:g} by more than {flops_tolerance:.1%} after rounding); {len(kept)} kept, "
         f"{networks} distinct network{'s' if networks != 1 else ''} to train"
+        + _wider(rows, networks)
     )
+
+
+def _wider(rows: list[dict], networks: int, want: int = 5) -> str:
+    """When few networks are kept: the --flops-tolerance that would keep ``want`` (or all)."""
+    if networks >= want or len(rows) == len([r for r in rows if r["kept"]]):
+        return ""
+    by_miss = sorted(rows, key=lambda r: abs(r["off_target"]))
+    seen, needed = set(), None
+    for r in by_miss:
+        seen.add(r.get("network", id(r)) if r["kept"] else (r["alpha"], r["beta"], r["gamma"]))
+        if len(seen) >= want:
+            needed = math.ceil(abs(r["off_target"]) * 100) / 100
+            break
+    if needed is None:
+        needed = math.ceil(max(abs(r["off_target"]) for r in rows) * 100) / 100
+    return f"; --flops-tolerance {needed:g} would keep about {min(want, len(rows))} candidates"
 
 
 # --------------------------------------------------------------------------------------
