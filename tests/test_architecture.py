@@ -156,7 +156,7 @@ LAYERS = [
               "effscale.recipe", "effscale.hardware"]),
     ("scaling", ["effscale.scaling"]),
     ("zoo", ["effscale.zoo"]),
-    ("cost", ["effscale.cost", "effscale.paper"]),
+    ("cost", ["effscale.cost", "effscale.timm_cost", "effscale.paper"]),
     ("data", ["effscale.data"]),
     ("rundir", ["effscale.rundir", "effscale.runfiles"]),
     ("training", ["effscale.training", "effscale.trained", "effscale.latency", "effscale.cam"]),
@@ -172,8 +172,6 @@ LAYERS = [
 KNOWN_UPWARD = {
     # the lazy native-resolution default of scaling.variant reads the registry
     ("effscale.scaling", "effscale.zoo.registry"),
-    # timm costing lives beside the timm builder
-    ("effscale.zoo.timm_models", "effscale.cost"),
     # the planner's Study and Point types (and so results recount costs through the study)
     ("effscale.rundir", "effscale.study.plan"),
 }

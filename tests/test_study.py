@@ -394,7 +394,7 @@ def test_figure8_matches_by_params_or_activations(match):
 def test_figure8_matches_by_measured_latency(monkeypatch):
     """--match latency bisects on measured latency (here a stand-in proportional to the
     counted FLOPs, so it must find the FLOPs matches) and names its cell."""
-    import effscale.latency
+    import effscale.study.matching
 
     timed = []
 
@@ -402,11 +402,12 @@ def test_figure8_matches_by_measured_latency(monkeypatch):
         timed.append((variant, kw["device"], kw["threads"]))
         return {"median_s": count_cost(variant, 10).flops * 1e-9}
 
-    monkeypatch.setattr(effscale.latency, "measure_latency", fake)
+    monkeypatch.setattr(effscale.study.matching, "measure_latency", fake)
     by = {}
     for match in ("flops", "latency"):
+        timer = effscale.study.matching.latency_metric(10) if match == "latency" else None
         pts = plan_compound(BASE, [1.0], [0], RECIPE, "synthetic", alpha=1.2, beta=1.1,
-                            gamma=1.15, match_single=True, match=match)  # fmt: skip
+                            gamma=1.15, match_single=True, match=match, metric=timer)  # fmt: skip
         by[match] = {p.roles[0]: p for p in pts if p.roles[0].startswith("match-")}
     assert {r: p.variant for r, p in by["latency"].items()} == {
         r: p.variant for r, p in by["flops"].items()

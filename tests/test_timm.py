@@ -14,6 +14,7 @@ import pytest
 from torch import nn
 from typer.testing import CliRunner
 
+from effscale import timm_cost
 from effscale.cli import app
 from effscale.cost import count_model
 from effscale.zoo import timm_models
@@ -61,9 +62,9 @@ def fake_timm(monkeypatch):
     for name, module in (("timm", timm), ("timm.models", models),
                          ("timm.models.efficientnet", efficientnet)):  # fmt: skip
         monkeypatch.setitem(sys.modules, name, module)
-    timm_models._version.cache_clear()
+    timm_models.timm_version.cache_clear()
     yield calls
-    timm_models._version.cache_clear()
+    timm_models.timm_version.cache_clear()
 
 
 def test_cost_of_a_timm_model_is_counted_by_the_one_fvcore_path(fake_timm):
@@ -79,9 +80,9 @@ def test_cost_of_a_timm_model_is_counted_by_the_one_fvcore_path(fake_timm):
 
 
 def test_a_timm_cost_is_cached(fake_timm):
-    timm_models.timm_cost("timm:resnet50", resolution=96)
+    timm_cost.timm_cost("timm:resnet50", resolution=96)
     before = len(fake_timm)
-    timm_models.timm_cost("timm:resnet50", resolution=96)
+    timm_cost.timm_cost("timm:resnet50", resolution=96)
     assert len(fake_timm) == before  # answered from the cache, no model built
 
 

@@ -27,7 +27,8 @@ def models(
     extra). Examples: effscale models 'efficientnet*' --format json; effscale models 'timm:*eff*'
     """
     from effscale.cost import backbone_costs
-    from effscale.zoo.timm_models import is_timm, timm_costs
+    from effscale.timm_cost import timm_costs
+    from effscale.zoo.timm_models import is_timm
 
     output.rows(
         timm_costs(pattern) if is_timm(pattern) else backbone_costs(pattern),
@@ -122,7 +123,7 @@ def _timm_cost(ctx, model, options: dict, stages_only, fmt) -> None:
     """`effscale cost timm:NAME`: timm's model, counted like ours (effscale.zoo.timm_models)."""
     from effscale.errors import EffscaleError
     from effscale.scaling import compound
-    from effscale.zoo.timm_models import describe_timm
+    from effscale.timm_cost import describe_timm
 
     ours = ("base_resolution", "small_input", "base_width", "base_depth")
     given = [n for n in ours if ctx.get_parameter_source(n).name != "DEFAULT"]

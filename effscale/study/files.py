@@ -408,7 +408,7 @@ def _compound(entry: dict, base: Base, seeds, recipe, data, num_classes) -> list
         table=entry.get("table", "formula"),
         match_single=entry.get("match_single", False),
         num_classes=num_classes,
-        match=entry.get("match", "flops"),
+        match=_match(entry),
     )
 
 
@@ -488,3 +488,13 @@ def describe_studies() -> list[dict]:
             }
         )
     return rows
+
+
+def _match(entry: dict) -> str:
+    match = entry.get("match", "flops")
+    if match == "latency":  # timed on the run's device, which a study file does not know
+        raise EffscaleError(
+            'match = "latency" in a study file: latency is measured where the study runs',
+            "use effscale compound --match latency --device ..., or match by activations",
+        )
+    return match

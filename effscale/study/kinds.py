@@ -128,6 +128,11 @@ def compound_study(
         rule["device"] = device
     identity = _identity("compound", s, recipe_identity(s.recipe)) | rule
     study = Study(f"compound-{s.base.model}", identity)
+    timer = None
+    if match == "latency":
+        from effscale.study.matching import latency_metric
+
+        timer = latency_metric(s.dataset.num_classes, device)
     with planning(f"planning {study.name}"):
         for r in at_budgets(s.recipe, s.budgets):
             points = plan_compound(
@@ -139,6 +144,7 @@ def compound_study(
                 **rule,
                 match_single=match_single,
                 num_classes=s.dataset.num_classes,
+                metric=timer,
             )
             study.add_all(points)
     return study

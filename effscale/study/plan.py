@@ -161,26 +161,6 @@ class Study:
 # dimensions that can match it: resolution adds no parameters, so it cannot match those.
 MATCH_BY = {"flops": DIMENSIONS, "params": ("depth", "width"), "activations": DIMENSIONS,
             "latency": DIMENSIONS}  # fmt: skip
-LATENCY_REPEATS = 30  # timed passes per network matched by latency (after 10 untimed)
-
-
-def match_metric(match: str, num_classes: int, device: str = "cpu"):
-    """``variant -> number`` that Figure-8 matching bisects on: a counted cost, or the median
-    latency at batch 1 (one thread on a CPU, as Table 4), measured once per network here."""
-    if match != "latency":
-        return lambda v: getattr(count_cost(v, num_classes), match)
-    from effscale.latency import measure_latency
-
-    measured: dict = {}
-
-    def latency(v) -> float:
-        if v not in measured:
-            measured[v] = measure_latency(
-                v, num_classes=num_classes, device=device, threads=1, repeats=LATENCY_REPEATS
-            )["median_s"]
-        return measured[v]
-
-    return latency
 
 
 # What makes points comparable: the same backbone, data, recipe (protocol) and base design.
@@ -284,6 +264,7 @@ def plan_compound(
     num_classes: int = 10,
     match: str = "flops",
     device: str = "cpu",
+    metric=None,
 ) -> list[Point]:
     """Compound points along phi (Equation 3 or the official table), with the base, and, for
     Figure 8, each dimension alone scaled to the compound point's counted FLOPs (``match``:
@@ -302,7 +283,11 @@ def plan_compound(
     )  # fmt: skip
     if match != "flops":  # another cell than the FLOPs-matched one, and named so
         rule += f", matched by {match}" + (f" ({device}, batch 1)" if match == "latency" else "")
-    metric = match_metric(match, num_classes, device)
+    if metric is None and match == "latency":  # measured, not counted: the caller times it
+        raise EffscaleError(
+            "a latency match needs its timer", "use effscale compound --match latency"
+        )
+    metric = metric or (lambda v: getattr(count_cost(v, num_classes), match))
     for phi, variant in variants:
         role = "base" if phi == 0 else "compound"
         for seed in seeds:
