@@ -237,3 +237,37 @@ def test_the_packages_have_no_import_cycle():
         if node not in state:
             visit(node, [node])
     assert not cycles, "package cycles:\n" + "\n".join(cycles)
+
+
+MAX_PARAMETERS = 8  # beyond this, state travels in a record (issue 29), unless a reason says
+# Functions allowed more, each with its reason. Typer commands are allowed by their decorator:
+# each parameter is a command-line option.
+MANY_PARAMETERS = {
+    "make_variant": "the one way to build a variant: keyword-only design settings",
+    "compound_variants": "Equation 3's coefficients and the base design, keyword-only",
+    "variant_for": "the CLI's variant options, keyword-only, resolved in one place",
+    "plan_compound": "Figure 8's rule and matching settings, keyword-only",
+    "compound_study": "the compound command's settings, keyword-only",
+    "candidates": "the grid search's grid settings, keyword-only",
+    "run_study": "the public engine call: keyword-only run settings",
+    "train": "the public training call: keyword-only run settings",
+    "__init__": "SlurmExecutor: one keyword per sbatch setting, as submitit takes them",
+    "_run": "the engine's bookkeeping state, shared with _waves",
+}
+
+
+def test_no_function_takes_more_parameters_than_a_record_would_hold():
+    too_many = []
+    for path, tree in modules():
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            a = node.args
+            n = len(a.posonlyargs) + len(a.args) + len(a.kwonlyargs)
+            n -= bool(a.args and a.args[0].arg in ("self", "cls"))
+            command = any("command" in ast.unparse(d) for d in node.decorator_list)
+            if n > MAX_PARAMETERS and not command and node.name not in MANY_PARAMETERS:
+                too_many.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name}: {n}")
+    assert not too_many, "pass a record, or give the reason in MANY_PARAMETERS:\n" + "\n".join(
+        too_many
+    )

@@ -198,11 +198,10 @@ def train(
             return
         emit(kind, payload)
 
+    run = Run(model, ema, optimizer, variant, data, recipe, point, seed, device, step_model,
+              on_epoch)  # fmt: skip
     try:
-        status = fit(
-            model, ema, optimizer, at, variant, data, recipe, point, seed, device,
-            freeze_epochs, step_model, on_epoch,
-        )  # fmt: skip
+        status = fit(run, at, freeze_epochs)
     except KeyboardInterrupt:  # files are replaced whole: the last checkpoint is intact
         raise _interrupted(variant, at, recipe, point, saved[0]) from None
     return _finish(point, status, at, cost, ema, recipe)
@@ -253,12 +252,31 @@ def _interrupted(variant, at: Progress, recipe: Recipe, point: PointDir, saved: 
     )
 
 
-def fit(
-    model, ema, optimizer, at: Progress, variant, data, recipe, point, seed, device,
-    freeze_epochs, step_model, emit,
-) -> str:  # fmt: skip
+@dataclass
+class Run:
+    """What the loop trains with, set up once (train); where it stands is ``Progress``."""
+
+    model: torch.nn.Module
+    ema: torch.nn.Module | None  # the averaged copy that is evaluated
+    optimizer: torch.optim.Optimizer
+    variant: Variant
+    data: ImageDataset
+    recipe: Recipe
+    point: PointDir
+    seed: int
+    device: torch.device
+    step_model: torch.nn.Module  # the model, or its compiled form, for training steps
+    emit: object  # on_event(kind, payload)
+
+
+def fit(run: Run, at: Progress, freeze_epochs: int = 0) -> str:
     """The loop: epochs of shuffled batches, one evaluation and checkpoint per epoch.
     Returns "done" or "diverged"; ``at`` is advanced in place."""
+    model, ema, optimizer = run.model, run.ema, run.optimizer
+    variant, data, recipe, point, seed, device = (
+        run.variant, run.data, run.recipe, run.point, run.seed, run.device
+    )  # fmt: skip
+    emit = run.emit
     prep = Preprocess.of(variant, data, recipe)
     scaler = torch.amp.GradScaler(
         enabled=device.type == "cuda" and recipe.amp and not torch.cuda.is_bf16_supported()
@@ -283,8 +301,7 @@ def fit(
             save_checkpoint(point, model, optimizer, ema, at, variant, data, prep)
             emit("saved", at.samples)
 
-        epoch = _epoch(model, ema, optimizer, scaler, at, variant, data, recipe, prep, seed,
-                       device, total, step_model, emit, save)  # fmt: skip
+        epoch = _epoch(run, at, Steps(scaler, prep, total, save))
         at.seconds += epoch.seconds  # this epoch's, over every session that trained it
         at.epoch_steps, at.epoch_partial, at.aug_state = 0, {}, None  # the epoch is over
         if epoch.status == "oom":
@@ -332,13 +349,26 @@ class Epoch:
     seconds: float = 0.0
 
 
-def _epoch(
-    model, ema, optimizer, scaler, at: Progress, variant, data, recipe, prep, seed, device,
-    total, step_model, emit, save,
-) -> Epoch:  # fmt: skip
+@dataclass
+class Steps:
+    """What fit hands each epoch besides the run: the AMP scaler, the preprocessing, the
+    budget in samples, and ``save()``, which writes a checkpoint where the run stands."""
+
+    scaler: object
+    prep: Preprocess
+    total: int
+    save: object
+
+
+def _epoch(run: Run, at: Progress, steps: Steps) -> Epoch:
     """One epoch of steps (until the budget's end): lr schedule, augmentation, step, EMA;
     ``save()`` writes a checkpoint every CHECKPOINT_SECONDS inside it, and a run resumed
     from one continues the epoch where it stood (its batches, crops and running figures)."""
+    model, ema, optimizer, variant, data, recipe = (
+        run.model, run.ema, run.optimizer, run.variant, run.data, run.recipe
+    )  # fmt: skip
+    seed, device, step_model, emit = run.seed, run.device, run.step_model, run.emit
+    scaler, prep, total, save = steps.scaler, steps.prep, steps.total, steps.save
     ema_halflife = recipe.ema * total  # in samples, so a halved batch keeps it
     aug = torch.Generator(device).manual_seed(seed * 7_919 + at.epoch)
     e = Epoch(**at.epoch_partial)  # the figures of the part trained before a resume
