@@ -42,7 +42,7 @@ def summary_lines(dims, compound, pooled, transfer_question, study) -> list[str]
         lines.append(
             f"- over the study's cells, compound minus {r['dimension']} alone: "
             f"{_num(r.get('compound_minus'))} points (CI {_num(r.get('ci_low'))} to "
-            f"{_num(r.get('ci_high'))}, p {_p(r.get('p'))}): {r['verdict']}"
+            f"{_num(r.get('ci_high'))}, p Holm {_p(r.get('p'))}): {r['verdict']}"
         )
     if transfer_question:
         diffs = ", ".join(
