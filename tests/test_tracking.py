@@ -100,3 +100,19 @@ def test_metrics_gathers_every_points_epochs_in_one_table(logged):
         mine = [row for row in rows if row["key"] == key]
         assert [row["top1"] for row in mine] == [m["top1"] for m in _epochs(logged, key)]
         assert all(row["w"] in (1.0, 1.5) and row["seed"] == 0 for row in mine)
+
+
+def test_wandb_offline_records_the_points_metrics(tmp_path, monkeypatch):
+    """W&B where it installs (not in CI's extras): an offline run per point whose record
+    holds the epoch metrics and the final figures."""
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    f = tmp_path / "tiny.toml"
+    f.write_text(study_toml(seeds=1, samples=128).replace("1.0, 1.5", "1.0"))
+    out = tmp_path / "run"
+    r = runner.invoke(app, ["run", str(f), "--out", str(out), "--log", "wandb"])
+    assert r.exit_code == 0, r.output
+    (record,) = list((out / "wandb").glob("offline-run-*/run-*.wandb"))
+    blob = record.read_bytes()
+    assert b"top1" in blob and b"final_top1" in blob and b"train_loss" in blob
