@@ -241,6 +241,15 @@ def _notes(variant: Variant, data: ImageDataset, model, init_from, new_head: boo
 
 
 def _interrupted(variant, at: Progress, recipe: Recipe, point: PointDir, saved: int):
+    """What a Ctrl-C leaves, read from the checkpoint on disk: the signal may land between
+    a checkpoint's atomic rename and the event that reports it (``saved``)."""
+    if point.checkpoint.exists():
+        try:
+            saved = int(point.load_checkpoint()["samples"])
+        except Exception:  # unreadable: what the events said
+            pass
+    else:
+        saved = 0
     return Interrupted(
         f"{variant.label} stopped after {at.samples:,} of {recipe.samples:,} samples; "
         + (
