@@ -22,7 +22,7 @@ class Recipe:
     weight_decay: float = 5e-4  # on conv and linear weights only: never BN, never biases
     label_smoothing: float = 0.1
     warmup: float = 0.1  # fraction of all steps spent in linear warm-up from 0
-    schedule: str = "cosine"  # cosine or onecycle (to 0), exponential (0.97 per 2.4 epochs)
+    schedule: str = "cosine"  # cosine or onecycle (to 0), exponential (0.97 per 2.4 epochs), wsd
     ema: float = 0.0  # half-life of a weight EMA, as a fraction of all steps; 0: none
     regularization: float = 1.0  # x the paper's dropout (0.2 ... 0.5) and stochastic depth
     aug: str = "auto"  # auto, crop (pad + crop), rrc (random-resized crop), flip, none
@@ -30,12 +30,18 @@ class Recipe:
     amp: bool = True  # bf16 / fp16 autocast, on CUDA only
     channels_last: bool = True  # B0 2.4x faster on one of our CPUs (equal on another), and on GPUs
     # -- added with protocol 2 (see PROTOCOL) ---------------------------------------------
-    protocol: int = 2  # version of the training and evaluation procedure (PROTOCOL)
+    protocol: int = 3  # version of the training and evaluation procedure (PROTOCOL)
     bn_images: int = 512  # training images the evaluated model's BN statistics are recomputed
     #                       on (eval preprocessing, fixed per seed) before each evaluation
     crop_area: float = 0.35  # smallest area of a random-resized crop (large images): on
     #                         Imagenette B0 w0.25 at 64 px, 72.4 % (3 seeds) against 70.7 at 0.25
     eval_crop: float = 0.875  # centre-crop fraction at evaluation, large images (official)
+    # -- the warmup-stable-decay schedule (schedule = "wsd"): warm-up over a fixed number of
+    # samples, the peak rate, then a linear cool-down to 0 over the last ``cooldown`` of the
+    # budget. Before its cool-down a run does not depend on its budget, so every budget of a
+    # study branches off one run to the longest (effscale.study.branches).
+    cooldown: float = 0.2  # fraction of the budget
+    warmup_samples: int = 10_000  # the same for every budget (cosine uses ``warmup``)
 
     def to_dict(self) -> dict:
         """The serialised recipe; a point's key hashes it, so it must not change for stored
@@ -67,9 +73,11 @@ class Recipe:
             ),
             (self.lr > 0 and math.isfinite(self.lr), f"lr must be positive, got {self.lr}"),
             (self.optimizer in ("sgd", "rmsprop"), f"unknown optimizer {self.optimizer!r}"),
+            (self.schedule in SCHEDULES, f"unknown schedule {self.schedule!r}"),
+            (0 < self.cooldown <= 1, f"cooldown is a fraction in (0, 1], got {self.cooldown}"),
             (
-                self.schedule in ("cosine", "onecycle", "exponential"),
-                f"unknown schedule {self.schedule!r}",
+                self.warmup_samples >= 0,
+                f"warmup_samples must be 0 or more, got {self.warmup_samples}",
             ),
             (self.aug in ("auto", "crop", "rrc", "flip", "none"), f"unknown aug {self.aug!r}"),
             (0 <= self.warmup < 1, f"warmup is a fraction of steps in [0, 1), got {self.warmup}"),
@@ -98,6 +106,14 @@ class Recipe:
         return self
 
 
+SCHEDULES = ("cosine", "onecycle", "exponential", "wsd")
+
+
+def cooldown_start(recipe: Recipe, total: int) -> float:
+    """The sample at which a WSD run of ``total`` samples starts its cool-down."""
+    return (1 - recipe.cooldown) * total
+
+
 # The training and evaluation procedure, versioned: points made one way are never compared
 # with (nor reused as) points made another way, since their keys differ.
 #   1: until 2026-12-01. Evaluated with the EMA's averaged BN statistics (at chance for the
@@ -106,9 +122,16 @@ class Recipe:
 #   2: BN statistics of the evaluated model recomputed on ``bn_images`` training images
 #      before each evaluation (pycls's precise BN); antialiased random-resized crops of
 #      ``crop_area``..1; evaluation on a centre crop of ``eval_crop`` (large images only).
-PROTOCOL = 2
+#   3: an epoch is a full pass: every training image once, in batches of near-equal size
+#      (at most ``batch_size``), and BN statistics recomputed on all ``bn_images`` images.
+#      Before it, only full batches were kept (240 images at batch 128: 128 per "epoch"),
+#      so ``--epochs 2`` did not train two passes. Points of protocol 2 can still be
+#      trained (a study file pins ``protocol = 2`` to extend its stored points).
+PROTOCOL = 3
+TRAINABLE_PROTOCOLS = (2, 3)
 # Fields added since the first stored points, at the value those points had.
 ADDED = {"protocol": 1, "bn_images": 0, "crop_area": 0.25, "eval_crop": 1.0}
+ADDED |= {"cooldown": 0.2, "warmup_samples": 10_000}  # used by wsd alone: keys keep
 # Fields protocol-1 recipes had and later ones do not (compile became a run option).
 REMOVED = {"compile": False}
 
@@ -149,13 +172,38 @@ def budget(name: str, **overrides) -> Recipe:
     return replace(BUDGETS[name], **{k: v for k, v in overrides.items() if v is not None})
 
 
+def batches_per_epoch(n_images: int, batch_size: int, protocol: int = PROTOCOL) -> int:
+    """Protocol 3: every image once, in ceil(n / batch_size) batches of near-equal size;
+    before it, full batches only (one short batch when the set is smaller than one)."""
+    if protocol >= 3:
+        return max(1, math.ceil(n_images / batch_size))
+    return max(1, n_images // batch_size)
+
+
+def batch_bounds(n_images: int, batch_size: int, protocol: int = PROTOCOL) -> list[int]:
+    """Where each batch of an epoch starts and ends in the shuffled order: k + 1 offsets
+    for k batches (protocol 3: sizes differ by at most one image, so no batch is a stub)."""
+    k = batches_per_epoch(n_images, batch_size, protocol)
+    if protocol >= 3:
+        return [i * n_images // k for i in range(k + 1)]
+    return [min(i * batch_size, n_images) for i in range(k + 1)]
+
+
+def epoch_samples(n_images: int, batch_size: int, protocol: int = PROTOCOL) -> int:
+    """The samples one epoch trains: the whole set from protocol 3 on; before it, its full
+    batches (counted as full even when a set smaller than a batch made the one batch short)."""
+    if protocol >= 3:
+        return n_images
+    return batches_per_epoch(n_images, batch_size, protocol) * batch_size
+
+
 def samples_for_epochs(epochs: float, per_epoch: int) -> int:
     """``--epochs`` as a budget in samples: that many passes over ``per_epoch`` images."""
     if not (epochs > 0 and math.isfinite(epochs)):
         raise EffscaleError(
-            f"--epochs must be a positive number, got {epochs:g}", "write e.g. --epochs 3"
+            f"`epochs` must be a positive number, got {epochs:g}", "write e.g. `epochs`=3"
         )
-    limits.at_most("--epochs", epochs, limits.MAX_EPOCHS)
+    limits.at_most("`epochs`", epochs, limits.MAX_EPOCHS)
     return max(1, int(epochs * per_epoch))
 
 

@@ -42,15 +42,19 @@ def fixed_speed(monkeypatch):
 def test_a_point_costs_three_forward_passes_a_sample_plus_its_evaluations():
     point = Point(BASE.variant(w=1.5), 0, RECIPE, "synthetic")
     flops = count_cost(point.variant, 10).flops
-    c = point_compute(point, (1000, 200, 10))  # 1000 train images: 15 batches of 64 an epoch
+    c = point_compute(point, (1000, 200, 10))  # 1000 train images: 16 batches an epoch
     assert c["flops"] == flops and c["trained_samples"] == 512  # under an epoch: as asked
     assert c["train_flops"] == 3 * flops * 512
     one_eval = 200 + min(RECIPE.bn_images, 1000)
     assert c["compute_flops"] == 3 * flops * 512 + flops * one_eval
     longer = point_compute(Point(point.variant, 0, budget("smoke", samples=2000), "x"),
                            (1000, 200, 10))  # fmt: skip
-    assert longer["trained_samples"] == 1920  # two whole epochs of 960
+    assert longer["trained_samples"] == 2000  # two passes over all 1,000 (protocol 3)
     assert longer["compute_flops"] - longer["train_flops"] == 2 * flops * one_eval
+    old = budget("smoke", samples=2000, protocol=2)  # full batches only: epochs of 960
+    assert (
+        point_compute(Point(point.variant, 0, old, "x"), (1000, 200, 10))["trained_samples"] == 1920
+    )
 
 
 def test_the_estimate_is_compute_over_the_measured_speed(tmp_path):
@@ -257,7 +261,9 @@ def test_in_process_points_train_with_the_threads_asked_and_leave_them(monkeypat
     from effscale.study.executors import InProcess, local
 
     seen, before = [], torch.get_num_threads()
-    monkeypatch.setattr(local, "run_point", lambda task, emit: seen.append(torch.get_num_threads()))
+    monkeypatch.setattr(
+        local, "run_point", lambda task, emit, **_: seen.append(torch.get_num_threads())
+    )
     study = tiny_study()
     InProcess(threads=1).run([type("T", (), {"point": p})() for p in study.points], lambda *a: 0)
     assert seen == [1, 1] and torch.get_num_threads() == before

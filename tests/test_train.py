@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import pytest
 import torch
@@ -15,7 +16,7 @@ from effscale import io
 from effscale.data import load_dataset
 from effscale.data.augment import eval_transform, random_crop, train_transform
 from effscale.errors import EffscaleError, Interrupted
-from effscale.recipe import budget
+from effscale.recipe import batch_bounds, budget
 from effscale.scaling import make_variant
 from effscale.training.loop import get_lr, train
 
@@ -155,7 +156,7 @@ def test_fine_tune_needs_a_new_head_when_classes_differ(synthetic, tmp_path):
     fewer.train_images, fewer.train_labels = fewer.train_images[keep], fewer.train_labels[keep]
     keep = fewer.test_labels < 5
     fewer.test_images, fewer.test_labels = fewer.test_images[keep], fewer.test_labels[keep]
-    with pytest.raises(EffscaleError, match="new-head"):
+    with pytest.raises(EffscaleError, match="`new_head`"):
         train(
             SMALL,
             fewer,
@@ -192,11 +193,11 @@ def test_weights_of_another_variant_are_refused(synthetic, tmp_path):
 
 
 def test_schedule_warms_up_then_decays_to_zero():
-    r = budget("short", warmup=0.1)
-    assert get_lr(r, 0.0, 0) == 0 and get_lr(r, 0.05, 0) == pytest.approx(r.lr / 2)
-    assert get_lr(r, 0.1, 0) == pytest.approx(r.lr)
-    assert get_lr(r, 1.0, 0) == pytest.approx(0, abs=1e-9)
-    lrs = [get_lr(r, t / 100, 0) for t in range(10, 101)]
+    r = budget("short", warmup=0.1)  # get_lr(recipe, samples, total, images an epoch)
+    assert get_lr(r, 0, 100, 10) == 0 and get_lr(r, 5, 100, 10) == pytest.approx(r.lr / 2)
+    assert get_lr(r, 10, 100, 10) == pytest.approx(r.lr)
+    assert get_lr(r, 100, 100, 10) == pytest.approx(0, abs=1e-9)
+    lrs = [get_lr(r, t, 100, 10) for t in range(10, 101)]
     assert all(a >= b for a, b in zip(lrs, lrs[1:]))
 
 
@@ -406,7 +407,7 @@ def test_compile_is_decided_from_the_device_probe(tmp_path, monkeypatch):
     compiling._path(cpu).write_text(json.dumps({**probe, "speedup": 1.9}))
     assert compiling.decide(cpu, 1e12, None)[0] is False  # 100 s eager: saves < a compile
     assert compiling.decide(cpu, 1e14, None)[0] is True  # hours eager: pays
-    assert compiling.decide(cpu, 1e14, False) == (False, "--no-compile")
+    assert compiling.decide(cpu, 1e14, False) == (False, "`compile`=False")
 
 
 def test_the_environment_names_the_cpu_model(monkeypatch):
@@ -436,20 +437,23 @@ def test_the_environment_names_the_cpu_model(monkeypatch):
     assert env["machine"]  # the architecture, e.g. x86_64, beside it
 
 
-# Per epoch (train loss, top-1) of two fixed runs, recorded with protocol 2 (torch 2.13.0, CPU,
+# Per epoch (train loss, top-1) of two fixed runs per trainable protocol (torch 2.13.0, CPU,
 # one thread). Stored points can only be compared with new ones if training still computes
 # the same thing: a change that moves these numbers must bump Recipe.protocol (so old points
 # are kept apart) and record the new ones. The tolerance allows another CPU's float order.
 RECORDED = {
-    "large images": [(2.17619706524743, 33.333333333333336), (1.7379117144478693, 57.5)],
-    "small images": [(1.5859314997990925, 99.5), (0.687368377049764, 100.0)],
+    (2, "large images"): [(2.17619706524743, 33.333333333333336), (1.7379117144478693, 57.5)],
+    (2, "small images"): [(1.5859314997990925, 99.5), (0.687368377049764, 100.0)],
+    (3, "large images"): [(2.1726182818412783, 41.666666666666664), (1.674759864807129, 95.0)],
+    (3, "small images"): [(1.533398199826479, 99.5), (0.6762852482497692, 100.0)],
 }
 
 
-def test_training_still_computes_what_the_stored_points_were_trained_with(tmp_path):
-    from effscale.recipe import PROTOCOL
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_training_still_computes_what_the_stored_points_were_trained_with(tmp_path, protocol):
+    from effscale.recipe import PROTOCOL, TRAINABLE_PROTOCOLS
 
-    assert PROTOCOL == 2, "a new protocol: record its numbers here"
+    assert (PROTOCOL, TRAINABLE_PROTOCOLS) == (3, (2, 3)), "a new protocol: record it here"
     torch.set_num_threads(1)
     runs = {
         "large images": (  # antialiased random-resized crops, centre-crop eval, precise BN
@@ -459,14 +463,32 @@ def test_training_still_computes_what_the_stored_points_were_trained_with(tmp_pa
         "small images": (load_dataset("synthetic"), SMALL),  # pad-and-crop
     }
     for name, (data, variant) in runs.items():
-        recipe = budget("smoke", samples=2 * len(data.train_labels), batch_size=64, ema=0.2)
+        recipe = budget("smoke", samples=2 * len(data.train_labels), batch_size=64, ema=0.2,
+                        protocol=protocol)  # fmt: skip
         train(variant, data, recipe, tmp_path / name, device="cpu")
         lines = (tmp_path / name / "metrics.jsonl").read_text().splitlines()
         got = [(m["train_loss"], m["top1"]) for m in map(json.loads, lines)]
-        assert len(got) == len(RECORDED[name]), name
-        for (loss, top1), (want_loss, want_top1) in zip(got, RECORDED[name]):
+        assert len(got) == len(RECORDED[protocol, name]), name
+        for (loss, top1), (want_loss, want_top1) in zip(got, RECORDED[protocol, name]):
             assert loss == pytest.approx(want_loss, rel=1e-3), name
             assert top1 == pytest.approx(want_top1, abs=2.5), name  # 3 of 120 test images
+
+
+def test_an_epoch_is_a_full_pass_and_epochs_give_that_many(tmp_path):
+    """Issue 32: 240 images at batch 128 trained 128 per "epoch" (the rest was dropped), so
+    --epochs 2 trained 4 such epochs and 512 samples, and the BN note said 512 images.
+    Protocol 3: two passes of 240 in batches of 120, and every number says so."""
+    from effscale.recipe import samples_for_epochs
+
+    data = load_dataset("synthetic:24")  # 240 training images
+    recipe = budget("smoke", samples=samples_for_epochs(2, 240), batch_size=128)
+    result = train(SMALL, data, recipe, tmp_path, device="cpu")
+    assert (result["epochs"], result["samples"]) == (2, 480)
+    epochs = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [m["samples"] for m in epochs] == [240, 480]
+    assert "BN statistics recomputed on 240 training images" in result["eval_model"]
+    old = train(SMALL, data, replace(recipe, protocol=2), tmp_path / "p2", device="cpu")
+    assert (old["epochs"], old["samples"]) == (4, 512)  # what protocol 2 did, kept for its points
 
 
 def test_a_run_killed_inside_an_epoch_resumes_inside_it_and_matches(
@@ -480,20 +502,21 @@ def test_a_run_killed_inside_an_epoch_resumes_inside_it_and_matches(
     recipe = quick(samples=2 * len(synthetic.train_labels))
     whole = train(SMALL, synthetic, recipe, tmp_path / "whole", device="cpu")
     monkeypatch.setattr(t, "CHECKPOINT_SECONDS", 0.0)
-    steps = len(synthetic.train_labels) // recipe.batch_size
-    assert steps >= 4
+    n = len(synthetic.train_labels)
+    bounds = batch_bounds(n, recipe.batch_size)  # where each batch of an epoch ends
+    assert len(bounds) > 4
 
     def stop_mid_epoch(kind, payload):
-        if kind == "progress" and payload.get("completed") == (steps + 3) * recipe.batch_size:
+        if kind == "progress" and payload.get("completed") == n + bounds[3]:
             raise KeyboardInterrupt  # in epoch 2, after its third step
 
-    with pytest.raises(Interrupted, match=f"holds its first {(steps + 2) * recipe.batch_size:,}"):
+    with pytest.raises(Interrupted, match=f"holds its first {n + bounds[2]:,}"):
         train(SMALL, synthetic, recipe, tmp_path / "cut", device="cpu", on_event=stop_mid_epoch)
     heard = []
     resumed = train(SMALL, synthetic, recipe, tmp_path / "cut", device="cpu", resume=True,
                     on_event=lambda kind, p: heard.append((kind, p)))  # fmt: skip
     said = [p for kind, p in heard if kind == "message" and "resuming" in str(p)]
-    assert said and f"epoch 2, sample {(steps + 2) * recipe.batch_size:,}" in said[0]
+    assert said and f"epoch 2, sample {n + bounds[2]:,}" in said[0]
     epochs = [json.loads(x)["epoch"] for x in (tmp_path / "cut/metrics.jsonl").open()]
     assert epochs == [1, 2]
     assert resumed["top1"] == pytest.approx(whole["top1"], abs=1e-6)

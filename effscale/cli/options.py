@@ -212,6 +212,16 @@ CompileOpt = Annotated[
     ),
 ]
 LrOpt = Annotated[float | None, typer.Option("--lr", help="Peak learning rate.")]
+ScheduleOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--schedule",
+        metavar="[cosine|onecycle|exponential|wsd]",
+        help="Learning-rate schedule (default: the budget's, cosine). wsd: warm-up, constant, "
+        "then a linear cool-down over the last 20 %; a study's shorter budgets branch off its "
+        "longest run, so they cost only their cool-downs.",
+    ),
+]
 BatchOpt = Annotated[int | None, typer.Option("--batch-size", help="Batch size.")]
 RunDirArg = Annotated[str, typer.Argument(metavar="RUN_DIR", help="A study's run directory.")]
 ExecutorOpt = Annotated[
@@ -303,6 +313,7 @@ STUDY = Bundle(  # what a study trains on, and how long
     epochs=(EpochsOpt, None),
     samples=(SamplesOpt, None),
     lr=(LrOpt, None),
+    schedule=(ScheduleOpt, None),
     batch_size=(BatchOpt, None),
     seeds=(SeedsOpt, 1),
 )

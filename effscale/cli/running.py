@@ -50,6 +50,7 @@ def setting(model: str, study: dict, base: dict):
         epochs=study["epochs"],
         lr=study["lr"],
         batch_size=study["batch_size"],
+        schedule=study["schedule"],
         **base,
     )
     return s, seeds

@@ -21,6 +21,7 @@ from effscale.cli.options import (
     DeviceOpt,
     FormatOpt,
     ModelArg,
+    ScheduleOpt,
     ThreadsOpt,
     takes,
     variant_of,
@@ -79,6 +80,7 @@ def train_cmd(
     samples: SamplesOpt = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size.")] = None,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
+    schedule: ScheduleOpt = None,
     device: DeviceOpt = "auto",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     out: Annotated[str | None, typer.Option(metavar="DIR", help="Run directory.")] = None,
@@ -112,7 +114,8 @@ def train_cmd(
     variant = variant_of(model, {**scale, **base}, base_resolution=resolution)
     if epochs is not None:
         budgets = [samples_for_epochs(epochs, len(dataset.train_labels))]
-    recipe = budget(budget_, samples=budgets[0] if budgets else None, batch_size=batch_size, lr=lr)
+    samples = budgets[0] if budgets else None
+    recipe = budget(budget_, samples=samples, batch_size=batch_size, lr=lr, schedule=schedule)
     _refuse_before_estimating(recipe, seed, fine_tune["init_from"])
     out = out or _default_out(variant, seed)
     io.writable_dir(out, create=False)  # before estimating: a bad --out is said at once
@@ -121,10 +124,7 @@ def train_cmd(
     if run["dry_run"]:
         print_plan(plan, fmt)
         return
-    sizes = f"{len(dataset.train_labels):,} train, {len(dataset.test_labels):,} test"
-    output.note(
-        f"{variant.label} on {dataset.name} ({sizes}), {recipe.samples:,} samples -> {out}", fmt
-    )
+    output.note(_what_trains(variant, dataset, recipe, out), fmt)
     output.note(plan.sentence(), fmt)
     running.confirm_long_run(plan.wall_seconds, run["yes"], plan.speed.busy)
     with output.progress() as bar:
@@ -150,6 +150,18 @@ def train_cmd(
             f"in {PointDir(out).metrics_file}",
             "lower --lr",
         )
+
+
+def _what_trains(variant, dataset, recipe, out) -> str:
+    """The run's header: variant, data, and the samples as trained (whole epochs)."""
+    from effscale.training.batches import total_samples
+
+    n_train = len(dataset.train_labels)
+    total = total_samples(dataset, recipe)
+    return (
+        f"{variant.label} on {dataset.name} ({n_train:,} train, {len(dataset.test_labels):,} "
+        f"test), {total:,} samples ({total / n_train:.3g} epochs) -> {out}"
+    )
 
 
 def _default_out(variant, seed: int) -> str:

@@ -23,6 +23,7 @@ from effscale import io
 from effscale.cost import count_cost
 from effscale.errors import EffscaleError, Interrupted
 from effscale.rundir import ERROR, FINISHED, SEARCH_FILE, StudyDir
+from effscale.study.branches import trunk_of, wsd_branches
 from effscale.study.plan import Point, Study
 from effscale.study.worker import Task
 
@@ -57,7 +58,7 @@ def worker_imports(study: Study, executor) -> tuple[str, ...]:
     from effscale.zoo.registry import registered_in
 
     modules = {registered_in(p.variant.backbone) for p in study.points}
-    if getattr(executor, "same_process", False):
+    if executor is None or executor.same_process:
         return ()
     if "__main__" in modules:
         name = next(p.variant.backbone for p in study.points
@@ -120,11 +121,12 @@ def run_study(
 
     Raises Interrupted after a Ctrl-C, once the running points have stopped.
     """
+    from effscale.data.cache import fetch_missing
     from effscale.study.estimate import StudyClock, executor_shape, load_estimates, save_estimates
     from effscale.study.executors import InProcess, stop_on_sigint, stop_requested
 
     executor = executor or InProcess()
-    check_plan(study, device, here=getattr(executor, "local", False))
+    check_plan(study, device, here=executor.local)
     imports = worker_imports(study, executor)
     store = StudyDir(io.writable_dir(run_dir))
     store.remove_orphans()
@@ -133,6 +135,7 @@ def run_study(
         save_estimates(store.path, estimates)
     finished = {p.key for p in study.points if store.state(p.key) in FINISHED}
     already = len(finished)
+    fetch_missing(p.data for p in study.points if p.key not in finished)  # here, not per worker
     emit = on_event or _ignore
     for problem in store.problems:  # damaged files: those points are trained again
         emit("damaged", None, problem)
@@ -146,6 +149,7 @@ def run_study(
             # each point's task: where it trains, on what, and what its worker imports
             task = partial(Task, run_dir=str(store.path), device=device, compile=compile,
                            imports=imports, log=log, study=study.name)  # fmt: skip
+            task = _seeding(task, todo)
             _run(study, store, executor, todo, finished, failures, clock, emit, task)
             interrupted = stop_requested()
         except KeyboardInterrupt:  # a second Ctrl-C, or one outside the main thread
@@ -245,13 +249,27 @@ def _waves(store, executor, todo, finished, failures, task, events) -> None:
             failures[p.key] = f"the point it fine-tunes ({p.init_from}) diverged"
             store.record_failure(p.key, failures[p.key])
             todo.remove(p)
-        wave = [p for p in todo if not p.init_from or p.init_from in finished]
+        waits = trunk_of(todo)  # a WSD branch waits for the run that seeds it
+        pending = {p.key for p in todo}
+        wave = [
+            p for p in todo
+            if (not p.init_from or p.init_from in finished) and waits.get(p.key) not in pending
+        ]  # fmt: skip
         if not wave:
             break  # their sources failed; they stay pending and status shows why
         executor.run([task(p) for p in wave], events)
         todo = [
             p for p in todo if p.key not in finished and p.key not in failures and p not in wave
         ]
+
+
+def _seeding(task, todo: list[Point]):
+    """``task`` whose trunks also seed their WSD branches (effscale.study.branches)."""
+    seeds = {
+        trunk: tuple((b.recipe.samples, b.key) for b in branches)
+        for trunk, branches in wsd_branches(todo).items()
+    }
+    return lambda p: task(p, branches=seeds.get(p.key, ()))
 
 
 def _plan_id(record: dict) -> str:

@@ -23,7 +23,6 @@ time.
 import hashlib
 import json
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from pathlib import Path
 from effscale import io
 from effscale.cost import count_cost
 from effscale.rundir import ESTIMATES_FILE, FINISHED, PointDir, StudyDir
+from effscale.study.branches import trunk_of
 from effscale.study.plan import Point, Study
 
 PROBE_VERSION = 1  # bump when the probe changes: cached speeds then miss
@@ -70,7 +70,7 @@ class Speed:
         if self.busy:
             state += (f", while the machine was busy: the probe got {self.cpu_share:.0%} of its "
                       "threads' time, so this estimate may be long; measure again when it "
-                      "is idle, or give fewer --threads")  # fmt: skip
+                      "is idle, or give fewer `threads`")  # fmt: skip
         return f"{self.flops_per_s / 1e9:.3g} GFLOP/s training ({where}; {state})"
 
 
@@ -212,6 +212,9 @@ class Estimate:
             "to_train": len(todo),
             "train_flops": sum(r["train_flops"] for r in todo),
             "compute_flops": sum(r["compute_flops"] for r in todo),
+            "separate_compute_flops": sum(  # the same budgets as runs of their own
+                r.get("alone_compute_flops", r["compute_flops"]) for r in todo
+            ),
             "flops_per_s": self.speed.flops_per_s,
             "hardware": self.speed.hardware,
             "threads": self.speed.threads,
@@ -229,6 +232,12 @@ class Estimate:
         if s["covered"]:
             head += f" ({s['covered']} already covered by stored results)"
         compute = f"{fmt_flops(s['compute_flops'])} (3 x forward x samples, plus evaluation)"
+        if s["separate_compute_flops"] > s["compute_flops"]:  # WSD budgets branch off one run
+            compute += (
+                f"; as separate runs {fmt_flops(s['separate_compute_flops'])} "
+                f"({s['separate_compute_flops'] / s['compute_flops']:.2f}x): the shorter "
+                "budgets branch off the longest"
+            )
         if self.wall_seconds is not None:
             at_once = f", {self.parallel} at a time" if self.parallel > 1 else ""
             est = (
@@ -244,22 +253,28 @@ class Estimate:
 
 def data_sizes(spec: str) -> tuple[int, int, int]:
     """Training images, test images and classes of a dataset spec (loaded once a process)."""
-    from effscale.data.cache import dataset
+    from effscale.data.cache import facts
 
-    data = dataset(spec)
-    return len(data.train_labels), len(data.test_labels), data.num_classes
+    f = facts(spec)  # a set not downloaded yet: its published sizes (a dry run fetches nothing)
+    return f.train, f.test, f.num_classes
 
 
-def point_compute(point: Point, sizes: tuple[int, int, int] | None = None) -> dict:
+def point_compute(point: Point, sizes=None, branch: bool = False) -> dict:
     """The multiply-adds a point costs: training (3F per sample) and its evaluations (F per
-    test image and per image its BN statistics are recomputed on, once an epoch)."""
-    from effscale.training.loop import planned_samples
+    test image and per image its BN statistics are recomputed on, once an epoch); a WSD
+    ``branch`` trains and evaluates only its cool-down (effscale.study.branches).
+    ``sizes``: (train images, test images, classes) when known."""
+    from effscale.recipe import cooldown_start, epoch_samples
+    from effscale.training.batches import planned_samples
 
     n_train, n_test, classes = sizes or data_sizes(point.data)
     cost = count_cost(point.variant, classes)
-    per_epoch = max(1, n_train // point.recipe.batch_size) * point.recipe.batch_size
-    samples = planned_samples(point.recipe.samples, per_epoch)
-    evaluations = math.ceil(samples / per_epoch)
+    r = point.recipe
+    per_epoch = epoch_samples(n_train, r.batch_size, r.protocol)
+    total = planned_samples(point.recipe.samples, per_epoch)
+    start = cooldown_start(r, total) if branch else 0  # where a branch takes over
+    samples = total - int(start)
+    evaluations = math.ceil(total / per_epoch) - math.floor(start / per_epoch)
     evaluated = evaluations * (n_test + min(point.recipe.bn_images, n_train))
     return {
         "flops": cost.flops,
@@ -271,18 +286,11 @@ def point_compute(point: Point, sizes: tuple[int, int, int] | None = None) -> di
 
 
 def executor_shape(executor) -> tuple[int, int | None]:
-    """Torch threads per point and points run at once, for the executors effscale has."""
+    """Torch threads per point and points run at once: Executor.shape(), or this process's
+    threads, one point at a time, when there is no executor (the engine's default)."""
     import torch
 
-    if executor is None or type(executor).__name__ == "InProcess":
-        return getattr(executor, "threads", None) or torch.get_num_threads(), 1
-    if hasattr(executor, "workers"):  # LocalWorkers
-        return executor.threads, executor.workers
-    if hasattr(executor, "cpus_per_point"):  # Ray: one thread per CPU of a point
-        local = executor.address is None
-        parallel = (executor.num_cpus or os.cpu_count() or 1) if local else None
-        return max(1, int(executor.cpus_per_point)), parallel
-    return getattr(executor, "threads", 1), getattr(executor, "max_parallel", None)
+    return executor.shape() if executor is not None else (torch.get_num_threads(), 1)
 
 
 def estimate_study(
@@ -309,10 +317,13 @@ def estimate_study(
         store = StudyDir(run_dir) if run_dir is not None and Path(run_dir).is_dir() else None
         covered = {p.key for p in study.points if store and store.state(p.key) in FINISHED}
     rows, seconds, sizes = [], {}, dict(sizes or {})
+    branches = trunk_of([p for p in study.points if p.key not in covered])
     for p in study.points:
         if p.data not in sizes:
             sizes[p.data] = data_sizes(p.data)
-        compute = point_compute(p, sizes[p.data])
+        compute = point_compute(p, sizes[p.data], branch=p.key in branches)
+        if p.key in branches:  # what it would cost as a run of its own, for the comparison
+            compute["alone_compute_flops"] = point_compute(p, sizes[p.data])["compute_flops"]
         est = compute["compute_flops"] / speed.flops_per_s
         seconds[p.key] = est
         v = p.variant

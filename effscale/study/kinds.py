@@ -22,8 +22,9 @@ from effscale.study.plan import (
 
 @dataclass(frozen=True)
 class Setting:
-    """What each study starts from: the data (its spec and the loaded set), the recipe and
-    its training budgets (None: the recipe's own samples), and the base."""
+    """What each study starts from: the data (its spec and its sizes, classes and resolution:
+    effscale.data.cache.DataFacts), the recipe and its training budgets (None: the recipe's
+    own samples), and the base."""
 
     data: str
     dataset: object
@@ -42,8 +43,8 @@ def study_base(
     small_input: bool | None = None,
 ) -> tuple[Base, object]:
     """The base a study on ``data`` starts from (at the data's resolution unless
-    ``base_resolution``), and the dataset."""
-    from effscale.data.cache import dataset
+    ``base_resolution``), and the dataset's facts (effscale.data.cache.DataFacts)."""
+    from effscale.data.cache import facts
     from effscale.errors import EffscaleError
     from effscale.scaling import make_variant
     from effscale.zoo import get_spec
@@ -51,7 +52,7 @@ def study_base(
     get_spec(model)  # an unknown model fails here, before any data is loaded
     if base_resolution is not None and base_resolution < 1:  # 0 is not "the data's"
         raise EffscaleError(f"base resolution must be positive, got {base_resolution}")
-    ds = dataset(data)
+    ds = facts(data)  # sizes, classes, resolution: nothing downloaded to plan
     base = Base(
         model,
         ds.resolution if base_resolution is None else base_resolution,
@@ -73,6 +74,7 @@ def study_setting(
     epochs: float | None = None,
     lr: float | None = None,
     batch_size: int | None = None,
+    schedule: str | None = None,
     **base,
 ) -> Setting:
     """The setting of a sweep, compound or search: ``budgets`` (training samples), or
@@ -80,10 +82,10 @@ def study_setting(
     from effscale.zoo import get_spec
 
     get_spec(model)  # an unknown model fails first, before the recipe or any data
-    recipe = budget(budget_name, lr=lr, batch_size=batch_size).validate()  # train's messages
+    recipe = budget(budget_name, lr=lr, batch_size=batch_size, schedule=schedule).validate()
     base_, ds = study_base(model, data, **base)
     if epochs is not None:
-        budgets = [samples_for_epochs(epochs, len(ds.train_labels))]
+        budgets = [samples_for_epochs(epochs, ds.train)]
     return Setting(data, ds, recipe, budgets, base_)
 
 

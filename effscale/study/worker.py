@@ -5,7 +5,7 @@ point's lock and trains it into its directory with effscale.training.loop.
 """
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from effscale.data.cache import dataset
 from effscale.rundir import StudyDir
@@ -23,12 +23,16 @@ class Task:
     imports: tuple[str, ...] = ()  # modules that register the plan's backbones (a lab's own)
     log: tuple[str, ...] = ()  # trackers the point also logs to (effscale.tracking)
     study: str = "effscale"  # the study's name: the trackers group its points by it
+    # WSD: (samples, key) of the shorter budgets this run seeds (effscale.study.branches)
+    branches: tuple[tuple[int, str], ...] = ()
 
 
-def run_point(task: Task, emit=None) -> dict:
+def run_point(task: Task, emit=None, should_stop=None) -> dict:
     """Train one point into its directory, unless another process is already on it.
 
-    ``emit(kind, key, payload)`` receives the run's events (effscale.training.loop) under its key.
+    ``emit(kind, key, payload)`` receives the run's events (effscale.training.loop) under its key;
+    ``should_stop()``, asked after every step, stops the run there with a checkpoint
+    (effscale.errors.Interrupted).
     """
     import importlib
 
@@ -63,6 +67,11 @@ def run_point(task: Task, emit=None) -> dict:
             new_head=True,
             compile=task.compile,
             on_event=on_event,
+            should_stop=should_stop,
+            branches=[
+                (replace(task.point.recipe, samples=samples), store.point(key).path)
+                for samples, key in task.branches
+            ],
         )
         finish(result)
         return result

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from effscale.data.augment import eval_transform, policy_for
 from effscale.data.dataset import ImageDataset
-from effscale.recipe import Recipe
+from effscale.recipe import Recipe, batch_bounds
 from effscale.scaling import Variant
 
 
@@ -97,11 +97,17 @@ def bn_batches(data: ImageDataset, prep: Preprocess, recipe: Recipe, seed: int, 
         images = torch.stack([data.train_images[i][0] for i in idx.tolist()])
     else:
         images = data.train_images[idx.to(data.train_images.device)]
-    b = recipe.batch_size
+    bounds = batch_bounds(len(images), recipe.batch_size, recipe.protocol) if len(images) else [0]
     return [
-        model_input(images[i * b : (i + 1) * b], data, prep, recipe, device)
-        for i in range(max(1, len(images) // b) if len(images) else 0)
+        model_input(images[a:b], data, prep, recipe, device) for a, b in zip(bounds, bounds[1:])
     ]
+
+
+def bn_image_count(n_train: int, recipe: Recipe) -> int:
+    """The training images BN statistics are recomputed on (bn_batches): before protocol 3,
+    only its full batches of the sample."""
+    m, b = min(recipe.bn_images, n_train), recipe.batch_size
+    return m if recipe.protocol >= 3 or m < b else m // b * b
 
 
 @torch.no_grad()

@@ -1,12 +1,12 @@
 """One training run: fit a variant briefly, evaluate it, checkpoint each epoch, resume.
 
-Read top to bottom, in nanoGPT's order: setup, batches, then ``train``: the run directory
-(effscale.rundir.PointDir), the model (build_for_training), and ``fit``, one loop with
-evaluation (training.evaluation) and an atomic checkpoint (training.checkpoint) per epoch;
-the optimizer, schedule and EMA are training.optim's. Everything a result depends on
-(variant, recipe, data, seed) is in config.json; metrics.jsonl has one line per epoch;
-result.json is written last, so its presence means the run finished (or diverged, which it
-says).
+Read top to bottom, in nanoGPT's order: setup (batches: training.batches), then ``train``:
+the run directory (effscale.rundir.PointDir), the model (build_for_training), and ``fit``,
+one loop with evaluation (training.evaluation) and an atomic checkpoint
+(training.checkpoint) per epoch; the optimizer, schedule and EMA are training.optim's.
+Everything a result depends on (variant, recipe, data, seed) is in config.json;
+metrics.jsonl has one line per epoch; result.json is written last, so its presence means
+the run finished (or diverged, which it says).
 
 Progress goes out through one callback, ``on_event(kind, payload)``: "progress" (first with
 the run's description and total samples, then samples completed and an info line), "message"
@@ -17,7 +17,7 @@ here draws on a screen.
 import copy
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -28,9 +28,11 @@ from effscale.cost import count_cost
 from effscale.data.augment import train_transform
 from effscale.data.dataset import ImageDataset
 from effscale.errors import EffscaleError, Interrupted
-from effscale.recipe import DROP_PATH, Recipe, paper_dropout
+from effscale.recipe import DROP_PATH, Recipe, cooldown_start, paper_dropout
 from effscale.rundir import PointDir
 from effscale.scaling import Variant
+from effscale.training.batches import to_device, total_samples, train_batches
+from effscale.training.branches import Branch, seed_branch
 from effscale.training.checkpoint import Progress, load_checkpoint, load_weights, save_checkpoint
 from effscale.training.compiling import CompiledOrEager
 from effscale.training.compiling import decide as decide_compile
@@ -40,6 +42,7 @@ from effscale.training.evaluation import (
     Preprocess,
     autocast,
     bn_batches,
+    bn_image_count,
     evaluate,
     prepared_test_set,
     recompute_bn,
@@ -63,43 +66,6 @@ def run_identity(
         "seed": seed,
         "init_from": str(init_from) if init_from else None,
     }
-
-
-# ---------------------------------------------------------------------------------------
-# Batches on the device
-# ---------------------------------------------------------------------------------------
-
-
-def train_batches(
-    data: ImageDataset, epoch: int, batch_size: int, seed: int, device, start: int = 0
-):
-    """This epoch's shuffled uint8 batches (full batches only), the same order on resume;
-    ``start``: batches already trained (a checkpoint written inside the epoch)."""
-    order = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    if data.streaming:
-        from effscale.data import stream_batches
-
-        batches = stream_batches(
-            data.train_images, batch_size, shuffle=True, seed=seed * 100_003 + epoch, drop_last=True
-        )
-        for i, (x, y) in enumerate(batches):
-            if i >= start:
-                yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        return
-    perm = torch.randperm(len(data.train_labels), generator=order).to(device)
-    for i in range(start, steps_per_epoch(data, batch_size)):  # one short batch if tiny
-        idx = perm[i * batch_size : (i + 1) * batch_size]
-        yield data.train_images[idx], data.train_labels[idx]
-
-
-def steps_per_epoch(data: ImageDataset, batch_size: int) -> int:
-    return max(1, len(data.train_labels) // batch_size)
-
-
-def planned_samples(budget: int, per_epoch: int) -> int:
-    """A budget longer than an epoch is rounded to whole epochs (no stub epoch at the end,
-    so ``--epochs 4`` is four passes); a shorter one is trained as a partial epoch."""
-    return budget if budget < per_epoch else max(1, round(budget / per_epoch)) * per_epoch
 
 
 def late_gain(metrics: list[dict]) -> tuple[float | None, int | None]:
@@ -135,12 +101,12 @@ def build_for_training(variant: Variant, data: ImageDataset, recipe: Recipe):
 
 
 def _check_protocol(recipe: Recipe) -> None:
-    from effscale.recipe import PROTOCOL
+    from effscale.recipe import TRAINABLE_PROTOCOLS
 
-    if recipe.protocol != PROTOCOL:
+    if recipe.protocol not in TRAINABLE_PROTOCOLS:
         raise EffscaleError(
             f"this run was planned with training protocol {recipe.protocol}; this effscale "
-            f"trains protocol {PROTOCOL} (see effscale.recipe.PROTOCOL)",
+            f"trains protocols {', '.join(map(str, TRAINABLE_PROTOCOLS))} (effscale.recipe)",
             "its stored results can be reported; plan the study again to train it",
         )
 
@@ -159,11 +125,17 @@ def train(
     freeze_epochs: int = 0,
     compile: bool | None = None,
     on_event=None,
+    should_stop=None,
+    branches: list | None = None,
 ) -> dict:
     """Train one variant briefly and return its final metrics (also in out/result.json).
 
     ``compile``: torch.compile the training step (True), not (False), or decide from what was
-    measured on this device (None: effscale.training.compiling.decide).
+    measured on this device (None: effscale.training.compiling.decide). ``should_stop()``:
+    asked after every step; when it says so, the run writes a checkpoint where it stands
+    and raises effscale.errors.Interrupted (a study's clean stop on Ctrl-C). ``branches``:
+    (recipe, directory) of shorter budgets of this WSD run; each directory gets this run's
+    checkpoint where its budget's cool-down starts, and then trains only its cool-down.
     """
     recipe = recipe.validate()
     device = resolve_device(device)
@@ -184,27 +156,47 @@ def train(
     if resume and point.checkpoint.exists():
         at = load_checkpoint(point, model, optimizer, ema, device)
         emit("message", f"resuming {variant.label} at epoch {at.epoch + 1}, sample "
-                        f"{at.samples:,} of {recipe.samples:,}")  # fmt: skip
-    data = _to_device(data, device)
+                        f"{at.samples:,} of {total_samples(data, recipe):,}")  # fmt: skip
+    data = to_device(data, device)
     compiled, why = decide_compile(device, 6 * cost.flops * recipe.samples, compile, emit)
     if not any(n.startswith("torch.compile") for n in at.notes):
         at.notes.append(f"torch.compile {'on' if compiled else 'off'}: {why}")
     step_model = CompiledOrEager(model, emit, compile_mode(device)) if compiled else model
     saved = [at.samples if point.checkpoint.exists() else 0]  # samples in checkpoint.pt
+    total, noted = total_samples(data, recipe), [0.0]
 
     def on_epoch(kind, payload):
         if kind == "saved":  # a checkpoint was written (at an epoch's end or inside one)
             saved[0] = payload
             return
+        if kind == "progress" and time.monotonic() - noted[0] >= PROGRESS_SECONDS:
+            noted[0] = time.monotonic()  # for `effscale status`, finer than an epoch
+            point.write_progress(payload["completed"], total)
         emit(kind, payload)
 
+    seeds = [
+        _branch(r, out, variant, data, seed, init_from, cost, device) for r, out in branches or []
+    ]
     run = Run(model, ema, optimizer, variant, data, recipe, point, seed, device, step_model,
-              on_epoch)  # fmt: skip
+              on_epoch, should_stop or _never, seeds)  # fmt: skip
     try:
         status = fit(run, at, freeze_epochs)
     except KeyboardInterrupt:  # files are replaced whole: the last checkpoint is intact
         raise _interrupted(variant, at, recipe, point, saved[0]) from None
-    return _finish(point, status, at, cost, ema, recipe)
+    if status == "stopped":  # asked to (should_stop), with a checkpoint where it stood
+        raise _interrupted(variant, at, recipe, point, saved[0])
+    return _finish(run, status, at, cost)
+
+
+def _never() -> bool:
+    return False
+
+
+def _branch(recipe: Recipe, out, variant, data, seed, init_from, cost, device) -> Branch:
+    point = PointDir(io.writable_dir(out))
+    identity = run_identity(variant, recipe, data, seed, init_from)
+    start = cooldown_start(recipe, total_samples(data, recipe))
+    return Branch(start, point, _config(identity, cost, variant, data, device))
 
 
 def _config(identity: dict, cost, variant: Variant, data: ImageDataset, device) -> dict:
@@ -257,7 +249,7 @@ def _interrupted(variant, at: Progress, recipe: Recipe, point: PointDir, saved: 
             if saved
             else "no checkpoint had been written yet"
         ),
-        "rerun with --resume to continue" if saved else "rerun to start again",
+        "rerun with `resume` to continue" if saved else "rerun to start again",
     )
 
 
@@ -276,6 +268,8 @@ class Run:
     device: torch.device
     step_model: torch.nn.Module  # the model, or its compiled form, for training steps
     emit: object  # on_event(kind, payload)
+    should_stop: object = _never  # asked after every step (train's should_stop)
+    branches: list = field(default_factory=list)  # Branch: shorter WSD budgets to seed
 
 
 def fit(run: Run, at: Progress, freeze_epochs: int = 0) -> str:
@@ -290,9 +284,7 @@ def fit(run: Run, at: Progress, freeze_epochs: int = 0) -> str:
     scaler = torch.amp.GradScaler(
         enabled=device.type == "cuda" and recipe.amp and not torch.cuda.is_bf16_supported()
     )
-    total = planned_samples(
-        recipe.samples, steps_per_epoch(data, recipe.batch_size) * recipe.batch_size
-    )
+    total = total_samples(data, recipe)
     bn_set = bn_batches(data, prep, recipe, seed, device)
     test_set = prepared_test_set(data, prep, recipe, device)
     emit(
@@ -315,6 +307,8 @@ def fit(run: Run, at: Progress, freeze_epochs: int = 0) -> str:
         at.epoch_steps, at.epoch_partial, at.aug_state = 0, {}, None  # the epoch is over
         if epoch.status == "oom":
             continue  # the epoch restarts at the smaller batch; samples seen still count
+        if epoch.status == "stopped":
+            return "stopped"  # its checkpoint was written where it stopped
         if epoch.status == "diverged":
             at.metrics.append(
                 {"epoch": at.epoch + 1, "samples": at.samples, "status": "diverged",
@@ -350,7 +344,7 @@ def fit(run: Run, at: Progress, freeze_epochs: int = 0) -> str:
 class Epoch:
     """How one pass over the training batches went."""
 
-    status: str = "done"  # done, oom (restart it at half the batch) or diverged
+    status: str = "done"  # done, oom (restart it at half the batch), diverged or stopped
     seen: int = 0  # samples
     loss_sum: float = 0.0
     loss_n: int = 0
@@ -379,17 +373,18 @@ def _epoch(run: Run, at: Progress, steps: Steps) -> Epoch:
     seed, device, step_model, emit = run.seed, run.device, run.step_model, run.emit
     scaler, prep, total, save = steps.scaler, steps.prep, steps.total, steps.save
     ema_halflife = recipe.ema * total  # in samples, so a halved batch keeps it
+    wsd = recipe.schedule == "wsd"
     aug = torch.Generator(device).manual_seed(seed * 7_919 + at.epoch)
     e = Epoch(**at.epoch_partial)  # the figures of the part trained before a resume
     if at.aug_state is not None:
         aug.set_state(at.aug_state)
     start, t0, session = at.epoch_steps, time.perf_counter(), 0
     last_save = t0
-    for x, y in train_batches(data, at.epoch, at.batch_size, seed, device, start):
+    for x, y in train_batches(data, at.epoch, at.batch_size, seed, recipe, device, start):
         if at.samples >= total:
             break
-        done = at.samples / total
-        e.lr = get_lr(recipe, done, at.samples / len(data.train_labels))
+        e.lr = get_lr(recipe, at.samples, total, len(data.train_labels))
+        before = at.samples  # where this step starts
         for g in optimizer.param_groups:
             g["lr"] = e.lr * at.batch_size / recipe.batch_size
         x = train_transform(x, prep.size, data.mean, data.std, aug, prep.policy, prep.min_area)
@@ -400,8 +395,9 @@ def _epoch(run: Run, at: Progress, steps: Steps) -> Epoch:
             _halve_batch(at, variant, device, emit)
             e.status = "oom"
             break
-        if ema is not None:
-            update_ema(ema, model, 0.5 ** (len(y) / max(ema_halflife, len(y))))
+        if ema is not None:  # WSD: the EMA follows the model until the cool-down starts
+            stable = wsd and before < cooldown_start(recipe, total)
+            update_ema(ema, model, 0.0 if stable else 0.5 ** (len(y) / max(ema_halflife, len(y))))
         at.samples += len(y)
         e.seen += len(y)
         loss_value = loss.item()
@@ -414,11 +410,20 @@ def _epoch(run: Run, at: Progress, steps: Steps) -> Epoch:
         rate = session / (now - t0)  # this session's samples only
         info = f"epoch {at.epoch + 1} · {rate:,.0f} img/s · loss {e.loss_sum / e.loss_n:.3f}"
         emit("progress", {"completed": at.samples, "info": info})
-        if now - last_save >= CHECKPOINT_SECONDS and at.samples < total:
+        stop = run.should_stop() and at.samples < total
+        timed = now - last_save >= CHECKPOINT_SECONDS and at.samples < total
+        branches = [b for b in run.branches if before < b.start <= at.samples]
+        if stop or timed or branches:
             at.epoch_partial = {**e.__dict__, "seconds": e.seconds + now - t0}
             at.aug_state = aug.get_state()
+            for b in branches:  # a shorter budget's cool-down starts here
+                seed_branch(b, model, optimizer, ema, at, variant, data, prep)
+        if stop or timed:
             save()
             last_save = time.perf_counter()
+        if stop:
+            e.status = "stopped"
+            break
     e.seconds += time.perf_counter() - t0
     return e
 
@@ -427,6 +432,8 @@ def _epoch(run: Run, at: Progress, steps: Steps) -> Epoch:
 # last one: an ImageNet epoch takes hours, and a kill in it lost them all (a few MB written
 # every few minutes costs well under 1 % of the time).
 CHECKPOINT_SECONDS = 300.0
+# How often a running point's progress.json is rewritten (a few bytes).
+PROGRESS_SECONDS = 10.0
 
 
 def _step(step_model, optimizer, scaler, x, y, recipe, device):
@@ -456,14 +463,14 @@ def _halve_batch(at: Progress, variant, device, emit) -> None:
     emit("message", at.notes[-1])
 
 
-def _finish(point: PointDir, status: str, at: Progress, cost, ema, recipe: Recipe) -> dict:
+def _finish(run: Run, status: str, at: Progress, cost) -> dict:
     """result.json: the last evaluation, what was evaluated, whether it was still improving."""
+    point, ema, recipe = run.point, run.ema, run.recipe
     final = at.metrics[-1] if at.metrics and status == "done" else {}
     train_seconds = at.seconds
     gain, since = late_gain(at.metrics) if status == "done" else (None, None)
-    bn = f", BN statistics recomputed on {recipe.bn_images} training images" * bool(
-        recipe.bn_images
-    )
+    bn_images = bn_image_count(len(run.data.train_labels), recipe)
+    bn = f", BN statistics recomputed on {bn_images:,} training images" * bool(bn_images)
     result = {
         "status": status,
         **{k: final.get(k) for k in ("top1", "top5", "loss")},
@@ -482,16 +489,3 @@ def _finish(point: PointDir, status: str, at: Progress, cost, ema, recipe: Recip
     }
     point.write_result(result)
     return result
-
-
-def _to_device(data: ImageDataset, device) -> ImageDataset:
-    """In-memory sets move to the training device once, as uint8."""
-    if data.streaming or device.type == "cpu":
-        return data
-    return replace(
-        data,
-        **{
-            k: getattr(data, k).to(device)
-            for k in ("train_images", "train_labels", "test_images", "test_labels")
-        },
-    )

@@ -5,15 +5,23 @@ import math
 
 import torch
 
-from effscale.recipe import Recipe
+from effscale.recipe import Recipe, cooldown_start
 
 
-def get_lr(recipe: Recipe, done: float, epoch: float) -> float:
-    """Learning rate at a fraction ``done`` of all samples (robust to batch-size changes).
+def get_lr(recipe: Recipe, samples: int, total: int, per_epoch: int) -> float:
+    """Learning rate after ``samples`` of ``total`` (robust to batch-size changes).
 
     1) linear warm-up from 0 over the first ``warmup`` fraction; 2) then cosine or linear
-    (one-cycle) decay to 0, or the paper's 0.97 every 2.4 epochs.
+    (one-cycle) decay to 0, or the paper's 0.97 every 2.4 epochs of ``per_epoch`` images.
+    WSD: warm-up over ``warmup_samples``, the peak, then linear to 0 over the last
+    ``cooldown`` of ``total``: before the cool-down the rate does not depend on ``total``.
     """
+    if recipe.schedule == "wsd":
+        rise = samples / recipe.warmup_samples if recipe.warmup_samples else 1.0
+        start = cooldown_start(recipe, total)
+        fall = (total - samples) / (total - start) if samples >= start else 1.0
+        return recipe.lr * max(0.0, min(1.0, rise, fall))
+    done = samples / total
     if done < recipe.warmup:
         return recipe.lr * done / recipe.warmup
     t = (done - recipe.warmup) / max(1e-12, 1 - recipe.warmup)
@@ -21,7 +29,7 @@ def get_lr(recipe: Recipe, done: float, epoch: float) -> float:
         return recipe.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
     if recipe.schedule == "onecycle":
         return recipe.lr * max(0.0, 1 - t)
-    return recipe.lr * 0.97 ** (epoch / 2.4)
+    return recipe.lr * 0.97 ** (samples / per_epoch / 2.4)
 
 
 def make_optimizer(model, recipe: Recipe) -> torch.optim.Optimizer:
