@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, wrap_file
 
+from effscale.errors import as_flags
+
 
 @contextmanager
 def counting_bar(total: int, what: str):
@@ -68,13 +70,17 @@ def show_run(bar):
         nonlocal task
         if kind == "progress":
             if task is None:
-                task = bar.add_task(
-                    payload["description"], total=payload["total"], info="", unit="img"
+                task = bar.add_task(  # a resumed run starts where it stands: its rate
+                    payload["description"],  # counts this session's samples only
+                    total=payload["total"],
+                    completed=payload.get("completed", 0),
+                    info="",
+                    unit="img",
                 )
             fields = {k: v for k, v in payload.items() if k not in ("description", "total")}
             bar.update(task, **fields)
         elif kind == "message":
-            bar.console.print(payload, style="yellow", markup=False)
+            bar.console.print(as_flags(str(payload)), style="yellow", markup=False)
         elif kind == "epoch":
             bar.mark()
 
@@ -113,16 +119,23 @@ def show_study(bar, study):
         elif kind == "progress":
             if key not in runs:
                 label = labels.get(key) or payload.get("description") or key
-                runs[key] = bar.add_task(label, total=payload.get("total"), info="", unit="img")
+                runs[key] = bar.add_task(  # from where a resumed point stands (its rate)
+                    label,
+                    total=payload.get("total"),
+                    completed=payload.get("completed", 0),
+                    info="",
+                    unit="img",
+                )
             bar.update(runs[key], **{k: v for k, v in payload.items() if k != "description"})
         elif kind == "message":
-            bar.console.print(payload, markup=False)
+            bar.console.print(as_flags(str(payload)), markup=False)
         elif kind == "epoch":
             bar.mark()
         elif kind in ("done", "failed"):
             if key in runs:
                 bar.remove_task(runs.pop(key))
             if kind == "failed":
-                bar.console.print(f"[red]point {key} failed:[/] {escape(payload.splitlines()[0])}")
+                first = as_flags(payload.splitlines()[0])
+                bar.console.print(f"[red]point {key} failed:[/] {escape(first)}")
 
     return on_event

@@ -102,6 +102,20 @@ def write_json(path: str | os.PathLike, obj) -> None:
     write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def write_csv(path: str | os.PathLike, table) -> None:
+    """A pandas table as CSV, atomically: floats to 6 significant digits (a float32
+    multiplier reads 2.33333, not 2.3333332538604736), whole numbers exact."""
+
+    def rounded(v):
+        return v if v != v or float(v).is_integer() else float(f"{v:.6g}")  # v != v: NaN
+
+    out = table.copy()
+    for column in out.columns:
+        if out[column].dtype.kind == "f":
+            out[column] = out[column].map(rounded)
+    write_text(path, out.to_csv(index=False))
+
+
 def read_json(path: str | os.PathLike, kind: type = dict):
     """The JSON object in ``path`` and None, or None and what is wrong with the file (absent
     files give None, None). For files that may have been damaged or planted: a truncated or
@@ -131,7 +145,7 @@ def _json_type(obj) -> str:
     return names.get(type(obj), "number")
 
 
-def writable_dir(path: str | os.PathLike, what: str = "--out", create: bool = True) -> Path:
+def writable_dir(path: str | os.PathLike, what: str = "`out`", create: bool = True) -> Path:
     """``path`` as a directory effscale can write into, created if needed (``create=False``:
     only checked, as a dry run does); else one line saying why not (a file, under a file,
     not writable)."""

@@ -104,7 +104,7 @@ def measure_latency(
     """
     if batch < 1:
         raise EffscaleError(f"batch must be at least 1, got {batch}")
-    limits.at_most("batch", batch, 4096, "latency is timed on small batches: e.g. --batch 1")
+    limits.at_most("batch", batch, 4096, "latency is timed on small batches: e.g. `batch`=1")
     if repeats < 1:
         raise EffscaleError(f"repeats must be at least 1, got {repeats}")
     if warmup < 0:

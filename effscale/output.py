@@ -25,6 +25,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from effscale.errors import as_flags
 from effscale.text import column_names, fmt_flops, fmt_seconds, fmt_value, to_markdown  # noqa: F401  (re-exported)
 
 
@@ -185,7 +186,9 @@ def record(data: dict, fmt: Format, title: str | None = None) -> None:
 
 
 def note(text: str, fmt: Format = Format.table) -> None:
-    """A remark beside the data: stdout for human formats, stderr for machine ones."""
+    """A remark beside the data: stdout for human formats, stderr for machine ones; the
+    library's parameter names as this command's flags (effscale.errors.as_flags)."""
+    text = as_flags(text)
     if Format(fmt) in (Format.json, Format.csv):
         err_console.print(text, highlight=False, soft_wrap=True, markup=False)
     elif Format(fmt) is Format.markdown:

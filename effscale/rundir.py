@@ -42,6 +42,7 @@ CONFIG = "config.json"  # what the run is (its identity), written first
 METRICS = "metrics.jsonl"  # one line per epoch
 CHECKPOINT = "checkpoint.pt"  # where the run stood (each epoch's end, every few minutes)
 RESULT = "result.json"  # how the run ended, written last
+PROGRESS = "progress.json"  # how far a running point is: samples, of how many (every 10 s)
 ERROR = "error.json"  # why a study's point failed
 LOCK = ".lock"  # held while the point trains
 # A study's files (StudyDir).
@@ -58,28 +59,14 @@ STATES = ("done", "running", "interrupted", "failed", "diverged", "corrupt", "pe
 
 # The columns of a results table that name a variant (Variant.to_dict's fields).
 VARIANT_COLUMNS = [
-    "model",
-    "base_width",
-    "base_depth",
-    "d",
-    "w",
-    "r",
-    "resolution",
-    "base_resolution",
+    "model", "base_width", "base_depth", "d", "w", "r", "resolution", "base_resolution",
     "small_input",
-]
+]  # fmt: skip
 # What a point's result.json contributes to its row.
 TRAINED_COLUMNS = [
-    "top1",
-    "top5",
-    "loss",
-    "samples",
-    "epochs",
-    "train_seconds",
-    "images_per_s",
-    "late_gain",
+    "top1", "top5", "loss", "samples", "epochs", "train_seconds", "images_per_s", "late_gain",
     "status",
-]
+]  # fmt: skip
 RESULT_COLUMNS = [
     "key",
     *VARIANT_COLUMNS,
@@ -141,6 +128,7 @@ class PointDir:
         self.metrics_file = self.path / METRICS
         self.checkpoint = self.path / CHECKPOINT
         self.result_file = self.path / RESULT
+        self.progress_file = self.path / PROGRESS
         self.error_file = self.path / ERROR
         self.lock_file = self.path / LOCK
 
@@ -161,6 +149,15 @@ class PointDir:
 
     def write_result(self, result: dict) -> None:
         io.write_json(self.result_file, result)
+
+    def write_progress(self, samples: int, total: int) -> None:
+        io.write_json(self.progress_file, {"samples": samples, "total": total})
+
+    def progress(self) -> dict:
+        """progress.json's samples and total where both are counts, else nothing."""
+        obj, _ = io.read_json(self.progress_file)  # damaged: fall back on metrics.jsonl
+        ok = obj and all(isinstance(obj.get(k), int) and obj[k] >= 0 for k in ("samples", "total"))
+        return {"samples": obj["samples"], "total": obj["total"]} if ok else {}
 
     def write_metrics(self, metrics: list[dict]) -> None:
         io.write_text(self.metrics_file, "".join(json.dumps(m) + "\n" for m in metrics))
@@ -196,14 +193,14 @@ class PointDir:
         if problem:
             raise EffscaleError(
                 f"{self.config_file} {problem}, so the run it holds is unknown",
-                "delete that directory to train the run again, or choose another --out",
+                "delete that directory to train the run again, or choose another `out`",
             )
         if saved is None:
             return None
         if saved.get("identity") != identity:
             raise EffscaleError(
                 f"{self.path} holds a different run (other variant, recipe, data or seed)",
-                "choose another --out",
+                "choose another `out`",
             )
         result, problem = self.result()
         if result is not None:
@@ -213,7 +210,7 @@ class PointDir:
         if not resume and self.checkpoint.exists():
             raise EffscaleError(
                 f"{self.path} holds an interrupted run",
-                "pass --resume to continue it, or choose another --out",
+                "pass `resume` to continue it, or choose another `out`",
             )
         return None
 
@@ -286,7 +283,7 @@ def read_search(run_dir: str | Path) -> dict:
     if not path.is_file():
         raise EffscaleError(
             f"{run_dir} holds no grid search (no {SEARCH_FILE})",
-            "give the --out directory of `effscale search`",
+            "give the `out` directory of `effscale search`",
         )
     record, problem = io.read_json(path)
     if problem:
@@ -348,7 +345,7 @@ class StudyDir:
         if d is None and problem is None:
             raise EffscaleError(
                 f"{self.path} is not a study run directory (no {PLAN})",
-                "give the --out directory of a sweep, compound, search or run",
+                "give the `out` directory of a sweep, compound, search or run",
             )
         hint = "it is the plan: rerun the study's command to write it again"
         if problem:
@@ -379,7 +376,7 @@ class StudyDir:
                     raise EffscaleError(
                         f"{self.path} holds a different study "
                         f"({identity_difference(old.identity, study.identity)})",
-                        "use another --out, or --force to replace its plan (finished points "
+                        "use another `out`, or `force` to replace its plan (finished points "
                         "are kept and reused)",
                     )
                 if same:  # extend: old points stay in the plan, under its name
@@ -453,7 +450,7 @@ class StudyDir:
     def write_results(self, study: Study | None = None) -> pd.DataFrame:
         with self.lock():
             df = self.results(study)
-            io.write_text(self.path / RESULTS, df.to_csv(index=False))
+            io.write_csv(self.path / RESULTS, df)
         return df
 
     def status(self) -> dict:
@@ -481,15 +478,17 @@ class StudyDir:
         }
 
     def _progress(self, p) -> dict:
-        """How far a running or interrupted point is, from its metrics.jsonl (one line an
-        epoch)."""
-        epochs = self.point(p.key).epochs()
+        """How far a running or interrupted point is: its progress.json (written every few
+        seconds while it trains), else its metrics.jsonl (one line an epoch)."""
+        point = self.point(p.key)
+        epochs = point.epochs()
         last = epochs[-1] if epochs else {}
+        now = point.progress()
         return {
             "variant": p.variant.short_label,
             "seed": p.seed,
-            "samples_done": last.get("samples", 0),
-            "samples": p.recipe.samples,
+            "samples_done": max(now.get("samples", 0), last.get("samples", 0)),
+            "samples": now.get("total", p.recipe.samples),
             "epochs_done": len(epochs),
             "top1_last": last.get("top1"),
         }

@@ -39,7 +39,7 @@ def check_trackers(names) -> tuple[str, ...]:
         module, extra = TRACKERS[name]
         if importlib.util.find_spec(module) is None:
             raise EffscaleError(
-                f"--log {name} needs the {module} package, which is not installed",
+                f"`log`={name} needs the {module} package, which is not installed",
                 f'pip install "effscale[{extra}]"',
             )
     return names
@@ -54,7 +54,7 @@ def tracked(names, run_dir, study: str, point: str, params: dict, emit=None):
             trackers.append(_OPEN[name](Path(run_dir), study, point, params))
         except Exception as e:  # a tracker that cannot start does not stop training
             if emit:
-                emit("message", f"--log {name}: could not start ({e}); training goes on")
+                emit("message", f"`log`={name}: could not start ({e}); training goes on")
 
     def on_event(kind, payload):
         if kind == "epoch":

@@ -123,7 +123,7 @@ def _recorded_variant(ckpt: Path, saved: dict | None, named: Variant | None) -> 
         if named is None:
             raise EffscaleError(
                 f"{ckpt} is a plain state dict with no variant recorded",
-                "name its variant (--model and the scaling flags)",
+                "name its variant (`model` and the scaling flags)",
             )
         return named
     try:
@@ -167,7 +167,7 @@ def export(path: str | Path, out: str | Path, fmt: str = "torchscript") -> list[
     run = load_run(path)
     if fmt == "onnx":
         _needs_onnx()
-    out = io.writable_dir(out, what="--out")
+    out = io.writable_dir(out, what="`out`")
     example = torch.zeros(1, 3, run.variant.resolution, run.variant.resolution)
     if fmt == "state_dict":
         target = out / "model.pt"
@@ -215,6 +215,6 @@ def _needs_onnx() -> None:
         import onnx  # noqa: F401
     except ImportError:
         raise EffscaleError(
-            "--format onnx needs the onnx package, which is not installed",
+            "`format`=onnx needs the onnx package, which is not installed",
             'pip install "effscale[onnx]"',
         ) from None

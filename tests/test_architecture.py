@@ -4,6 +4,7 @@ Scans the source with ast, so comments and docstrings do not count.
 """
 
 import ast
+import re
 from pathlib import Path
 
 import effscale
@@ -270,4 +271,68 @@ def test_no_function_takes_more_parameters_than_a_record_would_hold():
                 too_many.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name}: {n}")
     assert not too_many, "pass a record, or give the reason in MANY_PARAMETERS:\n" + "\n".join(
         too_many
+    )
+
+
+def test_no_callback_stops_work_by_throwing_and_the_engine_names_no_executor():
+    """Issue 29: stopping was a KeyboardInterrupt raised from inside a progress callback, and
+    the engine and the estimate told executors apart by their type names. Now the SIGINT
+    handler alone raises it, and both ask the Executor protocol (local, same_process,
+    shape(), run())."""
+    raising = [
+        str(path.relative_to(PACKAGE.parent))
+        for path in PACKAGE.rglob("*.py")
+        if "raise KeyboardInterrupt" in path.read_text()
+    ]
+    assert raising == ["effscale/study/executors/events.py"]  # stop_on_sigint's handler
+    for module in ("study/engine.py", "study/estimate.py"):
+        source = (PACKAGE / module).read_text()
+        for name in ('InProcess"', "LocalWorkers", "RayExecutor", "SlurmExecutor", "__name__"):
+            assert name not in source, (module, name)
+        assert "getattr(executor" not in source and "hasattr(executor" not in source, module
+
+
+def _strings(tree):
+    """Every string a module's code holds (f-strings with {} for their fields), docstrings
+    aside: what its messages can say."""
+    docs = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
+            docs.add(id(body[0].value))
+    parts = {id(v) for n in ast.walk(tree) if isinstance(n, ast.JoinedStr) for v in n.values}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr):
+            yield (
+                node.lineno,
+                "".join(v.value if isinstance(v, ast.Constant) else "{}" for v in node.values),
+            )
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            if id(node) not in docs and id(node) not in parts:
+                yield node.lineno, node.value
+
+
+def test_no_library_message_names_a_cli_flag():
+    """Issue 29: about 40 library messages named CLI flags, which a Python caller has not
+    got. The library names parameters (`epochs`=3) and the CLI shows them as flags
+    (effscale.errors.as_flags); a flag inside a quoted command (`effscale fit --x`) is a
+    command to run, not a parameter."""
+    flag = re.compile(r"(?<![\w-])--[a-z][a-z-]*")
+    command = re.compile(r"`[a-z]+ [^`]*`")
+    found = [
+        f"{path.relative_to(PACKAGE.parent)}:{line}: {text[:60]!r}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path.relative_to(PACKAGE).parts[0] != "cli" and path.name != "errors.py"  # as_flags
+        for line, text in _strings(ast.parse(path.read_text()))
+        if flag.search(command.sub("", text))
+    ]
+    assert not found
+
+
+def test_the_cli_shows_parameters_as_flags():
+    from effscale.errors import as_flags
+
+    said = "`epochs` must be positive (write e.g. `epochs`=3); `time_min`=0, `new_head`, `x`"
+    assert as_flags(said) == (
+        "--epochs must be positive (write e.g. --epochs 3); --time 0, --new-head, --x"
     )

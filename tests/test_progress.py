@@ -14,6 +14,7 @@ from effscale import display, output
 from effscale.recipe import budget
 from effscale.study.engine import ENGINE_EVENTS, run_study
 from effscale.study.estimate import Speed, estimate_study
+from effscale.study.executors import Executor
 from effscale.study.plan import Base, Study, plan_sweep
 
 LABEL = "efficientnet-b0[w0.25] (d=2.333, w=1.42, 48px, small-input stem)"
@@ -65,7 +66,7 @@ def test_a_study_draws_both_bars_at_80_columns(tmp_path):
     bars = output.Bars(console=console)
     seen = []
 
-    class Halfway:  # an executor that reports half a run, then a failure
+    class Halfway(Executor):  # an executor that reports half a run, then a failure
         def run(self, tasks, events):
             for t in tasks:
                 events("start", t.point.key, t.point.variant.label)
@@ -161,7 +162,7 @@ def test_planning_says_what_it_counts_after_a_second(monkeypatch):
 
 
 def test_the_engine_draws_nothing_itself_and_tells_its_callback(tmp_path, capfd):
-    class OneStep:  # an executor that reports one step of each point, then a failure
+    class OneStep(Executor):  # an executor that reports one step of each point, then a failure
         def run(self, tasks, events):
             for t in tasks:
                 events("start", t.point.key, t.point.variant.label)
@@ -181,3 +182,26 @@ def test_the_engine_draws_nothing_itself_and_tells_its_callback(tmp_path, capfd)
     assert kinds.count("failed") == 2 and kinds.count("progress") == 2
     last = [payload for kind, _, payload in heard if kind == "study"][-1]
     assert last["completed"] == 0 and last["total"] == 2 and last["failed"] == 2
+
+
+def test_a_resumed_run_s_rate_counts_this_session_s_samples_only(monkeypatch):
+    """Issue 32: a point resumed at 32,896 of 49,920 showed 1,120 img/s (the samples of
+    earlier sessions counted as if trained in the first second) against a real 50."""
+    clock = [100.0]
+    monkeypatch.setattr(output.time, "monotonic", lambda: clock[0])
+    for draw in ("run", "study"):
+        buf = io.StringIO()
+        plain = output.PlainProgress(Console(file=buf, width=200), interval=0)
+        start = {"description": "b0", "total": 49_920, "completed": 32_896, "info": ""}
+        if draw == "run":
+            on_event = display.show_run(plain)
+            on_event("progress", start)
+            clock[0] += 10
+            on_event("progress", {"completed": 33_396, "info": ""})
+        else:
+            on_event = display.show_study(plain, Study("s", {}))
+            on_event("progress", "key", start)
+            clock[0] += 10
+            on_event("progress", "key", {"completed": 33_396, "info": ""})
+        plain.mark()
+        assert "| 50 img/s |" in buf.getvalue().splitlines()[-1], draw

@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from effscale.cli import app
 from effscale.rundir import StudyDir
 from effscale.study.engine import run_study
+from effscale.study.executors import Executor
 from effscale.study.files import load_study
 
 runner = CliRunner()
@@ -61,7 +62,7 @@ def _table(run_dir: Path) -> pd.DataFrame:
     return df.drop(columns=TIMING).sort_values("key").reset_index(drop=True)
 
 
-class Recording:
+class Recording(Executor):
     """Wraps an executor and keeps the events the driver received."""
 
     def __init__(self, inner):

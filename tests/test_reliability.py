@@ -387,10 +387,12 @@ def test_a_stop_request_lets_the_running_point_end_its_step(tmp_path, monkeypatc
     from effscale.errors import Interrupted
     from effscale.study.executors import events, local
 
-    seen = []
+    seen, at = [], []
 
     def stop_after_some_steps(kind, key, payload):
         seen.append(kind)
+        if kind == "progress" and not events.stop_requested():
+            at[:] = [payload["completed"]]
         if seen.count("progress") == 20:
             events.request_stop()  # what the first Ctrl-C does
 
@@ -408,6 +410,11 @@ def test_a_stop_request_lets_the_running_point_end_its_step(tmp_path, monkeypatc
     started = [p for p in tmp_path.glob("points/*") if (p / "config.json").exists()]
     assert len(started) == 1 and not (started[0] / "error.json").exists()
     assert StudyDir(tmp_path).state(started[0].name) == "interrupted"
+    # the stop is a flag the loop reads after the step, which then writes its checkpoint:
+    # nothing trained is lost (a KeyboardInterrupt thrown from the callback kept the last
+    # checkpoint written before, minutes earlier on a long run)
+    point = StudyDir(tmp_path).point(started[0].name)
+    assert point.load_checkpoint()["samples"] == at[0] > 0
 
 
 # ---------------------------------------------------------------------------------------

@@ -417,3 +417,48 @@ def test_figure8_matches_by_measured_latency(monkeypatch):
     )
     assert timed and {(d, t) for _, d, t in timed} == {("cpu", 1)}
     assert len(timed) == len({v for v, _, _ in timed})  # each network timed once
+
+
+def test_status_reads_a_running_point_s_progress_finer_than_an_epoch(tmp_path, monkeypatch):
+    """Issue 32: `effscale status` showed a point at 0/4,096 when it was at 1,600 (its
+    metrics.jsonl has a line per epoch only). progress.json is rewritten every few seconds."""
+    import effscale.training.loop as loop
+    from effscale.data import load_dataset
+    from effscale.errors import Interrupted
+
+    monkeypatch.setattr(loop, "PROGRESS_SECONDS", 0.0)
+    monkeypatch.setattr(loop, "CHECKPOINT_SECONDS", 0.0)  # so the point counts as interrupted
+    data = load_dataset("synthetic")  # 1,000 training images
+    study = Study("s", {"kind": "test"})
+    base = Base("resnet18", 32, base_width=0.25, base_depth=0.5)
+    study.add_all(plan_sweep(base, "width", [1.0], [0], budget("smoke", samples=2000), "synthetic"))
+    store = StudyDir(tmp_path)
+    store.save_study(study)
+    point = study.points[0]
+
+    def stop(kind, payload):
+        if kind == "progress" and payload.get("completed", 0) >= 640:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted):
+        loop.train(point.variant, data, point.recipe, store.point_dir(point.key),
+                   device="cpu", on_event=stop)  # fmt: skip
+    progress = store.status()["progress"][point.key]
+    assert progress["samples_done"] >= 576 and progress["epochs_done"] == 0
+    assert progress["samples"] == 2000
+
+
+def test_a_dry_run_downloads_nothing(monkeypatch):
+    """Issue 32: `effscale run figure3 --dry-run` tried to download CIFAR-10, although a dry
+    run writes nothing: it plans on the set's published sizes instead."""
+    import effscale.data.cifar as cifar
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("a dry run downloaded")
+
+    monkeypatch.setattr(cifar, "in_cache", lambda kind: False)
+    monkeypatch.setattr(cifar, "fetch", no_download)
+    result = CliRunner().invoke(app, ["run", "figure3", "--dry-run", "--seeds", "1",
+                                      "--format", "csv"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "b0" in result.output and "100000" in result.output.replace(",", "")

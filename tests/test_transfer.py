@@ -231,6 +231,32 @@ def test_a_transfer_point_reuses_a_finished_pretraining_instead_of_retraining_it
     assert config["identity"]["init_from"] == str(second / "points" / pre.key / "checkpoint.pt")
 
 
+def test_reuse_brings_the_checkpoint_a_stored_result_left_behind(tmp_path):
+    """Results are kept without their checkpoints (docs/results): a fine-tune still to train
+    there takes its source's checkpoint from the directory --reuse names."""
+    import shutil
+
+    single = TRANSFER.replace(
+        "finetune_samples = 128", "finetune_samples = 128\npretrain_seeds = 1"
+    )
+    f = tmp_path / "t.toml"
+    f.write_text(study_toml(single, seeds=2, name="transfer"))
+    first, kept = tmp_path / "first", tmp_path / "kept"
+    assert (
+        runner.invoke(app, ["run", str(f), "--out", str(first), "--device", "cpu"]).exit_code == 0
+    )
+    shutil.copytree(first, kept, ignore=shutil.ignore_patterns("checkpoint.pt"))
+    (pre,) = [p for p in load_study(f).points if p.roles == ("pretrain",)]
+    tune = [p for p in load_study(f).points if p.init_from == pre.key]
+    shutil.rmtree(kept / "points" / tune[-1].key)  # one fine-tune still to train
+    r = runner.invoke(
+        app, ["run", str(f), "--out", str(kept), "--device", "cpu", "--reuse", str(first)]
+    )
+    assert r.exit_code == 0, r.output
+    assert (kept / "points" / pre.key / "checkpoint.pt").is_file()
+    assert (kept / "points" / tune[-1].key / "result.json").is_file()
+
+
 def test_reuse_takes_no_point_whose_config_is_another_run(tmp_path):
     f = tmp_path / "t.toml"
     f.write_text(study_toml(TRANSFER, seeds=1, name="transfer"))

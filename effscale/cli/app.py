@@ -7,7 +7,7 @@ from rich.markup import escape
 
 import effscale
 from effscale import output
-from effscale.errors import EffscaleError, Interrupted
+from effscale.errors import EffscaleError, Interrupted, as_flags
 
 try:  # typer >= 0.17 carries its own copy of click
     from typer._click.exceptions import NoArgsIsHelpError, UsageError
@@ -47,10 +47,10 @@ class _Group(typer.core.TyperGroup):
         try:
             return super().invoke(ctx)
         except EffscaleError as e:
-            _say("[bold red]error:[/]", str(e))
+            _say("[bold red]error:[/]", as_flags(str(e)))
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt as e:
-            text = str(e) if isinstance(e, Interrupted) else "stopped before finishing"
+            text = as_flags(str(e)) if isinstance(e, Interrupted) else "stopped before finishing"
             _say("[bold yellow]interrupted:[/]", text)
             raise typer.Exit(130) from None
         except OSError as e:  # the file system said no where no check foresaw it

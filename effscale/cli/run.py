@@ -101,6 +101,7 @@ def run_cmd(
             seeds=seeds,
             samples=budgets,
             finetune=finetune_data,
+            fetch=not run["dry_run"],  # a dry run downloads nothing
         )
     cluster = running.with_study_settings(cluster, study)
     run = {**run, "log": run["log"] or study.log}  # --log wins over the file's

@@ -99,7 +99,7 @@ def fetch(kind: str, download: bool = True) -> Path:
         if not download:
             raise EffscaleError(
                 f"{fmt['title']} is not in {path.parent} and downloading is off",
-                hint=f"pass its directory (--data /path/to/{fmt['dir']})",
+                hint=f"pass its directory (`data`=/path/to/{fmt['dir']})",
             )
         _download(fmt, path.parent)
     return path
@@ -173,7 +173,7 @@ def _download(fmt: dict, root: Path) -> None:
     except (urllib.error.URLError, OSError) as e:
         raise EffscaleError(
             f"could not download {fmt['title']} from {url} ({getattr(e, 'reason', e)})",
-            hint=f"pass a directory holding {fmt['dir']}/ (--data /path/to/{fmt['dir']}), "
+            hint=f"pass a directory holding {fmt['dir']}/ (`data`=/path/to/{fmt['dir']}), "
             f"or put that directory in {root}",
         ) from None
     md5 = hashlib.md5(tarball.read_bytes()).hexdigest()

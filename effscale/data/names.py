@@ -49,16 +49,17 @@ def needs(specs: list[str]) -> str:
     return "; ".join(said) or "-"
 
 
-def missing(spec: str) -> str | None:
+def missing(spec: str, fetch: bool = True) -> str | None:
     """Why ``spec`` is not at hand (None when it is): a download that is not in the cache
     and cannot be fetched now (it is fetched when it can), or a path that does not exist.
 
     Cheap: it opens no image. A download is attempted here, before any planning, so that
-    a machine without a network hears of it at once rather than after the plan."""
+    a machine without a network hears of it at once rather than after the plan; not with
+    ``fetch=False`` (a dry run writes and fetches nothing: it plans on published sizes)."""
     spec = os.fspath(spec)
     what = kind(spec)
     if what == "download":
-        if cifar.in_cache(spec):
+        if cifar.in_cache(spec) or not fetch:
             return None
         title = cifar.FORMATS[spec]["title"]
         try:

@@ -143,6 +143,6 @@ def _embedded_zip() -> Path:
     if not isinstance(res, Path) or not res.is_file():
         raise EffscaleError(
             "the embedded dataset is missing from this effscale installation",
-            hint="reinstall effscale, or pass --data synthetic, cifar10 or a directory",
+            hint="reinstall effscale, or pass `data`=synthetic, cifar10 or a directory",
         )
     return res

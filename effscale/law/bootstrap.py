@@ -72,7 +72,7 @@ class Bootstrap:
 def bootstrap(points: Points, fit: Fit, draws: int = 200, seed: int = 0) -> Bootstrap:
     """Refit ``fit``'s form on ``draws`` resamples of the configurations (seeded)."""
     if draws < MIN_DRAWS:
-        raise EffscaleError(f"--bootstrap {draws} is too few draws for an interval",
+        raise EffscaleError(f"`bootstrap`={draws} is too few draws for an interval",
                             f"use at least {MIN_DRAWS} (200 is the default)")  # fmt: skip
     rng = np.random.default_rng(seed)
     configs = points.rows["config"].unique()

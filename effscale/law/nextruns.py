@@ -104,7 +104,7 @@ def next_points(boot: Bootstrap, points: Points, rec: Recommendation, n: int,
     if n < 1:
         from effscale.errors import EffscaleError
 
-        raise EffscaleError(f"--next {n}: ask for one point or more")
+        raise EffscaleError(f"`next`={n}: ask for one point or more")
     cands = candidates(rec, points)
     X = np.array([[*c["x"], c["samples"] / SAMPLES_REF] for c in cands])
     R = np.array([[*rec.best.x, rec.samples / SAMPLES_REF]])

@@ -146,7 +146,7 @@ def search(boot: Bootstrap, points: Points, target: float, samples: int, flops_o
     if not found:
         raise EffscaleError(
             f"no network within {tolerance:.0%} of {target:g}x the base's FLOPs was found",
-            "widen --tolerance, or choose another --flops",
+            "widen `tolerance`, or choose another `flops`",
         )
     err = boot.fit.error(np.array([[*c.x, s] for c in found]))
     return found[int(np.argmin(err))]
@@ -198,7 +198,7 @@ def recommend(boot: Bootstrap, points: Points, target: float, samples: int, seed
               tolerance: float = TOLERANCE, flops_of=None) -> Recommendation:  # fmt: skip
     """The recommendation at ``target`` x the base's counted FLOPs and ``samples``."""
     if not (math.isfinite(target) and 1.0 < target <= 1000):
-        raise EffscaleError(f"--flops {target:g}x is not a target to grow to",
+        raise EffscaleError(f"`flops`={target:g}x is not a target to grow to",
                             "give a ratio above 1 (the base), e.g. 6.4x")  # fmt: skip
     flops_of = flops_of or counter(int(points.identity.get("num_classes", 1000)))
     best = search(boot, points, target, samples, flops_of, tolerance)

@@ -44,7 +44,7 @@ def split(points: Points, above: float) -> tuple[Points, Points]:
     if train.n_configs == 0 or held.n_configs == 0:
         top = points.rows["flops_ratio"].max()
         raise EffscaleError(
-            f"--holdout-above {above:g}x leaves nothing to "
+            f"`holdout_above`={above:g}x leaves nothing to "
             f"{'fit' if train.n_configs == 0 else 'predict'}",
             f"choose a ratio between 1 and the largest point's {top:.2f}x",
         )

@@ -99,7 +99,7 @@ def _lines(record: dict, figures: list[Path]) -> list[str]:
         f"{record['form']} ({record['chosen_by']}) on {record['points']} runs, "
         f"{record['configs']} configurations; 80 % intervals from {b['draws']} bootstrap refits "
         f"over configurations ({b['failed']} failed). `effscale fit` gives more draws and the "
-        "extrapolation check (`--holdout-above`).", "",
+        "extrapolation check (`effscale fit --holdout-above X`).", "",
         to_markdown(_fmt_rows(record["parameters"])), "",
         "Each dimension alone: its exponent and the top-1 it saturates at (finding 1, "
         "diminishing returns, as numbers):", "",

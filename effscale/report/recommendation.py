@@ -81,7 +81,7 @@ def check_recommendation(
             f"no finished network within {tolerance:.0%} of the recommendation's FLOPs "
             f"({int(top['flops']):,}) at {int(top['samples']):,} samples and protocol "
             f"{int(top['protocol'])} in {', '.join(map(str, against))}",
-            "give the run directory the law was fitted on (--against), or a wider --tolerance",
+            "give the run directory the law was fitted on (`against`), or a wider `tolerance`",
         )
     mine = rec.groupby("seed")["top1"].mean()
     table = []

@@ -46,7 +46,7 @@ def combine_runs(run_dirs: list[str | Path], out: str | Path) -> Path:
     combined = Study("combined", {"kind": "combined", "runs": [str(s.path) for s in stores]})
     for study in studies:
         combined.add_all(study.points)
-    target = StudyDir(io.writable_dir(out, what="--out"))
+    target = StudyDir(io.writable_dir(out, what="`out`"))
     for p in combined.points:
         source = next((s for s in stores if s.finished_result(p.key) is not None), None)
         if source is not None:

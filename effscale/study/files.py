@@ -103,16 +103,9 @@ SAMPLES = (int, list, str)
 SWEEP = {"dim": str, "values": (list, str), "model": str, "samples": SAMPLES}
 VARIANT = {"model": str, "d": NUMBER, "w": NUMBER, "r": NUMBER, "role": str, "samples": SAMPLES}
 COMPOUND = {
-    "phi": (list, str, int, float),
-    "alpha": NUMBER,
-    "beta": NUMBER,
-    "gamma": NUMBER,
-    "table": str,
-    "match_single": bool,
-    "match": str,
-    "model": str,
-    "samples": SAMPLES,
-}
+    "phi": (list, str, int, float), "alpha": NUMBER, "beta": NUMBER, "gamma": NUMBER,
+    "table": str, "match_single": bool, "match": str, "model": str, "samples": SAMPLES,
+}  # fmt: skip
 TRANSFER = {
     "pretrain": str,
     "finetune": str,
@@ -191,12 +184,13 @@ def load_study(
     samples: list[int] | None = None,
     num_classes: int | None = None,
     finetune: str | None = None,
+    fetch: bool = True,
 ) -> Study:
     """Parse and plan a study file; keyword arguments override the file (e.g. in CI).
 
     ``samples``: training budgets replacing every budget the file names; ``finetune``: the
     dataset every [[transfer]] fine-tunes on. Every dataset the study names is checked
-    first (effscale.data.names.missing: downloads are fetched then), before any planning."""
+    first (names.missing: downloads are fetched then; not with ``fetch=False``: a dry run)."""
     path = find_study(path)
     text, spec = _read(path)
     if finetune is not None:
@@ -209,10 +203,10 @@ def load_study(
             "the run directory is runs/<name>: give one folder name, without '/' or '..'",
         )
 
-    from effscale.data.cache import dataset
+    from effscale.data.cache import facts
     from effscale.study.kinds import study_base
 
-    _check_data(path, text, spec, data, finetune)
+    _check_data(path, text, spec, data, finetune, fetch)
     data = data or spec.get("data", "embedded")
     recipe = budget(budget_name or spec.get("budget", "short"), **spec.get("recipe", {}))
     try:
@@ -226,7 +220,7 @@ def load_study(
 
     seed_list = _seeds(path, spec, seeds)
     design = {k: spec[k] for k in BASE_KEYS[1:] if k in spec}
-    num_classes = num_classes or dataset(data).num_classes
+    num_classes = num_classes or facts(data).num_classes
 
     def base_for(entry: dict) -> Base:
         model = entry.get("model", spec.get("model", "efficientnet-b0"))
@@ -260,7 +254,7 @@ def load_study(
 def _transfer(path: Path, text: str, entry: dict, base: Base, seeds, recipe, data) -> list:
     """A [[transfer]]: its variants pre-trained on its pretrain data (the study's unless it
     says) with the study's first pretrain_seeds seeds, each fine-tuned with every seed."""
-    from effscale.data.cache import dataset
+    from effscale.data.cache import facts
 
     n = entry.get("pretrain_seeds", len(seeds))
     if not 1 <= n <= len(seeds):
@@ -271,7 +265,7 @@ def _transfer(path: Path, text: str, entry: dict, base: Base, seeds, recipe, dat
         )
     pretrain = entry.get("pretrain", data)
     sources = (
-        _compound(entry, base, seeds[:n], recipe, pretrain, dataset(pretrain).num_classes)
+        _compound(entry, base, seeds[:n], recipe, pretrain, facts(pretrain).num_classes)
         if "phi" in entry
         else _variant(entry, base, seeds[:n], recipe, pretrain)
     )
@@ -328,7 +322,7 @@ def _fine_tuned_on(path: Path, spec: dict, finetune: str) -> list[dict]:
     if not spec.get("transfer"):
         raise EffscaleError(
             f"{path} has no [[transfer]] table, so no fine-tune data to replace",
-            "drop --finetune-data, or give a study with [[transfer]] tables",
+            "drop `finetune_data`, or give a study with [[transfer]] tables",
         )
     return [{**entry, "finetune": finetune} for entry in spec["transfer"]]
 
@@ -343,16 +337,16 @@ def named_data(spec: dict) -> list[tuple[str, str]]:
     return named
 
 
-def _check_data(path: Path, text: str, spec: dict, data: str | None, finetune: str | None):
+def _check_data(path: Path, text: str, spec: dict, data, finetune, fetch: bool = True):
     """Each dataset the study names is at hand, or one line says which is not, where it was
     named and how to give its path; cheap, so it comes before planning (a study whose
     fine-tune set cannot be downloaded used to plan and cost everything first)."""
     from effscale.data import names
 
-    flags = {"data": ("--data", data), "finetune": ("--finetune-data", finetune)}
+    flags = {"data": ("`data`", data), "finetune": ("`finetune_data`", finetune)}
     seen = set()
     for dataset, key in named_data({**spec, "data": data or spec.get("data", "embedded")}):
-        why = None if dataset in seen else names.missing(dataset)
+        why = None if dataset in seen else names.missing(dataset, fetch)
         seen.add(dataset)
         if why is None:
             continue
@@ -495,6 +489,6 @@ def _match(entry: dict) -> str:
     if match == "latency":  # timed on the run's device, which a study file does not know
         raise EffscaleError(
             'match = "latency" in a study file: latency is measured where the study runs',
-            "use effscale compound --match latency --device ..., or match by activations",
+            "use `match`=latency with a `device` to time on, or match by activations",
         )
     return match

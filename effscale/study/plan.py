@@ -221,7 +221,7 @@ def _check_values(dim: str, values: list[float]) -> None:
     if dim not in DIMENSIONS:
         raise EffscaleError(f"unknown dimension {dim!r}", f"use one of {', '.join(DIMENSIONS)}")
     if not values:
-        raise EffscaleError(f"no values to sweep along {dim}", "give e.g. --values 1,1.4,2")
+        raise EffscaleError(f"no values to sweep along {dim}", "give e.g. `values`=1,1.4,2")
 
 
 def sweep_variants(base: Base, dim: str, values: list[float]) -> list[tuple[str, Variant]]:
@@ -284,9 +284,7 @@ def plan_compound(
     if match != "flops":  # another cell than the FLOPs-matched one, and named so
         rule += f", matched by {match}" + (f" ({device}, batch 1)" if match == "latency" else "")
     if metric is None and match == "latency":  # measured, not counted: the caller times it
-        raise EffscaleError(
-            "a latency match needs its timer", "use effscale compound --match latency"
-        )
+        raise EffscaleError("a latency match needs its timer", "use `match`=latency")
     metric = metric or (lambda v: getattr(count_cost(v, num_classes), match))
     for phi, variant in variants:
         role = "base" if phi == 0 else "compound"

@@ -29,24 +29,37 @@ def reusable(study: Study, here: str | Path, sources: list[str | Path]) -> dict[
     for source in sources:
         if not (Path(source) / "points").is_dir():
             raise EffscaleError(
-                f"--reuse {source}: not a run directory (no points/ folder)",
-                "give the --out directory of a finished study",
+                f"`reuse`={source}: not a run directory (no points/ folder)",
+                "give the `out` directory of a finished study",
             )
     mine = StudyDir(here)
+    sourced = {p.init_from for p in study.points if p.init_from}  # fine-tunes start there
     found: dict[str, Path] = {}
     for source in sources:
         other = StudyDir(source)
         for point in study.points:
-            if point.key in found or _started(mine, point.key):
+            if point.key in found:
+                continue
+            if _started(mine, point.key) and not (point.key in sourced and _lacks(mine, point.key)):
                 continue
             if other.state(point.key) == "done" and _same_run(other, point):
-                found[point.key] = other.point_dir(point.key)
+                if (other.point_dir(point.key) / CHECKPOINT).is_file() or not _started(
+                    mine, point.key
+                ):
+                    found[point.key] = other.point_dir(point.key)
     return found
 
 
 def _started(store: StudyDir, key: str) -> bool:
     path = store.point_dir(key)
     return path.exists() or path.is_symlink()
+
+
+def _lacks(store: StudyDir, key: str) -> bool:
+    """Finished here without its checkpoint (results are kept without them, as in docs/):
+    a point fine-tuned from it takes the checkpoint from a directory that has it."""
+    path = store.point_dir(key)
+    return store.state(key) == "done" and not (path / CHECKPOINT).exists()
 
 
 def _same_run(store: StudyDir, point: Point) -> bool:
@@ -72,6 +85,10 @@ def take(found: dict[str, Path], here: str | Path) -> list[str]:
     taken = []
     for key, source in found.items():
         target = points / key
+        if target.is_dir() and not target.is_symlink() and _lacks(StudyDir(here), key):
+            _checkpoint_into(source, target)  # its results are here, its weights were not
+            taken.append(key)
+            continue
         if target.exists() or target.is_symlink():
             continue  # another process took or started it meanwhile
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=points))
@@ -92,6 +109,20 @@ def take(found: dict[str, Path], here: str | Path) -> list[str]:
             ) from None
         taken.append(key)
     return taken
+
+
+def _checkpoint_into(source: Path, target: Path) -> None:
+    """The source point's checkpoint into ``target``, under a temporary name then renamed."""
+    tmp = target / f".{CHECKPOINT}.reuse.tmp"
+    try:
+        _link_or_copy(source / CHECKPOINT, tmp)
+        os.replace(tmp, target / CHECKPOINT)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise EffscaleError(
+            f"could not copy {source / CHECKPOINT} into {target}: {e.strerror or e}",
+            "check the disk and the permissions of both run directories",
+        ) from None
 
 
 def _link_or_copy(source: Path, target: Path) -> None:

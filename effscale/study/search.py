@@ -52,12 +52,12 @@ def grid_values(step: float = 0.05, max_: float = 1.5) -> list[float]:
     """1, 1 + step, ..., up to max (inclusive when it falls on the grid)."""
     if not (step > 0 and math.isfinite(step)):
         raise EffscaleError(
-            f"grid step must be a positive number, got {step:g}", "e.g. --step 0.05"
+            f"grid step must be a positive number, got {step:g}", "e.g. `step`=0.05"
         )
     if not (max_ >= 1 and math.isfinite(max_)):
         raise EffscaleError(
             f"grid maximum must be at least 1, got {max_:g}",
-            "alpha, beta, gamma are >= 1: e.g. --max 1.5",
+            "alpha, beta, gamma are >= 1: e.g. `max`=1.5",
         )
     n = math.floor((max_ - 1) / step + 1e-9)
     # the search enumerates every triple: 100 values an axis is a million triples already
@@ -95,11 +95,11 @@ def grid(
     nearest = min(triples, key=lambda t: abs(product(*t) - target))
     p = product(*nearest)
     needed = math.ceil(abs(p - target) / target * 1000) / 1000
-    hints = [f"--target {p:.4g}", f"--tolerance {needed:g}"]
+    hints = [f"`target`={p:.4g}", f"`tolerance`={needed:g}"]
     if target > product(values[-1], values[-1], values[-1]):
-        hints.append(f"--max {math.ceil(target**0.2 * 100) / 100:g} or more")
+        hints.append(f"`max`={math.ceil(target**0.2 * 100) / 100:g} or more")
     else:
-        hints.append("a finer --step")
+        hints.append("a finer `step`")
     raise EffscaleError(
         f"no alpha, beta, gamma on the grid 1..{values[-1]:g} (step {step:g}) has "
         f"alpha*beta^2*gamma^2 within {tolerance:.1%} of {target:g}; the nearest reachable "
@@ -230,8 +230,8 @@ def survivors(rows: list[dict], flops_tolerance: float) -> list[dict]:
         f"is off {nearest['target_flops_ratio']:g} by more than {flops_tolerance:.1%} (nearest: "
         f"{nearest['realised_flops_ratio']:g} at alpha={nearest['alpha']:g}, "
         f"beta={nearest['beta']:g}, gamma={nearest['gamma']:g})",
-        f"use --flops-tolerance {needed:g}, a finer --multiple (e.g. 1), or a larger base "
-        "(--base-width, --base-resolution): rounding moves FLOPs most at small bases",
+        f"use `flops_tolerance`={needed:g}, a finer `multiple` (e.g. 1), or a larger base "
+        "(`base_width`, `base_resolution`): rounding moves FLOPs most at small bases",
     )
 
 
@@ -262,7 +262,7 @@ def _wider(rows: list[dict], networks: int, want: int = 5) -> str:
             break
     if needed is None:
         needed = math.ceil(max(abs(r["off_target"]) for r in rows) * 100) / 100
-    return f"; --flops-tolerance {needed:g} would keep about {min(want, len(rows))} candidates"
+    return f"; `flops_tolerance`={needed:g} would keep about {min(want, len(rows))} candidates"
 
 
 # --------------------------------------------------------------------------------------
@@ -340,7 +340,7 @@ def chosen_coefficients(run_dir: str | Path) -> tuple[float, float, float]:
         raise EffscaleError(
             f"the search in {run_dir} is not finished "
             f"({points.get('finished', 0)} of {points.get('planned', '?')} points done)",
-            "rerun the same `effscale search` command with --out pointing there to finish it",
+            "rerun the same `effscale search` command with `out` pointing there to finish it",
         )
     names = ("alpha", "beta", "gamma")
     values = [chosen.get(n) for n in names] if isinstance(chosen, dict) else [None]

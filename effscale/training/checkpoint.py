@@ -37,7 +37,7 @@ def load_weights(model, path: str | Path, new_head: bool) -> str:
         if not new_head:
             raise EffscaleError(
                 f"{path} has {head.shape[0]} classes but the data has {model.num_classes}",
-                "pass --new-head to fine-tune with a fresh classifier",
+                "pass `new_head` to fine-tune with a fresh classifier",
             )
         state = {k: v for k, v in state.items() if not k.startswith("fc.")}
     try:

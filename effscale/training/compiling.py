@@ -143,7 +143,7 @@ def decide(device, train_flops: float, forced: bool | None, emit=None) -> tuple[
 
     ``forced``: True or False from --compile / --no-compile; None decides from the probe."""
     if forced is not None:
-        return forced, "asked for" if forced else "--no-compile"
+        return forced, "asked for" if forced else "`compile`=False"
     found = cached_probe(device)
     if found is None:
         # No measurement yet: a short run does not wait for one (a probe compiles a model).

@@ -14,7 +14,7 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise EffscaleError(
-            "--device cuda was asked for but no CUDA device is visible", "use --device cpu or auto"
+            "`device`=cuda was asked for but no CUDA device is visible", "use `device`=cpu or auto"
         )
     if name not in ("cpu",) and not name.startswith("cuda"):
         raise EffscaleError(f"unknown device {name!r}", "use cpu, cuda, cuda:N or auto")

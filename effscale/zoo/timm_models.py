@@ -82,7 +82,7 @@ def build_timm(name: str, d: float = 1.0, w: float = 1.0, num_classes: int = 100
         raise EffscaleError(
             f"timm's builder for {bare} takes no depth or width multiplier here",
             f"scale one of {', '.join(PREFIX + n for n in EFFICIENTNET_MULTIPLIERS)}, or give "
-            "only --resolution / --res-mult",
+            "only `resolution`=/ `res_mult`",
         )
     from timm.models.efficientnet import _gen_efficientnet
 

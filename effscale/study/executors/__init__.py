@@ -13,14 +13,36 @@ whole (effscale.io). A second SIGINT stops at once. Worker processes ignore SIGI
 terminal sends it to them too) and stop when the driver tells them to.
 """
 
+from typing import Protocol
+
 from effscale.errors import EffscaleError
 from effscale.study.executors.events import request_stop, stop_on_sigint, stop_requested
 from effscale.study.executors.local import InProcess, LocalWorkers
+
+
+class Executor(Protocol):
+    """What the engine and the estimate ask of an executor, and all they ask: no type is
+    named anywhere else. An executor of your own may subclass it for the defaults (trains
+    elsewhere, one thread a point, as many at once as it likes) and write ``run``."""
+
+    local: bool = False  # trains on this machine: the device is checked here first
+    same_process: bool = False  # trains in this process: it knows what was registered here
+
+    def shape(self) -> tuple[int, int | None]:
+        """Torch threads per point, and points run at once (None: a cluster decides)."""
+        return 1, None
+
+    def run(self, tasks, events) -> None:
+        """Train the tasks (effscale.study.worker.run_point each), reporting ``events(kind,
+        key, payload)``; stop starting points, and stop running ones at the end of their
+        step, once ``stop_requested()``."""
+
 
 # Slurm's settings beyond those other executors share (SlurmExecutor's arguments).
 SLURM_ONLY = ("account", "qos", "mem", "cpus_per_point", "constraint", "setup", "sbatch")
 
 __all__ = [
+    "Executor",
     "InProcess",
     "LocalWorkers",
     "make_executor",

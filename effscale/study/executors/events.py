@@ -2,9 +2,10 @@
 and a failure's record.
 
 Ctrl-C: while a study runs (stop_on_sigint), the first SIGINT asks for a clean stop. No new
-point starts, and each running point stops at the end of its current training step, which
-leaves its checkpoint (the last one written) as it was: files are only ever replaced
-whole (effscale.io). A second SIGINT stops at once.
+point starts, and each running point stops at the end of its current training step (the
+training loop checks ``stop_requested`` after every step, as a flag: no exception is thrown
+from a callback) and writes its checkpoint there; files are only ever replaced whole
+(effscale.io). A second SIGINT stops at once.
 """
 
 import signal
@@ -50,18 +51,6 @@ def stop_on_sigint():
         if main:
             signal.signal(signal.SIGINT, old)
         Stop.requested = False  # read stop_requested() inside the block
-
-
-def stopping(events):
-    """Events that also end a running point at the end of its step once a stop is asked
-    for: train emits "progress" after every step (and once before the first)."""
-
-    def forward(kind, key, payload):
-        events(kind, key, payload)
-        if kind == "progress" and stop_requested():
-            raise KeyboardInterrupt
-
-    return forward
 
 
 def failure(e: BaseException) -> str:

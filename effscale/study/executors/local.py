@@ -13,7 +13,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 import torch
 
 from effscale.errors import EffscaleError, Interrupted
-from effscale.study.executors.events import failure, stop_requested, stopping
+from effscale.study.executors.events import failure, stop_requested
 from effscale.study.worker import run_point
 
 
@@ -35,6 +35,9 @@ class InProcess:
             raise EffscaleError(f"threads must be at least 1, got {threads}")
         self.threads = threads
 
+    def shape(self) -> tuple[int, int | None]:
+        return self.threads or torch.get_num_threads(), 1
+
     def run(self, tasks, events) -> None:
         before = torch.get_num_threads()
         if self.threads:
@@ -50,7 +53,7 @@ class InProcess:
                 return  # Ctrl-C: no new point
             events("start", task.point.key, task.point.variant.label)
             try:
-                result = run_point(task, stopping(events))
+                result = run_point(task, events, should_stop=stop_requested)
             except (KeyboardInterrupt, SystemExit):
                 raise
             except BaseException as e:  # one failing point must not stop the study
@@ -85,15 +88,13 @@ def _worker_run(task):
 
     def emit(kind, key, payload):
         _queue.put((kind, key, payload))
-        if kind == "progress" and _stop.is_set():
-            raise KeyboardInterrupt  # the end of a step: the checkpoint is intact
 
     if _stop.is_set():
         raise Interrupted(f"{task.point.key} not started")
     device = os.environ.get("EFFSCALE_WORKER_DEVICE", task.device)
     task = replace(task, device=device if task.device in ("auto", "cuda") else task.device)
     emit("start", task.point.key, task.point.variant.label)
-    return run_point(task, emit)
+    return run_point(task, emit, should_stop=_stop.is_set)  # checked after every step
 
 
 class LocalWorkers:
@@ -101,6 +102,7 @@ class LocalWorkers:
     with the machine's threads split between them (``threads`` each, when given)."""
 
     local = True
+    same_process = False
 
     def __init__(self, workers: int, device: str = "auto", threads: int | None = None):
         if workers < 1:
@@ -111,6 +113,9 @@ class LocalWorkers:
         cuda = device != "cpu" and torch.cuda.is_available()
         self.devices = [f"cuda:{i}" for i in range(torch.cuda.device_count())] if cuda else ["cpu"]
         self.threads = threads or (1 if cuda else default_threads(workers))
+
+    def shape(self) -> tuple[int, int | None]:
+        return self.threads, self.workers
 
     def run(self, tasks, events) -> None:
         import multiprocessing as mp

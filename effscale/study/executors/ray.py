@@ -40,7 +40,7 @@ def import_ray():
         import ray
     except ImportError:
         raise EffscaleError(
-            "--executor ray needs Ray, which is not installed", 'pip install "effscale[ray]"'
+            "`executor`=ray needs Ray, which is not installed", 'pip install "effscale[ray]"'
         ) from None
     return ray
 
@@ -111,6 +111,9 @@ class RayExecutor:
     """Points as Ray tasks. ``address`` None starts a local Ray on loopback with ``num_cpus``
     CPUs (default: all); "auto" or "HOST:PORT" joins a running cluster."""
 
+    local = False  # Ray places the points: the device is checked where each runs
+    same_process = False
+
     def __init__(
         self,
         address: str | None = None,
@@ -123,13 +126,18 @@ class RayExecutor:
         if cpus_per_point <= 0:
             raise EffscaleError(f"cpus per point must be positive, got {cpus_per_point}")
         if gpus_per_point is not None and gpus_per_point < 0:
-            raise EffscaleError(f"--gpus-per-point must be 0 or more, got {gpus_per_point}")
+            raise EffscaleError(f"`gpus_per_point` must be 0 or more, got {gpus_per_point}")
         if address is not None and num_cpus is not None:
             raise EffscaleError("num_cpus is for a local Ray; a cluster has its own CPUs")
         self.address, self.num_cpus = address, num_cpus
         self.gpus_per_point, self.cpus_per_point = gpus_per_point, cpus_per_point
         self.max_retries = max_retries
         self.started = False  # whether this executor started the Ray it uses
+
+    def shape(self) -> tuple[int, int | None]:
+        """A thread per CPU of a point; a local Ray runs as many points as it has CPUs."""
+        parallel = (self.num_cpus or os.cpu_count() or 1) if self.address is None else None
+        return max(1, int(self.cpus_per_point)), parallel
 
     def connect(self):
         """Join Ray: the connection this process already has, the cluster, or a new local one."""
@@ -151,7 +159,7 @@ class RayExecutor:
                 e = e.__cause__
             raise EffscaleError(
                 f"cannot join the Ray cluster at {self.address}: {str(e).strip().splitlines()[0]}",
-                "start one with `ray start --head`, or leave out --address for a local Ray",
+                "start one with `ray start --head`, or leave out `address` for a local Ray",
             ) from None
         return ray
 
@@ -178,8 +186,8 @@ class RayExecutor:
         cluster_gpus = ray.cluster_resources().get("GPU", 0)
         if tasks[0].device.startswith("cuda") and not cluster_gpus:
             raise EffscaleError(
-                f"--device {tasks[0].device}: the Ray cluster has no GPUs",
-                "use --device auto or cpu, or join a cluster with GPU nodes",
+                f"`device`={tasks[0].device}: the Ray cluster has no GPUs",
+                "use `device`=auto or cpu, or join a cluster with GPU nodes",
             )
         sink = ray.remote(num_cpus=0)(_Events).remote()
         train = ray.remote(_train_point)

@@ -37,7 +37,7 @@ def import_submitit():
         import submitit
     except ImportError:
         raise EffscaleError(
-            "--executor slurm needs submitit, which is not installed",
+            "`executor`=slurm needs submitit, which is not installed",
             'pip install "effscale[slurm]"',
         ) from None
     return submitit
@@ -85,7 +85,7 @@ def sbatch_parameters(
 ) -> dict:
     """submitit's parameters for the #SBATCH lines beyond partition, time, CPUs and GPUs."""
     if mem is not None and not re.fullmatch(r"[0-9]+[KMGT]?", str(mem)):
-        raise EffscaleError(f"--mem {mem!r}: not a Slurm memory size", "write e.g. 16G or 4000M")
+        raise EffscaleError(f"`mem`={mem!r}: not a Slurm memory size", "write e.g. 16G or 4000M")
     extra = dict(sbatch or {})
     for name in extra:
         if not re.fullmatch(r"[a-z][a-z0-9-]*", name):
@@ -115,6 +115,9 @@ class SlurmExecutor:
         **parameters: more submitit parameters, e.g. mem_gb=16, slurm_account="proj".
     """
 
+    local = False  # the cluster's nodes train: the device is checked on them
+    same_process = False  # jobs are other processes (submitit's "debug" aside)
+
     def __init__(
         self,
         folder,
@@ -135,15 +138,15 @@ class SlurmExecutor:
         gpus_per_point = 0 if gpus_per_point is None else gpus_per_point
         if gpus_per_point < 0 or gpus_per_point != int(gpus_per_point):
             raise EffscaleError(
-                f"--gpus-per-point {gpus_per_point:g}: Slurm grants whole GPUs",
-                "give 0, 1, 2 ...; fractions of a GPU are for --executor ray",
+                f"`gpus_per_point`={gpus_per_point:g}: Slurm grants whole GPUs",
+                "give 0, 1, 2 ...; fractions of a GPU are for `executor`=ray",
             )
         if time_min < 1:
-            raise EffscaleError(f"--time must be at least 1 minute, got {time_min}")
+            raise EffscaleError(f"`time_min` must be at least 1 minute, got {time_min}")
         if max_parallel is not None and max_parallel < 1:
-            raise EffscaleError(f"--max-parallel must be at least 1, got {max_parallel}")
+            raise EffscaleError(f"`max_parallel` must be at least 1, got {max_parallel}")
         if cpus_per_point is not None and cpus_per_point < 1:
-            raise EffscaleError(f"--cpus-per-point must be at least 1, got {cpus_per_point}")
+            raise EffscaleError(f"`cpus_per_point` must be at least 1, got {cpus_per_point}")
         self.folder = Path(folder)
         self.gpus = int(gpus_per_point)
         self.cpus = cpus_per_point or (4 if self.gpus else 1)
@@ -167,8 +170,8 @@ class SlurmExecutor:
         if cluster is None and shutil.which("sbatch") is None:
             raise EffscaleError(
                 "no Slurm on this machine (sbatch not found)",
-                "submit from a Slurm login node, use --dry-run to plan here, or use "
-                "--executor local or ray",
+                "submit from a Slurm login node, use `dry_run` to plan here, or use "
+                "`executor`=local or ray",
             )
         try:
             self.executor = submitit.AutoExecutor(folder=self.folder, cluster=self.cluster)
@@ -176,6 +179,9 @@ class SlurmExecutor:
             raise EffscaleError(f"cannot submit to Slurm here: {e}") from None
         self.executor.update_parameters(**self.parameters)
         self.jobs: dict = {}  # point key -> submitit Job, of the last run()
+
+    def shape(self) -> tuple[int, int | None]:
+        return self.threads, self.max_parallel
 
     def run(self, tasks, events) -> None:
         if not tasks:
@@ -195,8 +201,8 @@ class SlurmExecutor:
             return
         if todo[0].device.startswith("cuda") and not self.gpus:
             raise EffscaleError(
-                f"--device {todo[0].device} with no GPU asked of Slurm",
-                "add --gpus-per-point 1, or use --device auto or cpu",
+                f"`device`={todo[0].device} with no GPU asked of Slurm",
+                "add `gpus_per_point`=1, or use `device`=auto or cpu",
             )
         device = "cuda" if self.gpus else "cpu"  # Slurm shows a job only the GPUs it granted
         where = str(run_dir.resolve())
