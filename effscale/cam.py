@@ -298,6 +298,7 @@ TITLE_ROOM = 1.3  # a cell this much taller and wider than its image leaves room
 MAP_STYLE = dict(cmap="jet", vmin=0, vmax=1, interpolation="bilinear")
 HEAD_STYLE = dict(xytext=(0, 6), textcoords="offset points", ha="center", va="bottom")
 HEAD_STYLE |= dict(fontsize=9, fontweight="bold")
+SCALE_INCHES = 0.75  # below the grid: the maps' colour bar and its label
 
 
 def cam_grid(
@@ -352,14 +353,16 @@ def column_title(run: RunMaps, first_flops: int, n_runs: int) -> str:
 
 def draw_grid(images: Images, columns: list[RunMaps], alpha: float = 0.5, cell_inches=1.8):
     """The grid as a matplotlib Figure: the image, then each run's map over it, the predicted
-    class above (green right, red wrong), each column's head (column_title) on top.
+    class above (green right, red wrong), each column's head (column_title) on top, and
+    under the maps their colour scale (colour_scale).
 
     Images keep their stored size (a cell is at least that many pixels at DPI, and at least
     ``cell_inches``); each map, upsampled to that size already, covers the whole image.
     """
     n, cols = len(images.pixels), 1 + len(columns)
     cell = max(cell_inches, TITLE_ROOM * max(images.pixels.shape[-2:]) / DPI)
-    fig, axes = plt.subplots(n, cols, figsize=(cell * cols, cell * n + 0.6), squeeze=False)
+    height = cell * n + 0.6 + SCALE_INCHES
+    fig, axes = plt.subplots(n, cols, figsize=(cell * cols, height), squeeze=False)
     for i in range(n):
         img = images.pixels[i].permute(1, 2, 0).numpy()
         axes[i][0].imshow(img, interpolation="bilinear")
@@ -374,8 +377,28 @@ def draw_grid(images: Images, columns: list[RunMaps], alpha: float = 0.5, cell_i
     heads = ["image"] + [column_title(c, columns[0].flops, len(columns)) for c in columns]
     for ax, head in zip(axes[0], heads):
         ax.annotate(head, (0.5, 1.0), xycoords=ax.title, **HEAD_STYLE)  # above a long title
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, SCALE_INCHES / height, 1, 1))  # the scale's room kept free
+    colour_scale(fig, axes[-1][1], axes[-1][-1], SCALE_INCHES / height)
     return fig
+
+
+def colour_scale(fig, first, last, room: float):
+    """A horizontal colour bar under the map columns (axes ``first`` to ``last`` of the
+    bottom row), in the bottom ``room`` of the figure: what a map's colours mean. Each map
+    is scaled per image from its minimum (0) to its maximum (1) (class_activation_maps)."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    left, right = first.get_position().x0, last.get_position().x1
+    width = min(right - left, max(0.5 * (right - left), 3.5 / fig.get_figwidth()))
+    bar = fig.add_axes((left + (right - left - width) / 2, room * 0.55, width,
+                        0.12 / fig.get_figheight()))  # fmt: skip
+    scale = ScalarMappable(Normalize(MAP_STYLE["vmin"], MAP_STYLE["vmax"]), MAP_STYLE["cmap"])
+    cbar = fig.colorbar(scale, cax=bar, orientation="horizontal", ticks=[0, 0.5, 1])
+    cbar.set_label("class activation, scaled per image: 0 = the map's minimum, 1 = its maximum",
+                   fontsize=9)  # fmt: skip
+    cbar.ax.tick_params(labelsize=8)
+    return cbar
 
 
 def cam_figure(
@@ -398,12 +421,12 @@ def cam_figure(
         raise EffscaleError("no trained runs given", "name one or more run directories")
     if labels and len(labels) != len(runs):
         raise EffscaleError(
-            f"{len(labels)} --label values for {len(runs)} runs", "give one --label per run"
+            f"{len(labels)} `label` values for {len(runs)} runs", "give one `label` per run"
         )
     if images_dir and data:
-        raise EffscaleError("--images and --data both choose the images", "give one of them")
+        raise EffscaleError("`images` and `data` both choose the images", "give one of them")
     if count < 1:
-        raise EffscaleError(f"--count must be at least 1, got {count}")
+        raise EffscaleError(f"`count` must be at least 1, got {count}")
     for path in runs:
         checkpoint_path(Path(path))  # a wrong path fails before any image is loaded
     if images_dir:

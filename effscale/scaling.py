@@ -150,7 +150,7 @@ class Variant:
 
     @property
     def label(self) -> str:
-        parts = [f"d={self.d:g}", f"w={self.w:g}", f"{self.resolution}px"]
+        parts = [f"d={self.d:.4g}", f"w={self.w:.4g}", f"{self.resolution}px"]  # as reports
         if self.small_input:
             parts.append("small-input stem")
         return f"{self.base_name} ({', '.join(parts)})"

@@ -274,3 +274,37 @@ def test_imagenet_class_folders_are_shown_as_words():
 
     assert class_label("n01440764") == "tench" and class_label("n03888605") == "parachute"
     assert class_label("airplane") == "airplane"  # other folder names as they are
+
+
+def test_the_maps_have_a_colour_scale_under_them_and_redraw_the_same(runs, monkeypatch):
+    import io
+
+    import effscale.cam
+
+    images = dataset_images("synthetic", count=3)
+    columns = [map_run(runs["base"], images, label="base"), map_run(runs["res"], images)]
+    drawn = []
+    for _ in range(2):
+        fig = draw_grid(images, columns)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
+        drawn.append((fig, buffer.getvalue()))
+    fig = drawn[0][0]
+    bar = fig.axes[-1]  # the colour bar's axes, after the grid's
+    grid = fig.axes[:-1]
+    assert len(grid) == 3 * 3 and hasattr(bar, "_colorbar")
+    assert "minimum" in bar.get_xlabel() and "maximum" in bar.get_xlabel()
+    assert [t.get_text() for t in bar.get_xticklabels()] == ["0.0", "0.5", "1.0"]
+    lowest = min(ax.get_position().y0 for ax in grid)
+    assert bar.get_position().y1 < lowest  # under the grid, not over a map
+    maps = grid[1:3]  # the first row's map cells: as wide as the image's
+    assert all(ax.get_position().width == pytest.approx(grid[0].get_position().width)
+               for ax in maps)  # fmt: skip
+    assert drawn[0][1] == drawn[1][1]  # the same maps draw the same picture
+    monkeypatch.setattr(effscale.cam, "SCALE_INCHES", 0.0)  # the grid as drawn without it
+    monkeypatch.setattr(effscale.cam, "colour_scale", lambda *args: None)
+    bare = draw_grid(images, columns)
+    inches = [f.axes[0].get_position().width * f.get_figwidth() for f in (fig, bare)]
+    assert inches[0] >= 0.98 * inches[1]  # the images are not shrunk to make room for it
+    for f in [bare] + [f for f, _ in drawn]:
+        plt.close(f)

@@ -164,3 +164,26 @@ def test_the_report_section_fits_or_says_how_many_configurations_it_lacks(tmp_pa
     lines = []
     assert lawsection.law_section(tmp_path, lines)["status"] == "failed"
     assert lines[2] == "The law could not be fitted: RuntimeError: the disk is on fire"
+
+
+def test_law_plots_have_no_label_under_the_legend_and_say_how_many_seeds():
+    from test_plots import label_collisions
+
+    points, boot = synthetic(), exact_law()
+    table = score(boot, points)[0]
+    for fig in (lawplots.draw_parity(table), lawplots.draw_curves(boot, points)):
+        assert label_collisions(fig) == []
+        lawplots.plt.close(fig)
+    assert "mean ± std over 2 seeds" in lawplots.draw_parity(table).axes[0].get_ylabel()
+    one = points.subset(points.rows["seed"] == 0)
+    table = score(boot, one)[0]
+    assert "1 seed (no spread)" in lawplots.draw_parity(table).axes[0].get_ylabel()
+    lawplots.plt.close("all")
+
+
+def test_law_captions_say_one_seed_has_no_spread(tmp_path):
+    points, boot = synthetic(), exact_law()
+    one = points.subset(points.rows["seed"] == 0)
+    lawplots.law_figures(boot, one, tmp_path, score(boot, one)[0])
+    svg = (tmp_path / "law_curves.svg").read_text()
+    assert "1 seed (no spread)" in svg and "over 1 seed" not in svg

@@ -1,13 +1,19 @@
 """report.md starts with the answer: a summary of each verdict in words with its numbers,
 and a warning when the study is a smoke run."""
 
+import re
+import shutil
+from pathlib import Path
+
 from conftest import RESOLUTION_SWEEP, WIDTH_SWEEP, study_toml
 from typer.testing import CliRunner
 
 from effscale.cli import app
+from effscale.report.report import write_report
 from effscale.report.summary import summary_lines
 
 runner = CliRunner()
+STORED = Path(__file__).resolve().parent.parent / "docs" / "results"
 
 
 def test_a_report_opens_with_its_summary_and_a_smoke_warning(tmp_path):
@@ -46,3 +52,25 @@ def test_summary_lines_word_each_verdict_with_its_numbers():
     assert "p Holm 0.19" in line and "not resolved: 6 seeds" in line
     assert not any("smoke" in x for x in lines)
     assert summary_lines([], [], [], [], S) == []
+
+
+def test_report_tables_read_as_words_with_one_number_format(tmp_path):
+    """Issue 32: 15-19-column snake_case tables (`first_minus_last_std`), `d 2.333` in one
+    table and `d=2.33333` in the next, compound rows out of phi order, a timing table before
+    the figures, CSVs with float32 noise (`d=2.3333332538604736`)."""
+    run = tmp_path / "imagenette"
+    shutil.copytree(STORED / "imagenette", run, ignore=shutil.ignore_patterns("figures"))
+    write_report(run)
+    text = (run / "report.md").read_text()
+    lines = text.splitlines()
+    headers = [lines[i - 1] for i, line in enumerate(lines) if line.startswith("|---")]
+    assert headers and not [h for h in headers if "_" in h]
+    assert "75.91 ± 0.71" in text and "-2.72 to +0.48" in text  # mean ± std, an interval
+    assert "d=2.33333" not in text and "d=2.333," in text
+    assert text.index("## Figures") < text.index("## Time")
+    figure8 = text.split("(paper Figure 8)")[1].split("\n\n")[2].splitlines()[2:]
+    at = [tuple(c.strip() for c in row.strip("|").split("|")[1:3]) for row in figure8]
+    assert at == sorted(at, key=lambda a: (int(a[0].replace(",", "")), float(a[1])))
+    csv = (run / "results.csv").read_text()
+    assert not re.search(r"\d\.\d{7,}", csv)  # no float32 noise
+    assert ",3869472," in csv  # FLOPs exact

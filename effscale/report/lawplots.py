@@ -20,7 +20,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from effscale.report.plots import STYLE, captioned, log2_axis, plt, save
+from effscale.report.plots import (
+    STYLE,
+    captioned,
+    log2_axis,
+    plt,
+    points_phrase,
+    save,
+    spread_note,
+)
 
 PATHS = ("depth", "width", "resolution", "compound")
 ALONE = 1.01  # a multiplier above this counts as scaled
@@ -65,11 +73,18 @@ def draw_parity(table: pd.DataFrame, caption: str = ""):
     ax.set_xlim(lo - pad, hi + pad)
     ax.set_ylim(lo - pad, hi + pad)
     ax.set_xlabel("Predicted top-1 (%), bars: 80 % interval")
-    ax.set_ylabel("Measured top-1 (%), mean ± std over seeds")
+    ax.set_ylabel(f"Measured top-1 (%), {_spread(table)}")
     ax.set_title("Fitted law: measured against predicted")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper left")
     return captioned(fig, caption)
+
+
+def _spread(table: pd.DataFrame) -> str:
+    """What a measured point and its bar are (plots.spread_note), from ``seeds``."""
+    if "seeds" not in table or table["seeds"].dropna().empty:
+        return "mean ± std over seeds"
+    return spread_note(int(table["seeds"].min()), int(table["seeds"].max()))
 
 
 def parity(table: pd.DataFrame, out: Path, caption: str = "", name="law_parity") -> list[Path]:
@@ -155,7 +170,8 @@ def law_figures(boot, points, out: Path, table: pd.DataFrame,
     ``parity_law`` says which fit the parity table scores when it is not the full law (a
     holdout: "law F3 fitted up to 2.6x FLOPs, ...")."""
     law = f"law {boot.fit.form.name} on {points.n_configs} configurations"
-    bars = "; points: mean top-1 over seeds, bars ± 1 std"
+    seeds = points.configs()["seeds"]
+    bars = "; " + points_phrase(int(seeds.min()), int(seeds.max()))
     return (parity(table, out, law_caption(points, parity_law or law) + bars
                    + ", across: the 80 % prediction interval")
             + curves(boot, points, out, law_caption(points, law) + bars + "; band: the law's "

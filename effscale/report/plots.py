@@ -3,17 +3,20 @@
 figure3       accuracy vs FLOPs along each dimension alone (paper Figure 3)
 figure8       compound vs single dimensions, the same FLOPs axis (paper Figure 8)
 flops_vs_phi  target (alpha*beta^2*gamma^2)^phi and realised FLOPs ratio vs phi
-acc_vs_params accuracy vs parameters for every variant
+acc_vs_params accuracy vs parameters, a line per dimension and compound rule (as figure3/8)
 acc_vs_latency accuracy vs measured latency (paper Table 4 / Figure 1), when the table has it
 budget_trend  compound minus the best single dimension vs the training budget, per phi
               (when a study trains at several budgets; the other plots are then per budget)
 
 Points are means over seeds; error bars are ± one standard deviation over seeds, as each
-figure's legend and caption say. FLOPs axes are logarithmic in base 2 (the verdicts are per
-doubling of FLOPs), ticked at round numbers; a caption line under every figure names the
-dataset (by name, not path), the base (model, base width and depth, base resolution, stem)
-and the budget. Each plot has a ``draw_*`` function that returns the matplotlib figure (tests
-inspect it) and a function of the plot's name that saves it.
+figure's legend and caption say ("1 seed (no spread)" where there is one). FLOPs axes are
+logarithmic in base 2 (the verdicts are per doubling of FLOPs), ticked at round numbers, at
+least three across any range; a caption line under every figure names the dataset (by name,
+not path), the base (model, base width and depth, base resolution, stem) and the budget.
+Point labels (d=2.3, w=1.4, r=1.5, φ=1) sit where they cover no other label, legend or
+marker, and a line lying on another is drawn a few points to its right, the legend saying
+so (effscale.report.labels). Each plot has a ``draw_*`` function that returns the matplotlib
+figure (tests inspect it) and a function of the plot's name that saves it.
 """
 
 import math
@@ -24,9 +27,19 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display; before pyplot is imported
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.ticker import FixedLocator, FuncFormatter, LogFormatter, NullLocator  # noqa: E402
 
 from effscale import io  # noqa: E402
+from effscale.report.labels import (  # noqa: E402
+    DODGE_PT,
+    dodge,
+    legend_below,
+    log2_ticks,  # noqa: F401  (plots.log2_ticks, as before)
+    log_axis,
+    number,
+    overlapping,
+    place_labels,
+    spans,
+)
 from effscale.report.verdicts import (  # noqa: E402
     VARIANT,
     dimension_curve,
@@ -51,37 +64,14 @@ def _flops_axis(flops: pd.Series) -> tuple[float, str]:
     return (1e9, "FLOPs (billions)") if flops.max() >= 1e9 else (1e6, "FLOPs (millions)")
 
 
-def _number(v: float) -> str:
-    """A tick label without scientific notation: 0.5, 3, 12, 1,024."""
-    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
-
-
-def log2_ticks(lo: float, hi: float) -> list[float]:
-    """Round ticks for a log axis from lo to hi: powers of two, with their halves-of-an-
-    octave (x1.5) added when the range spans fewer than three of them."""
-    if not (lo > 0 and hi > 0):
-        return []
-    lo, hi = min(lo, hi), max(lo, hi)
-    ticks = [2.0**k for k in range(math.floor(math.log2(lo)), math.ceil(math.log2(hi)) + 1)]
-    inside = [t for t in ticks if lo / 1.05 <= t <= hi * 1.05]
-    if len(inside) < 3:
-        ticks = sorted(ticks + [1.5 * t for t in ticks])
-        inside = [t for t in ticks if lo / 1.05 <= t <= hi * 1.05]
-    if len(inside) < 2:  # a range inside one step: the ends themselves
-        inside = sorted({float(f"{lo:.3g}"), float(f"{hi:.3g}")})
-    return inside
-
-
 def log2_axis(ax, values, axis: str = "x", suffix: str = "") -> None:
-    """Base-2 log scale on ``axis`` with readable round ticks (12, 24, 48; not 10^1)."""
+    """Base-2 log scale on ``axis`` with readable round ticks (12, 24, 48; not 10^1), at
+    least three across the axis (labels.log_axis); ``values``: what it shows."""
     values = [float(v) for v in values if v is not None and math.isfinite(v) and v > 0]
-    getattr(ax, f"set_{axis}scale")("log", base=2)
     if not values:
+        getattr(ax, f"set_{axis}scale")("log", base=2)
         return
-    target = ax.xaxis if axis == "x" else ax.yaxis
-    target.set_major_locator(FixedLocator(log2_ticks(min(values), max(values))))
-    target.set_major_formatter(FuncFormatter(lambda v, _: _number(v) + suffix))
-    target.set_minor_locator(NullLocator())
+    log_axis(ax, axis, 2, lambda v: number(v) + suffix)
 
 
 def caption(df: pd.DataFrame) -> str:
@@ -109,9 +99,9 @@ def caption(df: pd.DataFrame) -> str:
     if "budget" in df and df["budget"].notna().any():
         budgets = sorted(int(b) for b in df["budget"].dropna().unique())
         parts.append(" and ".join(f"{b:,}" for b in budgets) + " training samples per point")
-    seeds = _seed_count(df)
+    seeds = _seed_range(df)
     if seeds:
-        parts.append(f"points: mean top-1 over {seeds}, bars ± 1 std")
+        parts.append(points_phrase(*seeds))
     return "; ".join(parts)
 
 
@@ -122,19 +112,37 @@ def captioned(fig, text: str):
     return fig
 
 
-def _seed_count(df: pd.DataFrame) -> str:
-    """Seeds per plotted point, "3 seeds", or "1-3 seeds" while a study is still filling in
-    (a point over one seed has no bar)."""
-    if "seed" not in df or finished(df).empty:
-        return ""
-    per_point = summarise(df)["seeds"]  # summarise's variants are the plotted points
-    low, high = int(per_point.min()), int(per_point.max())
+def seed_words(low: int, high: int) -> str:
+    """ "3 seeds", "1 seed", or "1-3 seeds" while a study is still filling in."""
     return f"{high} seed{'s' * (high != 1)}" if low == high else f"{low}-{high} seeds"
 
 
+def spread_note(low: int, high: int) -> str:
+    """What a point and its bar are, for a legend: "mean ± std over 3 seeds", and "1 seed
+    (no spread)" where every point has one seed (a mean and std over one seed are not)."""
+    if high <= 1:
+        return "1 seed (no spread)"
+    return f"mean ± std over {seed_words(low, high)}"
+
+
+def points_phrase(low: int, high: int) -> str:
+    """The caption's words for points and bars (spread_note's, for a caption)."""
+    if high <= 1:
+        return "points: top-1 of 1 seed (no spread)"
+    return f"points: mean top-1 over {seed_words(low, high)}, bars ± 1 std"
+
+
+def _seed_range(df: pd.DataFrame) -> tuple[int, int] | None:
+    """Fewest and most seeds of a plotted point (a point over one seed has no bar)."""
+    if "seed" not in df or finished(df).empty:
+        return None
+    per_point = summarise(df)["seeds"]  # summarise's variants are the plotted points
+    return int(per_point.min()), int(per_point.max())
+
+
 def _seeds(df: pd.DataFrame) -> str:
-    n = _seed_count(df)
-    return f"mean ± std over {n}" if n else "mean ± std over seeds"
+    seeds = _seed_range(df)
+    return spread_note(*seeds) if seeds else "mean ± std over seeds"
 
 
 # Redrawing unchanged results gives byte-identical files (no dates, fixed SVG ids), so the
@@ -157,19 +165,29 @@ def save(fig, out: Path, name: str) -> list[Path]:
     return paths
 
 
-def _errorbar(ax, s: pd.DataFrame, scale: float, dim: str, label: str):
-    color, marker = STYLE[dim]
-    ax.errorbar(
-        s["flops"] / scale,
-        s["top1_mean"],
-        yerr=s["top1_std"],
-        color=color,
-        marker=marker,
-        capsize=3,
-        lw=1.5,
-        ms=6,
-        label=label,
-    )
+def _curve(ax, x, s: pd.DataFrame, style: str, label: str, drawn=None, span=None):
+    """One line with error bars: top1_mean ± top1_std of ``s`` against ``x``, in
+    STYLE[style]. With ``drawn`` ([(name, xs, ys)] of the lines before it in ``ax``, which
+    it joins) and ``span`` (labels.spans of the axes' data): a line lying on one of them is
+    dashed and drawn DODGE_PT points to its right, and its legend entry says so."""
+    x, y = [float(v) for v in x], [float(v) for v in s["top1_mean"]]
+    on = overlapping(x, y, drawn, span) if drawn else None
+    color, marker = STYLE[style]
+    note = f"\n(coincides with {on}: drawn {DODGE_PT:g} pt right)" if on else ""
+    bars = ax.errorbar(x, y, yerr=s["top1_std"], color=color, marker=marker, capsize=3,
+                       lw=1.5, ms=6, ls="--" if on else "-", label=label + note)  # fmt: skip
+    if on:
+        dodge(ax, bars.get_children())
+    if drawn is not None:
+        drawn.append((label.removeprefix("scale by "), x, y))
+    return bars
+
+
+def _label(row, dim: str) -> str:
+    """A point's label: the scaled dimension's multiplier (d=2.3), or compound's φ=2."""
+    if dim == "compound":
+        return f"φ={row['phi']:g}" if pd.notna(row["phi"]) else ""
+    return f"{SYMBOL[dim]}={row[SYMBOL[dim]]:.2g}"
 
 
 def draw_figure3(df: pd.DataFrame):
@@ -182,26 +200,21 @@ def draw_figure3(df: pd.DataFrame):
         1, len(dims), figsize=(4.2 * len(dims), 3.8), sharey=True, squeeze=False,
         layout="constrained",
     )  # fmt: skip
+    labels = []
     for ax, dim in zip(axes[0], dims):
         s = summarise(dimension_curve(df, dim))
-        _errorbar(ax, s, scale, dim, f"scale by {dim} ({_seeds(df)})")
-        for _, row in s.iterrows():
-            value = row[SYMBOL[dim]]
-            ax.annotate(
-                f"{SYMBOL[dim]}={value:.2g}",
-                (row["flops"] / scale, row["top1_mean"]),
-                textcoords="offset points",
-                xytext=(4, -10),
-                fontsize=8,
-                annotation_clip=False,
-            )
+        _curve(ax, s["flops"] / scale, s, dim, f"scale by {dim}, {_seeds(df)}")
+        labels.append([(row["flops"] / scale, row["top1_mean"], _label(row, dim))
+                       for _, row in s.iterrows()])  # fmt: skip
         log2_axis(ax, s["flops"] / scale)
         ax.margins(x=0.12, y=0.1)  # room for the labels of the end points
         ax.set_xlabel(xlabel + ", log scale")
         ax.set_title(f"{dim.capitalize()} scaling")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7)
     axes[0][0].set_ylabel("Top-1 accuracy (%)")
+    for ax, points in zip(axes[0], labels):  # last: placed around everything else
+        place_labels(ax, points)
     return captioned(fig, caption(done))
 
 
@@ -215,12 +228,13 @@ def draw_figure8(df: pd.DataFrame):
         return None
     scale, xlabel = _flops_axis(done["flops"])
     fig, ax = plt.subplots(figsize=(5.4, 4.2), layout="constrained")
-    shown = []
+    shown, drawn, span = [], [], spans(done["flops"], done["top1"])
     runs = done.drop_duplicates("key")  # a run serving two cells is one point on its curve
     for dim in DIMENSIONS:
         rows = dimension_curve(runs, dim)
         if rows["flops"].nunique() > 1:
-            _errorbar(ax, summarise(rows), scale, dim, f"scale by {dim}")
+            s = summarise(rows)
+            _curve(ax, s["flops"] / scale, s, dim, f"scale by {dim}", drawn, span)
             shown += list(rows["flops"])
     base = runs[has_role(runs, "base")]
     compound = done[has_role(done, "compound")]
@@ -231,7 +245,8 @@ def draw_figure8(df: pd.DataFrame):
     for i, rule in enumerate(sorted(rules.unique())):  # one line per coefficient choice
         comp = pd.concat([base, compound[rules == rule]])
         label = f"compound ({rule})" if rules.nunique() > 1 else "compound scaling"
-        _errorbar(ax, summarise(comp), scale, styles[min(i, 2)], label)
+        s = summarise(comp)
+        _curve(ax, s["flops"] / scale, s, styles[min(i, 2)], label, drawn, span)
         shown += list(comp["flops"])
     log2_axis(ax, pd.Series(shown) / scale)
     ax.margins(x=0.08, y=0.1)
@@ -283,24 +298,56 @@ def flops_vs_phi(rows: pd.DataFrame, out: Path, name: str = "flops_vs_phi") -> l
 
 
 def _scatter_by_role(ax, s: pd.DataFrame) -> None:
-    """Top-1 mean and std against column x, one colour per role. A Figure-8 match counts
-    with its dimension; roles without a paper style (search, pretrain, transfer ...) take
-    the next colours of a fixed cycle."""
-    family = s["roles"].fillna("").str.split(";").str[0].str.removeprefix("match-")
-    styles = {**STYLE, "base": ("black", "D")}
+    """Top-1 mean and std against column x as points, one colour per role: the roles that
+    are no curve (search, pretrain, transfer ...), in the next colours of a fixed cycle."""
+    family = s["roles"].fillna("").str.split(";").str[0]
     others = iter(["tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray"])
     for role in family.unique():
-        color, marker = styles.get(role) or (next(others, "gray"), "o")
         match = s[family == role]
-        ax.errorbar(
-            match["x"],
-            match["top1_mean"],
-            yerr=match["top1_std"],
-            fmt=marker,
-            color=color,
-            capsize=3,
-            label=role or "other",
-        )
+        ax.errorbar(match["x"], match["top1_mean"], yerr=match["top1_std"], fmt="o",
+                    color=next(others, "gray"), capsize=3, label=role or "other")  # fmt: skip
+
+
+def _rules(df: pd.DataFrame, s: pd.DataFrame) -> pd.Series:
+    """Each summarised point's coefficient choice (``scaling``; "" for none)."""
+    if "scaling" not in df:
+        return pd.Series("", index=s.index)
+    rule = finished(df).groupby(VARIANT, dropna=False, sort=False)["scaling"].first()
+    merged = s[VARIANT].merge(rule.reset_index(), on=VARIANT, how="left")
+    return pd.Series(merged["scaling"].fillna("").to_numpy(), index=s.index)
+
+
+def _curves_by_dimension(ax, df: pd.DataFrame, s: pd.DataFrame) -> list[tuple]:
+    """Top-1 against column x of ``s``: the base joined to each dimension's points and to
+    each compound rule's (as in figure3 and figure8; a line on another dodged), other roles
+    as points, the base on top. Returns the point labels, (x, y, "d=2.3"), one per point."""
+    base, compound, rules = has_role(s, "base"), has_role(s, "compound"), _rules(df, s)
+    curves = [(d, f"scale by {d}", has_role(s, d) | has_role(s, f"match-{d}")) for d in DIMENSIONS]
+    choices = sorted(rules[compound].unique())
+    for i, rule in enumerate(choices):  # one line per coefficient choice
+        label = f"compound ({rule})" if len(choices) > 1 else "compound scaling"
+        on = compound & (rules == rule)
+        curves.append((["compound", "compound-2", "compound-3"][min(i, 2)], label, on))
+    drawn, span, texts = [], spans(s["x"], s["top1_mean"]), {}
+    for style, label, on in curves:
+        if not on.any():
+            continue
+        line = s[base | on].sort_values(["x", "flops"])
+        _curve(ax, line["x"], line, style, label, drawn, span)
+        dim = "compound" if style.startswith("compound") else style
+        for _, row in s[on].iterrows():
+            texts.setdefault((row["x"], row["top1_mean"]), []).append(_label(row, dim))
+    grouped = base | compound
+    for dim in DIMENSIONS:
+        grouped |= has_role(s, dim) | has_role(s, f"match-{dim}")
+    if (~grouped).any():
+        _scatter_by_role(ax, s[~grouped])
+    if base.any():
+        b = s[base]
+        ax.errorbar(b["x"], b["top1_mean"], yerr=b["top1_std"], fmt="D", color="black", ms=7,
+                    mec="white", capsize=3, zorder=5, label="base")  # fmt: skip
+    return [(x, y, ", ".join(dict.fromkeys(filter(None, t)))) for (x, y), t in texts.items()
+            if any(t)]  # fmt: skip
 
 
 def draw_acc_vs_params(df: pd.DataFrame):
@@ -313,22 +360,18 @@ def draw_acc_vs_params(df: pd.DataFrame):
     )
 
 
-def _log10_axis(ax) -> None:
-    ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))  # 3, 30, not 3x10^0
-    ax.xaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
-
-
 def _accuracy_against(df: pd.DataFrame, s: pd.DataFrame, x, log_axis, xlabel: str):
-    """Top-1 (summarised rows ``s``) against ``x`` on a log axis, by role, captioned."""
-    fig, ax = plt.subplots(figsize=(5.2, 4), layout="constrained")
-    _scatter_by_role(ax, s.assign(x=x))
+    """Top-1 (summarised rows ``s``) against ``x`` on a log axis, a line per dimension and
+    per compound rule, each point labelled, captioned."""
+    fig, ax = plt.subplots(figsize=(5.2, 4.6), layout="constrained")
+    points = _curves_by_dimension(ax, df, s.assign(x=list(x)))
     log_axis(ax)
-    ax.margins(x=0.08)
+    ax.margins(x=0.1, y=0.08)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("Top-1 accuracy (%)")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8, title=_seeds(df), title_fontsize=7)
+    legend_below(fig, ax, title=_seeds(df), title_fontsize=7)
+    place_labels(ax, points, fontsize=7)
     return captioned(fig, caption(finished(df)))
 
 
@@ -345,9 +388,8 @@ def draw_acc_vs_latency(df: pd.DataFrame):
     s = s.merge(latency.reset_index(), on=VARIANT, how="left").dropna(subset=["latency_ms"])
     if s.empty:
         return None
-    return _accuracy_against(
-        df, s, s["latency_ms"], _log10_axis, "Latency (ms per batch, median), log scale"
-    )
+    xlabel = "Latency (ms per batch, median), log scale"
+    return _accuracy_against(df, s, s["latency_ms"], lambda ax: log_axis(ax, "x", 10), xlabel)
 
 
 def acc_vs_latency(df: pd.DataFrame, out: Path, name: str = "acc_vs_latency") -> list[Path]:
@@ -382,17 +424,26 @@ def draw_budget_trend(rows: list[dict], df: pd.DataFrame | None = None):
             label=f"φ = {phi:g}" + (f", {rule}" if several_rules and rule else ""),
         )
     ax.axhline(0, color="black", lw=0.8)
-    ax.set_xscale("log", base=2)
-    budgets = sorted(rows["budget"].unique())
-    ax.set_xticks(budgets, [budget_label(int(b)) for b in budgets])
-    ax.minorticks_off()
+    budgets = sorted(rows["budget"].unique())  # ticked, with round ones between
+    log_axis(ax, "x", 10, lambda v: budget_label(int(round(v))), keep=budgets)
     ax.margins(x=0.1)
     ax.set_xlabel("Training budget (samples per point), log scale")
     ax.set_ylabel("Compound − best single (top-1 points)")
     ax.set_title("Compound vs the best single dimension, by budget")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, title="mean ± std of per-seed differences", title_fontsize=7)
+    ax.legend(fontsize=8, title=_difference_note(rows), title_fontsize=7)
     return captioned(fig, caption(finished(df)) if df is not None else "")
+
+
+def _difference_note(rows: pd.DataFrame) -> str:
+    """The trend legend's words for its points: over how many seeds, or "1 seed"."""
+    seeds = rows["seeds"].dropna() if "seeds" in rows else pd.Series(dtype=float)
+    if seeds.empty:
+        return "mean ± std of per-seed differences"
+    low, high = int(seeds.min()), int(seeds.max())
+    if high <= 1:
+        return "difference on 1 seed (no spread)"
+    return f"mean ± std of per-seed differences, {seed_words(low, high)}"
 
 
 def budget_trend(

@@ -12,6 +12,7 @@ import pandas as pd
 from effscale import io, text
 from effscale.latency import latency_for_results
 from effscale.report import plots
+from effscale.report.columns import readable
 from effscale.report.lawsection import law_section
 from effscale.report.pooling import pooled_compound_vs_single
 from effscale.report.stats import ALPHA
@@ -52,6 +53,8 @@ SUMMARY_COLUMNS = [
 ]
 
 
+TIMING_COLUMNS = ["variant", "seed", "samples", "est_seconds", "measured_seconds", "ratio"]
+
 # Settings rather than measurements: shown as set (2.333, 1.025), not rounded to 2 decimals.
 MULTIPLIERS = {"d", "w", "r", "phi", "alpha", "beta", "gamma", "base_width", "base_depth"}
 
@@ -84,11 +87,14 @@ def _variants_table(summary: pd.DataFrame) -> str:
     if "budget" in summary and summary["budget"].nunique() > 1:
         columns = [*columns[: columns.index("flops")], "budget", *columns[columns.index("flops") :]]
         summary = summary.sort_values(["budget", "flops"], kind="stable")
-    return text.to_markdown(_fmt_rows(summary.to_dict("records")), columns)
+    rows = [{c: r.get(c) for c in columns} for r in summary.to_dict("records")]
+    return text.to_markdown(_fmt_rows(rows))
 
 
 def _fmt_rows(rows: list[dict]) -> list[dict]:
-    return [{k: _cell(k, v) for k, v in r.items()} for r in rows]
+    """Rows as report.md shows them: one number format (_cell), readable column names, a
+    mean and its spread in one cell (effscale.report.columns)."""
+    return [readable({k: _cell(k, v) for k, v in r.items()}) for r in rows]
 
 
 def _base_line(study) -> str:
@@ -130,10 +136,7 @@ def _timing(store: StudyDir, study) -> tuple[list[str], dict]:
         "samples plus the evaluations, over the training FLOP/s a probe measured on this device "
         "(effscale.study.estimate).",
         "",
-        text.to_markdown(
-            _fmt_rows(rows),
-            ["variant", "seed", "samples", "est_seconds", "measured_seconds", "ratio"],
-        ),  # fmt: skip
+        text.to_markdown(_fmt_rows([{k: r[k] for k in TIMING_COLUMNS} for r in rows])),
     ]
     return lines, record
 
@@ -190,7 +193,7 @@ def write_report(run_dir: str | Path, alpha: float = ALPHA) -> dict:
     figures = plots.all_plots(df, store.path / "figures", cells=cells)
     dims, compound = diminishing_returns(df, alpha), compound_vs_single(cells, alpha)
     pooled = pooled_compound_vs_single(cells, alpha)
-    io.write_text(store.path / SUMMARY, summary.to_csv(index=False))
+    io.write_csv(store.path / SUMMARY, summary)
     env = _environment(store, df)
     df = df.assign(trained_on=_trained_on(store, df))
     warnings = [f"{w}: not like for like" for w in mixed_environments(df)]
@@ -210,13 +213,13 @@ def write_report(run_dir: str | Path, alpha: float = ALPHA) -> dict:
     transfer_question = compound_transfers_better(df, study.points, alpha)
     lines += transfer_section(transfer, transfer_question, study, _fmt_rows)
     lines[summary_at:summary_at] = summary_lines(dims, compound, pooled, transfer_question, study)
-    timing_lines, timing = _timing(store, study)
-    lines += timing_lines
     fitted_law = law_section(store.path, lines)  # the study's own law, or why there is none
     lines += ["## Figures", ""]
     lines += [f"![{p.stem}](figures/{p.name})" for p in figures if p.suffix == ".png"]
     lines += ["", "## Variants (mean over seeds)", ""]
     lines.append(_variants_table(summary) if not summary.empty else "No finished points yet.\n")
+    timing_lines, timing = _timing(store, study)  # after the figures: how, not what
+    lines += timing_lines
     search = None
     if (store.path / SEARCH_FILE).exists():  # a grid search's run directory (Step 1)
         search, search_lines = _search_section(store)
@@ -308,11 +311,12 @@ def _verdict_sections(
             f"Each verdict is Student's paired t-test on per-seed differences (two-sided, n - 1 "
             f'degrees of freedom): "supported" or "contradicted" only where p < {alpha:g}, '
             f'else "not resolved" with the number of seeds that would resolve a difference of '
-            "the observed size at the observed spread (80 % power). `ci_low`..`ci_high` is the "
+            "the observed size at the observed spread (80 % power). The 95 % CI column is the "
             f"{100 * (1 - alpha):g} % confidence interval of the mean difference. Compound is "
-            "tested against every matched dimension (`p_<dimension>`, Holm-adjusted over the "
-            "dimensions), not only the one best on the means, since picking the best after "
-            "looking at the same seeds tilts the test against compound: it is contradicted where "
+            "tested against every matched dimension (p depth, p width, p resolution: "
+            "Holm-adjusted over the dimensions), not only the one best on the means, since "
+            "picking the best after looking at the same seeds tilts the test against compound: "
+            "it is contradicted where "
             "some dimension is ahead after the correction, and supported only where it is ahead "
             "of every dimension at the level (an intersection-union test). With 3 seeds a "
             "difference needs to be about 4.3 standard errors from zero to pass at 0.05.",
@@ -328,7 +332,7 @@ def _verdict_sections(
     )
     lines += _table_section(
         "## Compound vs the best single dimension at matched FLOPs (paper Figure 8)",
-        compound,
+        [{k: v for k, v in r.items() if k != "level"} for r in compound],  # the level: above
         "Compound top-1 minus the best single-dimension top-1 at the same counted "
         "FLOPs, per seed; mean ± std of those differences, its interval, and the "
         "Holm-adjusted p-value against each dimension.",
@@ -336,14 +340,14 @@ def _verdict_sections(
     )
     if per_seed:
         lines += [
-            "Per seed (top-1; `compound_minus_best` against the dimension best on the mean, "
+            "Per seed (top-1; compound - best against the dimension best on the mean, "
             '"-" where either is missing; the means above pair the seeds that have both):',
             "",
             text.to_markdown(_fmt_rows(per_seed)),
         ]
     if dims or compound:
         lines += [
-            f"`still_improving` names the points a verdict stands on that gained more than "
+            f"Still improving names the points a verdict stands on that gained more than "
             f"{IMPROVING:g} top-1 point(s), on average over seeds, in about the last quarter of "
             "their training (late_gain in results.csv): a verdict standing on them may move "
             "with a longer budget.",

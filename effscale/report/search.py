@@ -7,7 +7,8 @@ import math
 from pathlib import Path
 
 from effscale import io
-from effscale.report.plots import caption, captioned, plt, save
+from effscale.report.labels import legend_below, place_labels
+from effscale.report.plots import caption, captioned, plt, save, spread_note
 from effscale.report.stats import ALPHA, paired_t
 from effscale.report.verdicts import finished as finished_rows
 from effscale.report.verdicts import mean_std
@@ -178,61 +179,35 @@ def table(record: dict) -> list[dict]:
 # --------------------------------------------------------------------------------------
 
 
-def _seed_count(nets: list[dict]) -> str:
-    """ "3 seeds", or "1-3 seeds" while the networks have different numbers finished."""
-    low, high = min(r["seeds"] for r in nets), max(r["seeds"] for r in nets)
-    return f"{low}-{high} seeds" if low != high else f"{low} seed{'s' * (low != 1)}"
+def _coefficients(rows: list[dict]) -> str:
+    """A network's label: the α, β, γ of each candidate that builds it, "1, 1.4, 1"."""
+    return "\n".join(f"{r['alpha']:g}, {r['beta']:g}, {r['gamma']:g}" for r in rows)
 
 
-def search_plot(record: dict, out: Path, name: str = "search", caption: str = "") -> list[Path]:
-    """Top-1 vs realised FLOPs ratio per trained network, the chosen one starred; ``caption``:
-    the line under it (effscale.report.plots.caption of the results)."""
-    nets = [
-        r for r in record["candidates"] if r["kept"] and r["trained"] and r["top1_mean"] is not None
-    ]
+def draw_search(record: dict, caption: str = ""):
+    """Top-1 vs realised FLOPs ratio per trained network, each labelled with its α, β, γ
+    (every candidate that builds it), the chosen one starred and in red; ``caption``: the
+    line under it (effscale.report.plots.caption of the results). None with nothing trained."""
+    kept = [r for r in record["candidates"] if r["kept"] and r["top1_mean"] is not None]
+    nets = [r for r in kept if r["trained"]]
     if not nets:
-        return []
-    fig, ax = plt.subplots(figsize=(5.4, 4.2), layout="constrained")
-    ax.errorbar(
-        [r["realised_flops_ratio"] for r in nets],
-        [r["top1_mean"] for r in nets],
-        yerr=[r["top1_std"] or 0.0 for r in nets],
-        fmt="o",
-        color="tab:blue",
-        capsize=3,
-        ms=5,
-        label=f"candidate network (mean ± std over {_seed_count(nets)})",
-    )
+        return None
+    low, high = min(r["seeds"] for r in nets), max(r["seeds"] for r in nets)
+    fig, ax = plt.subplots(figsize=(5.4, 4.6), layout="constrained")
+    ax.errorbar([r["realised_flops_ratio"] for r in nets], [r["top1_mean"] for r in nets],
+                yerr=[r["top1_std"] or 0.0 for r in nets], fmt="o", color="tab:blue",
+                capsize=3, ms=5,
+                label=f"candidate network, labelled α, β, γ; {spread_note(low, high)}")  # fmt: skip
     best = record.get("chosen") or record.get("leader")
     if best:
-        ax.errorbar(
-            [best["realised_flops_ratio"]],
-            [best["top1_mean"]],
-            yerr=[best["top1_std"] or 0.0],
-            fmt="*",
-            color="tab:red",
-            capsize=3,
-            ms=14,
-            label="chosen" if record.get("chosen") else "leading (search unfinished)",
-        )
-        ax.annotate(
-            f"α={best['alpha']:g}, β={best['beta']:g}, γ={best['gamma']:g}",
-            (best["realised_flops_ratio"], best["top1_mean"]),
-            textcoords="offset points",
-            xytext=(8, 6),
-            fontsize=9,
-            color="tab:red",
-            annotation_clip=False,
-        )
+        said = "chosen" if record.get("chosen") else "leading (search unfinished)"
+        ax.errorbar([best["realised_flops_ratio"]], [best["top1_mean"]],
+                    yerr=[best["top1_std"] or 0.0], fmt="*", color="tab:red", capsize=3,
+                    ms=14, zorder=5, label=said)  # fmt: skip
     base = record.get("base_top1") or {}
     if base.get("top1_mean") is not None:
-        ax.axhline(
-            base["top1_mean"],
-            color="black",
-            ls="--",
-            lw=1,
-            label=f"base (FLOPs ratio 1): {base['top1_mean']:.1f} %",
-        )
+        ax.axhline(base["top1_mean"], color="black", ls="--", lw=1,
+                   label=f"base (FLOPs ratio 1): {base['top1_mean']:.1f} %")  # fmt: skip
     goal = record["target"] ** record["phi"]
     ax.axvline(goal, color="gray", ls=":", lw=1, label=f"target {goal:g}x")
     ax.set_xlabel("Realised FLOPs / base FLOPs")
@@ -241,7 +216,31 @@ def search_plot(record: dict, out: Path, name: str = "search", caption: str = ""
         f"{record['model']}: grid search at φ={record['phi']:g} (α·β²·γ² ≈ {record['target']:g})"
     )
     ax.grid(alpha=0.3)
-    ax.margins(x=0.15, y=0.1)
-    ax.legend(fontsize=7)
+    ax.margins(x=0.2, y=0.1)  # room for the labels of the end points
+    legend_below(fig, ax)
+    _label_networks(ax, nets, kept, best)
+    return captioned(fig, caption)
+
+
+def _label_networks(ax, nets: list[dict], kept: list[dict], best: dict | None) -> None:
+    """Each trained network's α, β, γ beside it, placed clear of the others and the legend;
+    the chosen one's in red."""
+    chosen = best and (best["alpha"], best["beta"], best["gamma"])
+    plain, red = [], []
+    for net in nets:
+        rows = [r for r in kept if r["network"] == net["network"]]
+        point = (net["realised_flops_ratio"], net["top1_mean"], _coefficients(rows))
+        if any((r["alpha"], r["beta"], r["gamma"]) == chosen for r in rows):
+            red.append((*point, {"color": "tab:red", "fontweight": "bold"}))
+        else:
+            plain.append(point)
+    place_labels(ax, red + plain, fontsize=7)  # the chosen first: its place is the best
+
+
+def search_plot(record: dict, out: Path, name: str = "search", caption: str = "") -> list[Path]:
+    """Draw the search (draw_search) into ``out`` as PNG and SVG."""
+    fig = draw_search(record, caption)
+    if fig is None:
+        return []
     out.mkdir(parents=True, exist_ok=True)
-    return save(captioned(fig, caption), out, name)
+    return save(fig, out, name)

@@ -202,7 +202,8 @@ def figure8_cells(df: pd.DataFrame):
     compound rows, each matched dimension's rows, and the dimension best on the mean."""
     df = finished(df)
     rules = df["scaling"].fillna("") if "scaling" in df else pd.Series("", index=df.index)
-    for rule, phi in sorted({(r, p) for r, p in zip(rules, df["phi"]) if pd.notna(p) and p}):
+    cells = {(p, r) for r, p in zip(rules, df["phi"]) if pd.notna(p) and p}
+    for phi, rule in sorted(cells):  # rows by phi, then rule: the order a reader looks for
         at_phi = df[(df["phi"] == phi) & (rules == rule)]
         comp = at_phi[has_role(at_phi, "compound")]
         singles = {dim: at_phi[has_role(at_phi, f"match-{dim}")] for dim in DIMENSIONS}
