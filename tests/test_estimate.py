@@ -43,10 +43,11 @@ def test_a_point_costs_three_forward_passes_a_sample_plus_its_evaluations():
     point = Point(BASE.variant(w=1.5), 0, RECIPE, "synthetic")
     flops = count_cost(point.variant, 10).flops
     c = point_compute(point, (1000, 200, 10))  # 1000 train images: 16 batches an epoch
-    assert c["flops"] == flops and c["trained_samples"] == 512  # under an epoch: as asked
-    assert c["train_flops"] == 3 * flops * 512
+    # under an epoch: whole batches (of 62 or 63), the first 9 of them: 562 samples
+    assert c["flops"] == flops and c["trained_samples"] == 562
+    assert c["train_flops"] == 3 * flops * 562
     one_eval = 200 + min(RECIPE.bn_images, 1000)
-    assert c["compute_flops"] == 3 * flops * 512 + flops * one_eval
+    assert c["compute_flops"] == 3 * flops * 562 + flops * one_eval
     longer = point_compute(Point(point.variant, 0, budget("smoke", samples=2000), "x"),
                            (1000, 200, 10))  # fmt: skip
     assert longer["trained_samples"] == 2000  # two passes over all 1,000 (protocol 3)

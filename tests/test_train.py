@@ -522,3 +522,21 @@ def test_a_run_killed_inside_an_epoch_resumes_inside_it_and_matches(
     assert resumed["top1"] == pytest.approx(whole["top1"], abs=1e-6)
     assert resumed["loss"] == pytest.approx(whole["loss"], rel=1e-4)
     assert resumed["samples"] == whole["samples"]
+
+
+def test_a_budget_inside_an_epoch_trains_whole_batches_and_says_how_many(tmp_path):
+    """Protocol 3's batches are of near-equal size (10,000 images at batch 64: 157 of 63 or
+    64), so a budget of 4,096 falls inside one: 65 batches, 4,140 samples, in every number
+    (the bar said 4,140 of 4,096)."""
+    from effscale.recipe import batch_bounds
+    from effscale.training.batches import samples_trained
+
+    recipe = budget("smoke", samples=4096, batch_size=64)
+    bounds = batch_bounds(10_000, 64)
+    assert samples_trained(10_000, recipe) == 4140 == bounds[65]
+    data = load_dataset("synthetic:10")  # 100 images at batch 32: batches of 25
+    heard = []
+    result = train(SMALL, data, budget("smoke", samples=60, batch_size=32), tmp_path,
+                   device="cpu", on_event=lambda kind, p: heard.append((kind, p)))  # fmt: skip
+    totals = [p["total"] for kind, p in heard if kind == "progress" and "total" in p]
+    assert result["samples"] == totals[0] == 75  # three batches of 25

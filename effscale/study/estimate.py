@@ -265,13 +265,13 @@ def point_compute(point: Point, sizes=None, branch: bool = False) -> dict:
     ``branch`` trains and evaluates only its cool-down (effscale.study.branches).
     ``sizes``: (train images, test images, classes) when known."""
     from effscale.recipe import cooldown_start, epoch_samples
-    from effscale.training.batches import planned_samples
+    from effscale.training.batches import samples_trained
 
     n_train, n_test, classes = sizes or data_sizes(point.data)
     cost = count_cost(point.variant, classes)
     r = point.recipe
     per_epoch = epoch_samples(n_train, r.batch_size, r.protocol)
-    total = planned_samples(point.recipe.samples, per_epoch)
+    total = samples_trained(n_train, r)
     start = cooldown_start(r, total) if branch else 0  # where a branch takes over
     samples = total - int(start)
     evaluations = math.ceil(total / per_epoch) - math.floor(start / per_epoch)
