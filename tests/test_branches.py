@@ -9,6 +9,7 @@ import torch
 
 from effscale.data import load_dataset
 from effscale.recipe import budget
+from effscale.rundir import PointDir
 from effscale.scaling import make_variant
 from effscale.training.loop import train
 from effscale.training.optim import get_lr
@@ -38,6 +39,9 @@ def test_a_branch_trains_what_a_run_to_its_budget_alone_trains(tmp_path):
     train(SMALL, data, WSD, tmp_path / "trunk", device="cpu", compile=False,
           branches=[(short, tmp_path / "branch")])  # fmt: skip
     assert (tmp_path / "branch" / "checkpoint.pt").exists()
+    seeded = PointDir(tmp_path / "branch")  # what status shows of it: where it stands
+    assert seeded.progress() == {"samples": 225, "total": 300}
+    assert [m["epoch"] for m in seeded.epochs()] == [1, 2]  # the trunk's, before 225
     branched = train(SMALL, data, short, tmp_path / "branch", device="cpu", compile=False,
                      resume=True, on_event=lambda kind, p: heard.append((kind, p)))  # fmt: skip
     said = [p for kind, p in heard if kind == "message" and "resuming" in str(p)]

@@ -61,7 +61,7 @@ def status(
                 for key, p in st["progress"].items()
             ],
             fmt,
-            title="Points in progress (from each point's metrics.jsonl, one line an epoch)",
+            title="Points in progress (from each point's progress.json, else its metrics.jsonl)",
         )
     if jobs:
         output.rows(

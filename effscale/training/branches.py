@@ -23,6 +23,7 @@ class Branch:
     start: float  # in samples
     point: PointDir
     config: dict  # its config.json
+    total: int  # the samples it trains (its budget in whole epochs)
 
 
 def seed_branch(branch: Branch, model, optimizer, ema, at: Progress, variant, data, prep) -> None:
@@ -31,4 +32,6 @@ def seed_branch(branch: Branch, model, optimizer, ema, at: Progress, variant, da
     if branch.point.config_file.exists():
         return
     save_checkpoint(branch.point, model, optimizer, ema, at, variant, data, prep)
+    branch.point.write_metrics(at.metrics)  # as a run to its budget alone, stopped here,
+    branch.point.write_progress(at.samples, branch.total)  # would have: what status reads
     branch.point.write_config(branch.config)  # last: a config says the checkpoint is whole

@@ -195,8 +195,10 @@ def _never() -> bool:
 def _branch(recipe: Recipe, out, variant, data, seed, init_from, cost, device) -> Branch:
     point = PointDir(io.writable_dir(out))
     identity = run_identity(variant, recipe, data, seed, init_from)
-    start = cooldown_start(recipe, total_samples(data, recipe))
-    return Branch(start, point, _config(identity, cost, variant, data, device))
+    total = total_samples(data, recipe)
+    return Branch(
+        cooldown_start(recipe, total), point, _config(identity, cost, variant, data, device), total
+    )
 
 
 def _config(identity: dict, cost, variant: Variant, data: ImageDataset, device) -> dict:
